@@ -141,10 +141,16 @@ def resolve_source(source):
     return source
 
 
+_loaded = {}  # path -> (mtime, arrays): a process that asks for several splits reads the file once
+
+
 def load_har_arrays(source="auto", cache_dir=None, verbose=False):
     """All windows of a source as a dict (x, y, subject, is_test, features), built once then cached."""
     source = resolve_source(source)
     path = cache_path(source, cache_dir)
+    mtime = path.stat().st_mtime_ns if path.is_file() else None
+    if mtime is not None and _loaded.get(path, (None,))[0] == mtime:
+        return _loaded[path][1], source
     arrays = _read_cache(path)
     if arrays is None:
         if verbose:
@@ -155,6 +161,7 @@ def load_har_arrays(source="auto", cache_dir=None, verbose=False):
         _write_cache(path, arrays, source)
         if verbose:
             print(f"built in {time.time() - start:.1f} s")
+    _loaded[path] = (path.stat().st_mtime_ns, arrays)
     return arrays, source
 
 
