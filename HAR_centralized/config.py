@@ -1,0 +1,21 @@
+"""Defaults that reproduce the HAR experiments. Every field is also a flag: --model_heads 1 0 1 1 ...
+
+MODEL_HEADS is `model_heads` (augmentation, reconstruction, contrastive, features); USE_WEIGHTED_LOSS is
+`use_weighted_loss`; OUTPUT_DIR is `output_dir`. Edit a default here, or override it on the command line.
+"""
+from dataclasses import dataclass
+
+from common.config import field
+from common.training import PretrainConfig
+from data_processing.har import SOURCES
+
+
+@dataclass
+class HARPretrainConfig(PretrainConfig):
+    output_dir: str = field("HAR_centralized/outputs", "run folders go here")
+    data_source: str = field("auto", "UCI HAR source: official folder if present, else the HAPT rebuild",
+                             choices=SOURCES)
+    # sized so the default pretraining finishes in under 10 minutes on 2 CPU cores
+    epochs: int = field(30, "pretraining epochs")
+    batch_size: int = field(128, "windows per step (per process under torchrun)")
+    encoder_width: int = field(32, "channels of the first conv block")

@@ -1,0 +1,104 @@
+"""Config dataclasses whose fields are the command-line flags.
+
+Each experiment's `config.py` holds one dataclass; `parse_config(cls)` turns every field into a flag
+(`--model_heads 1 0 1 1`), type-checks the values, rejects unknown flags, then calls the config's
+`validate()`. The resolved config is saved with every run as JSON.
+"""
+import argparse
+import dataclasses
+import json
+import typing
+
+from common.errors import UserError
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(message)
+
+
+def _element_type(field_type):
+    args = typing.get_args(field_type)
+    return args[0] if args else str
+
+
+def _parse_bool(text):
+    lowered = str(text).lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 0/1 or true/false, got {text!r}")
+
+
+def _named(kind, convert):
+    def parse(text):
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+
+    parse.__name__ = kind
+    return parse
+
+
+_SCALARS = {int: _named("an integer", int), float: _named("a number", float), str: str, bool: _parse_bool}
+
+
+def build_parser(config_cls, description=None):
+    parser = _OneLineErrorParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(config_cls)
+    for field in dataclasses.fields(config_cls):
+        field_type = hints[field.name]
+        origin = typing.get_origin(field_type)
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        kwargs = {"default": default, "help": field.metadata.get("help", " "), "dest": field.name}
+        if "choices" in field.metadata:
+            kwargs["choices"] = field.metadata["choices"]
+        if origin in (tuple, list):
+            kwargs.update(nargs="+", type=_SCALARS[_element_type(field_type)])
+        elif origin is typing.Union:  # Optional[X]: "none" clears it
+            inner = [a for a in typing.get_args(field_type) if a is not type(None)][0]
+            scalar = _SCALARS[inner]
+            kwargs["type"] = lambda text, scalar=scalar: None if text.lower() == "none" else scalar(text)
+        else:
+            kwargs["type"] = _SCALARS[field_type]
+        parser.add_argument(f"--{field.name}", **kwargs)
+    return parser
+
+
+def parse_config(config_cls, argv=None, description=None):
+    """Defaults of config_cls, overridden by the flags in argv; validated. Unknown flags are an error."""
+    args = build_parser(config_cls, description).parse_args(argv)
+    values = vars(args)
+    hints = typing.get_type_hints(config_cls)
+    for name, value in values.items():
+        if typing.get_origin(hints[name]) is tuple and value is not None:
+            values[name] = tuple(value)
+    config = config_cls(**values)
+    config.validate()
+    return config
+
+
+def config_to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(config_cls, values):
+    """Rebuild a saved config; fields the class no longer has are an error, new fields keep defaults."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise UserError(f"saved config has fields this version does not know: {', '.join(sorted(unknown))}")
+    hints = typing.get_type_hints(config_cls)
+    values = {k: tuple(v) if typing.get_origin(hints[k]) is tuple and v is not None else v for k, v in values.items()}
+    return config_cls(**values)
+
+
+def save_config(config, path):
+    path.write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+
+
+def field(default, help, **metadata):
+    """A config field with its one-line help; tuples are stored as defaults directly (immutable)."""
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})

@@ -1,0 +1,81 @@
+"""Encoders map an input window or image to a fixed-size embedding; a factory builds them by name.
+
+The architecture travels as `model_args` ({"name": ..., **kwargs}) in every saved encoder, so evaluation
+rebuilds it with `build_encoder(**model_args)` without guessing.
+"""
+import torch
+from torch import nn
+
+ENCODERS = {}
+
+
+def register_encoder(name):
+    def decorate(cls):
+        ENCODERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def build_encoder(name, **kwargs):
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; known: {', '.join(sorted(ENCODERS))}")
+    encoder = ENCODERS[name](**kwargs)
+    encoder.model_args = {"name": name, **kwargs}
+    return encoder
+
+
+@register_encoder("cnn1d")
+class Conv1DEncoder(nn.Module):
+    """1D-CNN for sensor windows: (B, C, T) -> (B, embedding_dim).
+
+    `depth` conv blocks (conv, batch norm, ReLU), channels doubling from `width` every block after the first,
+    stride 2 from the second block on; global average pooling; a linear projection to the embedding.
+    """
+
+    def __init__(self, in_channels=9, width=64, depth=3, embedding_dim=128, kernel_size=5):
+        super().__init__()
+        if depth < 1 or width < 1 or embedding_dim < 1:
+            raise ValueError("depth, width and embedding_dim must be positive")
+        blocks, channels = [], in_channels
+        for i in range(depth):
+            out = width * 2 ** min(i, 2)
+            blocks += [
+                nn.Conv1d(channels, out, kernel_size, stride=1 if i == 0 else 2, padding=kernel_size // 2, bias=False),
+                nn.BatchNorm1d(out),
+                nn.ReLU(inplace=True),
+            ]
+            channels = out
+        self.features = nn.Sequential(*blocks)
+        self.projection = nn.Linear(channels, embedding_dim)
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x):
+        h = self.features(x)  # (B, C', T')
+        return self.projection(h.mean(dim=-1))  # (B, embedding_dim)
+
+
+def count_parameters(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def load_encoder_state(encoder, state_dict):
+    """Load strictly; a mismatch names the first differing keys instead of torch's wall of text."""
+    own = encoder.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or wrong_shape:
+        detail = "; ".join(f"{what}: {', '.join(keys[:3])}" for what, keys in
+                           (("missing", missing), ("unexpected", unexpected), ("shape differs", wrong_shape)) if keys)
+        raise ValueError(f"encoder weights do not fit this architecture ({detail})")
+    encoder.load_state_dict(state_dict, strict=True)
+    return encoder
+
+
+@torch.no_grad()
+def embed(encoder, x, batch_size=1024, device="cpu"):
+    """Embeddings of a numpy array or tensor of inputs, in eval mode, batched."""
+    encoder.eval()
+    x = torch.as_tensor(x)
+    return torch.cat([encoder(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])

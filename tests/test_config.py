@@ -1,0 +1,38 @@
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from common.config import config_from_dict, config_to_dict, parse_config
+from common.errors import UserError
+from HAR_centralized.config import HARPretrainConfig
+
+
+def test_every_field_is_a_flag_with_types():
+    config = parse_config(HARPretrainConfig, ["--model_heads", "1", "0", "1", "1", "--use_weighted_loss", "1",
+                                              "--weighting", "dwa", "--epochs", "3", "--lr", "0.01"])
+    assert config.model_heads == (1, 0, 1, 1) and config.weighting == "dwa" and config.epochs == 3
+    assert config.lr == 0.01 and config.run_name() == "mtl_seed42_heads1011"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bogus", "1"], "unrecognized arguments"),
+    (["--epochs", "ten"], "expected an integer"),
+    (["--model_heads", "1", "0", "1"], "four 0/1 values"),
+    (["--model_heads", "1", "2", "1", "1"], "four 0/1 values"),
+    (["--model_heads", "0", "0", "0", "0"], "every task off"),
+    (["--weighting", "magic"], "invalid choice"),
+    (["--epochs", "0"], "at least 1"),
+    (["--mask_ratio", "1.5"], "mask_ratio"),
+])
+def test_bad_flags_are_one_clear_error(argv, message):
+    with pytest.raises(UserError, match=message):
+        parse_config(HARPretrainConfig, argv)
+
+
+def test_saved_config_round_trips():
+    config = parse_config(HARPretrainConfig, ["--model_heads", "0", "1", "1", "0"])
+    values = json.loads(json.dumps(config_to_dict(config)))
+    assert config_from_dict(HARPretrainConfig, values) == config
+    with pytest.raises(UserError, match="does not know"):
+        config_from_dict(HARPretrainConfig, {**values, "old_field": 1})

@@ -1,0 +1,161 @@
+"""The shared pretraining loop on tiny synthetic data, and the HAR entrypoint on the real data."""
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from common.checkpoint import safe_torch_load
+from common.errors import UserError
+from common.training import PretrainData, lr_factor, pretrain
+from data_processing.pretext import PretextSpec
+from HAR_centralized.config import HARPretrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def tiny_data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 9, 128)).astype(np.float32)
+    return PretrainData(x, rng.normal(size=(n, 11)).astype(np.float32), PretextSpec(n_variants=2, seed=seed),
+                        {"data_source": "synthetic"})
+
+
+def tiny_config(tmp_path, **overrides):
+    values = dict(output_dir=str(tmp_path), epochs=3, batch_size=16, encoder_width=4, embedding_dim=8,
+                  n_variants=2, device="cpu", experiment_name="tiny")
+    values.update(overrides)
+    config = HARPretrainConfig(**values)
+    config.validate()
+    return config
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setattr("data_processing.pretext.CACHE_DIR", tmp_path / "cache")
+
+
+def final_weights(config):
+    return safe_torch_load(config.run_dir() / "checkpoint.pt")["model"]
+
+
+def test_a_run_writes_its_folder(tmp_path):
+    config = tiny_config(tmp_path)
+    summary = pretrain(config, tiny_data())
+    run = config.run_dir()
+    assert run.name == "tiny_seed42_heads1111"
+    assert {"encoder.pt", "checkpoint.pt", "config.json", "metrics.jsonl", "summary.json"} <= {p.name for p in run.iterdir()}
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert {"loss/contrastive", "weight/features", "seconds"} <= set(rows[0])
+    encoder = safe_torch_load(run / "encoder.pt")
+    assert encoder["model_args"]["name"] == "cnn1d" and encoder["model_args"]["embedding_dim"] == 8
+    assert set(summary["final_losses"]) == {"augmentation", "reconstruction", "contrastive", "features"}
+    assert json.loads((run / "config.json").read_text())["model_heads"] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("weighting, precompute", [("equal", 1), ("uncertainty", 0), ("dwa", 1),
+                                                   ("gradnorm", 1), ("cagrad", 1)])
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, weighting, precompute):
+    straight = tiny_config(tmp_path / "a", weighting=weighting, precompute=precompute)
+    pretrain(straight, tiny_data())
+
+    killed = tiny_config(tmp_path / "b", weighting=weighting, precompute=precompute)
+
+    def stop_after_first_epoch(epoch, model):
+        if epoch == 0:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        pretrain(killed, tiny_data(), on_epoch_end=stop_after_first_epoch)
+    pretrain(dataclasses.replace(killed, resume=1), tiny_data())
+    expected, got = final_weights(straight), final_weights(killed)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
+    a = safe_torch_load(straight.run_dir() / "checkpoint.pt")["weighting"]
+    b = safe_torch_load(killed.run_dir() / "checkpoint.pt")["weighting"]
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=0)
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    config = tiny_config(tmp_path, epochs=2)
+    pretrain(config, tiny_data())
+    checkpoint = config.run_dir() / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # a torn write
+    summary = pretrain(dataclasses.replace(config, resume=1, epochs=3), tiny_data())
+    assert safe_torch_load(checkpoint)["epoch"] == 2 and summary["final_losses"]
+
+
+def test_resuming_another_architecture_is_refused(tmp_path):
+    config = tiny_config(tmp_path, epochs=1)
+    pretrain(config, tiny_data())
+    with pytest.raises(UserError, match="another architecture"):
+        pretrain(dataclasses.replace(config, resume=1, encoder_width=6, epochs=2), tiny_data())
+
+
+def test_single_heads_and_non_finite_loss(tmp_path):
+    config = tiny_config(tmp_path, epochs=1, model_heads=(0, 0, 1, 0))
+    assert pretrain(config, tiny_data())["tasks"] == ["contrastive"]
+    data = tiny_data()
+    data.features[:] = np.inf
+    with pytest.raises(UserError, match="non-finite loss in task"):
+        pretrain(tiny_config(tmp_path, epochs=1, model_heads=(0, 0, 0, 1), experiment_name="nan"), data)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    values = [lr_factor(s, 100, 10, 0.1) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert values[10] == pytest.approx(1.0) and values[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+
+
+# --------------------------------------------------------------------------- the entrypoint, real data
+TINY_FLAGS = ["--epochs", "1", "--encoder_width", "4", "--embedding_dim", "8", "--n_variants", "1",
+              "--batch_size", "256", "--device", "cpu"]
+
+
+def run_entrypoint(args, tmp_path, launcher=(sys.executable,)):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*launcher, str(REPO / "HAR_centralized" / "train_encoder.py"), *args,
+                           "--output_dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_train_encoder_cli_runs_on_har(tmp_path):
+    result = run_entrypoint(["--experiment_name", "cli", *TINY_FLAGS], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "cli_seed42_heads1111" / "summary.json").read_text())
+    assert summary["data_source"] in ("hapt", "official") and summary["windows"] > 5000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model_heads", "1", "1"], "four 0/1 values"),
+    (["--weighting", "nope"], "invalid choice"),
+    (["--no_such_flag"], "unrecognized arguments"),
+])
+def test_train_encoder_cli_bad_input_is_one_line(tmp_path, args, message):
+    result = run_entrypoint(args, tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_torchrun_two_processes(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    result = run_entrypoint(["--experiment_name", "ddp", *TINY_FLAGS, "--batch_size", "128"], tmp_path,
+                            launcher=(torchrun, "--nproc_per_node", "2", "--master_port", "29731"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp_seed42_heads1111" / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    rows = (tmp_path / "ddp_seed42_heads1111" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1  # only rank 0 logs

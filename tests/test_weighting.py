@@ -1,0 +1,109 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from common.weighting import (CAGradWeighting, DynamicWeightAverage, GradNormWeighting, ModelParameters,
+                              TaskWeighting, UncertaintyWeighting, build_weighting, cagrad_weights)
+
+TASKS = ["a", "b"]
+
+
+def tiny_problem(seed=0):
+    """A shared linear layer and two heads with conflicting targets."""
+    torch.manual_seed(seed)
+    shared, head_a, head_b = nn.Linear(3, 4), nn.Linear(4, 1), nn.Linear(4, 1)
+    x = torch.randn(8, 3)
+    h = shared(x)
+    losses = {"a": ((head_a(h) - 1) ** 2).mean(), "b": ((head_b(h) + 2) ** 2).mean()}
+    params = ModelParameters(list(shared.parameters()), list(shared.parameters()),
+                             list(head_a.parameters()) + list(head_b.parameters()))
+    return losses, params, (shared, head_a, head_b)
+
+
+def test_equal_weighting_is_the_plain_sum():
+    losses, params, (shared, *_) = tiny_problem()
+    expected = torch.autograd.grad(losses["a"] + losses["b"], shared.weight, retain_graph=True)[0]
+    weights = TaskWeighting(TASKS).backward(losses, params)
+    assert weights == {"a": 1.0, "b": 1.0}
+    torch.testing.assert_close(shared.weight.grad, expected)
+
+
+def test_uncertainty_weighting_optimum_is_log_loss():
+    weighting = UncertaintyWeighting(TASKS)
+    losses = {"a": torch.tensor(2.0), "b": torch.tensor(0.5)}
+    opt = torch.optim.SGD(weighting.parameters(), lr=0.5)
+    for _ in range(500):
+        opt.zero_grad()
+        weighting.total_loss(losses).backward()
+        opt.step()
+    # d/ds [0.5 e^-s L + 0.5 s] = 0  <=>  s = log L ; weight 0.5 / L
+    np.testing.assert_allclose(weighting.log_variance.detach().numpy(), [math.log(2.0), math.log(0.5)], atol=1e-4)
+    assert weighting.logged_weights()["a"] == pytest.approx(0.25, abs=1e-4)
+
+
+def test_dwa_follows_its_formula():
+    weighting = DynamicWeightAverage(TASKS, temperature=2.0)
+    assert weighting.weights() == {"a": 1.0, "b": 1.0}
+    weighting.end_epoch({"a": 1.0, "b": 1.0})
+    weighting.end_epoch({"a": 0.5, "b": 0.9})
+    r = np.array([0.5, 0.9])
+    expected = 2 * np.exp(r / 2) / np.exp(r / 2).sum()
+    np.testing.assert_allclose(list(weighting.weights().values()), expected, rtol=1e-6)
+
+
+def test_gradnorm_weights_move_and_stay_normalised():
+    weighting = GradNormWeighting(TASKS, alpha=1.5)
+    for seed in range(5):
+        losses, params, _ = tiny_problem(seed)
+        weights = weighting.backward(losses, params)
+        assert weighting.task_weights.grad is not None
+        with torch.no_grad():
+            weighting.task_weights -= 0.1 * weighting.task_weights.grad
+        weighting.after_step()
+    assert sum(weighting.logged_weights().values()) == pytest.approx(2.0)
+    assert weights["a"] != pytest.approx(1.0)
+    assert all(p.grad is not None for p in params.shared + params.heads)
+
+
+def test_cagrad_inner_problem():
+    # orthogonal equal-norm gradients: no conflict, the weights stay uniform
+    w, _ = cagrad_weights(np.eye(2), c=0.5)
+    np.testing.assert_allclose(w, [0.5, 0.5], atol=1e-4)
+    # conflicting gradients: w stays on the simplex
+    g = np.array([[1.0, 0.0], [-0.9, 0.5]])
+    w, coefficient = cagrad_weights(g @ g.T, c=0.5)
+    assert w.sum() == pytest.approx(1.0) and (w >= -1e-9).all() and coefficient > 0
+
+
+def test_cagrad_with_c_zero_is_the_mean_gradient():
+    losses, params, (shared, head_a, _) = tiny_problem()
+    mean = [g / 2 for g in torch.autograd.grad(losses["a"] + losses["b"], params.shared, retain_graph=True)]
+    head_grad = torch.autograd.grad(losses["a"], head_a.weight, retain_graph=True)[0]
+    CAGradWeighting(TASKS, c=0.0).backward(losses, params)
+    for p, g in zip(params.shared, mean):
+        torch.testing.assert_close(p.grad, g)
+    torch.testing.assert_close(head_a.weight.grad, head_grad)  # heads get their own task's gradient
+
+
+@pytest.mark.parametrize("name", ["uncertainty", "dwa", "gradnorm", "cagrad"])
+def test_state_survives_a_state_dict_round_trip(name):
+    weighting = build_weighting(name, TASKS)
+    losses, params, _ = tiny_problem()
+    weighting.backward(losses, params)
+    weighting.end_epoch({"a": 1.0, "b": 2.0})
+    weighting.end_epoch({"a": 0.7, "b": 1.9})
+    with torch.no_grad():
+        for p in weighting.parameters():
+            p.add_(0.3)
+    restored = build_weighting(name, TASKS)
+    restored.load_state_dict(weighting.state_dict())
+    assert restored.logged_weights() == weighting.logged_weights()
+
+
+def test_use_weighted_loss_zero_means_equal_and_unknown_names_fail():
+    assert type(build_weighting("gradnorm", TASKS, use_weighted_loss=False)) is TaskWeighting
+    with pytest.raises(ValueError, match="unknown weighting"):
+        build_weighting("magic", TASKS)
