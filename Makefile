@@ -10,10 +10,16 @@ $(VENV)/.installed: requirements.txt setup.py
 
 venv: $(VENV)/.installed
 
-demo: $(VENV)/.installed  ## prepare the offline HAR data and print its summary
+demo: $(VENV)/.installed  ## the main job: pretrain, evaluate against baselines, print the table, draw figures
 	$(PY) data/prepare_har.py
+	$(PY) HAR_centralized/reproduce.py --quick 1
 
 test: $(VENV)/.installed  ## the test suite, CPU only, a few minutes on 2 cores
 	$(PY) -m pytest -q tests
 
 .PHONY: venv demo test
+
+reproduce: $(VENV)/.installed  ## the full study; rewrites resources/
+	$(PY) HAR_centralized/reproduce.py
+
+.PHONY: reproduce

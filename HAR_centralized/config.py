@@ -5,6 +5,7 @@ MODEL_HEADS is `model_heads` (augmentation, reconstruction, contrastive, feature
 """
 from dataclasses import dataclass
 
+from common.classification import ClassifierConfig
 from common.config import field
 from common.training import PretrainConfig
 from data_processing.har import SOURCES
@@ -19,3 +20,9 @@ class HARPretrainConfig(PretrainConfig):
     epochs: int = field(30, "pretraining epochs")
     batch_size: int = field(128, "windows per step (per process under torchrun)")
     encoder_width: int = field(32, "channels of the first conv block")
+
+
+@dataclass
+class HARClassifierConfig(ClassifierConfig):
+    runs_dir: str = field("HAR_centralized/outputs", "where to look for the newest run when --encoder is empty")
+    data_source: str = field("auto", "UCI HAR source (as for pretraining)", choices=SOURCES)

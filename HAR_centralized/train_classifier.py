@@ -1,0 +1,34 @@
+"""Label-efficient evaluation of a pretrained HAR encoder against baselines.
+
+Usage:
+    python HAR_centralized/train_classifier.py --encoder HAR_centralized/outputs/my_run_seed42_heads1111
+    python HAR_centralized/train_classifier.py --modes linear --label_fractions 0.01 0.1 1.0 --seeds 3
+    python HAR_centralized/train_classifier.py --methods expert_features raw --output_dir outputs/baselines
+Trains on a stratified share of the train subjects' labels, selects on the val subjects, scores on the test
+subjects. Defaults: HAR_centralized/config.py. Output: <run>/classifier/{results.csv,summary.json,results.md}.
+"""
+import sys
+
+from common.classification import LabelledSplits, run_classification
+from common.config import parse_config
+from common.errors import exit_on_user_error
+from data_processing.har import load_har
+from HAR_centralized.config import HARClassifierConfig
+
+
+def har_labelled_splits(source):
+    splits = {name: load_har(name, source) for name in ("train", "val", "test")}
+    arrays = {name: {"x": d.x, "y": d.y, "features": d.features} for name, d in splits.items()}
+    return LabelledSplits(**arrays, info={"data_source": splits["train"].source})
+
+
+@exit_on_user_error
+def main(argv=None):
+    config = parse_config(HARClassifierConfig, argv, description="Label-efficient evaluation on UCI HAR")
+    _, _, out = run_classification(config, har_labelled_splits(config.data_source))
+    print((out / "results.md").read_text())
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

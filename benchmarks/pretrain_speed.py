@@ -1,0 +1,117 @@
+"""Pretraining speed on this machine: precomputed vs on-the-fly pretext data, cache build, epoch, memory.
+
+Usage: python benchmarks/pretrain_speed.py [--repeats 3] [--steps 20] [--full]
+Prints, with the default HAR config and all four heads:
+- cache build time of the precomputed views (fresh temporary cache, median over repeats);
+- training windows/s, precomputed vs on the fly (the same steps of the real loop: batch production,
+  forward, weighting backward, optimiser step), runs interleaved, medians and their ratio;
+- the time of one default epoch (steps per epoch x median step time);
+- with --full, the wall time of the default full pretraining (train_encoder.py defaults, run here);
+- peak resident memory of this process.
+"""
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from common.config import parse_config
+from common.tasks import TASK_NAMES
+from common.training import build_model, pretrain, seed_everything
+from common.weighting import ModelParameters, build_weighting
+from data_processing.pretext import PrecomputedViews, PretextBatches
+from HAR_centralized.config import HARPretrainConfig
+from HAR_centralized.train_encoder import har_pretrain_data
+
+
+def time_steps(config, data, mode, views, steps):
+    """Seconds per training step of the real loop's work, after two warm-up steps."""
+    seed_everything(config.seed)
+    model = build_model(config, data.x.shape[1:], len(data.spec.transforms), data.features.shape[1])
+    weighting = build_weighting(config.weighting, list(model.tasks), bool(config.use_weighted_loss))
+    params = ModelParameters(model.shared_parameters(), model.last_shared_layer(),
+                             [p for t in model.tasks.values() for p in t.parameters()])
+    optimizer = torch.optim.AdamW(list(model.parameters()) + list(weighting.parameters()), lr=config.lr)
+    batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views)
+    iterator = batches.epoch(0)
+    start = None
+    for step in range(steps + 2):
+        if step == 2:
+            start = time.perf_counter()
+        batch = next(iterator)
+        losses = model(batch)
+        optimizer.zero_grad(set_to_none=True)
+        weighting.backward(losses, params)
+        optimizer.step()
+    return (time.perf_counter() - start) / steps, len(batches)
+
+
+def time_data_only(config, data, mode, views, steps):
+    """Seconds per batch of producing pretext batches alone (no model)."""
+    batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views)
+    iterator = batches.epoch(0)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(steps):
+        next(iterator)
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--full", action="store_true", help="also time the default full pretraining")
+    args = parser.parse_args()
+
+    config = parse_config(HARPretrainConfig, [])
+    data = har_pretrain_data(config)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(data.x)} windows, "
+          f"batch {config.batch_size}, encoder width {config.encoder_width}, heads {', '.join(TASK_NAMES)}")
+
+    build_times, views = [], None
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            PrecomputedViews(data.x, data.spec, cache_dir=Path(tmp))
+            build_times.append(time.perf_counter() - start)
+    views = PrecomputedViews(data.x, data.spec)  # the persistent cache the training runs use
+    print(f"precomputed views: {config.n_variants} variants, {views.nbytes() / 2**20:.0f} MiB on disk; "
+          f"build median {statistics.median(build_times):.1f} s over {args.repeats} runs")
+
+    per_step = {"precomputed": [], "on_the_fly": []}
+    for _ in range(args.repeats):
+        for mode in per_step:  # interleaved, so machine noise hits both alike
+            seconds, steps_per_epoch = time_steps(config, data, mode, views if mode == "precomputed" else None,
+                                                  args.steps)
+            per_step[mode].append(seconds)
+    medians = {mode: statistics.median(v) for mode, v in per_step.items()}
+    for mode, seconds in medians.items():
+        runs = ", ".join(f"{config.batch_size / s:.0f}" for s in per_step[mode])
+        print(f"{mode:12s}: {config.batch_size / seconds:7.0f} windows/s median (runs: {runs})")
+    ratios = [b / a for a, b in zip(per_step["precomputed"], per_step["on_the_fly"])]
+    print(f"precomputed / on the fly: {statistics.median(ratios):.2f}x (median of per-repeat ratios)")
+    data_only = {mode: statistics.median(time_data_only(config, data, mode, views if mode == "precomputed" else None,
+                                                        args.steps) for _ in range(args.repeats))
+                 for mode in per_step}
+    print(f"data pipeline alone: precomputed {config.batch_size / data_only['precomputed']:.0f} windows/s, "
+          f"on the fly {config.batch_size / data_only['on_the_fly']:.0f} windows/s "
+          f"({data_only['on_the_fly'] / data_only['precomputed']:.1f}x)")
+    print(f"one default epoch ({steps_per_epoch} steps): {steps_per_epoch * medians['precomputed']:.1f} s "
+          f"precomputed, {steps_per_epoch * medians['on_the_fly']:.1f} s on the fly")
+
+    if args.full:
+        with tempfile.TemporaryDirectory() as tmp:
+            full = parse_config(HARPretrainConfig, ["--output_dir", tmp, "--experiment_name", "bench"])
+            start = time.perf_counter()
+            pretrain(full, data)
+            print(f"default full pretraining ({full.epochs} epochs): {time.perf_counter() - start:.0f} s wall")
+    print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

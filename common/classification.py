@@ -1,0 +1,182 @@
+"""The label-efficiency study behind every `train_classifier.py`: methods x modes x fractions x seeds.
+
+Methods: `encoder` (the pretrained encoder, modes linear and finetune), `supervised` (same architecture,
+random init, trained end to end on the same labelled subset), `expert_features` (logistic regression on
+the expert features), `raw` (logistic regression on the flattened input). Outputs in one folder:
+results.csv (a row per method, mode, fraction, seed), summary.json (mean and std per method, mode,
+fraction) and results.md (the macro-F1 table).
+"""
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.checkpoint import safe_torch_load
+from common.config import field, save_config
+from common.encoders import load_encoder_state
+from common.errors import UserError
+from common.evaluation import (fine_tune, frozen_embeddings, logistic_regression, markdown_table,
+                               rebuild_encoder, scores, stratified_subset, summarise)
+from common.paths import REPO_ROOT
+from common.training import select_device
+
+METHODS = ("encoder", "supervised", "expert_features", "raw")
+MODES = ("linear", "finetune")
+
+
+@dataclasses.dataclass
+class ClassifierConfig:
+    encoder: str = field("", "run folder or encoder.pt; empty: the newest run under --runs_dir")
+    runs_dir: str = field("outputs", "where to look for the newest run when --encoder is empty")
+    methods: tuple[str, ...] = field(METHODS, f"any of {', '.join(METHODS)}")
+    modes: tuple[str, ...] = field(MODES, "modes of the pretrained encoder: linear (frozen) and/or finetune")
+    label_fractions: tuple[float, ...] = field((0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), "shares of the train labels")
+    seeds: int = field(3, "label subsets (and classifier inits) per fraction")
+    logistic_c: float = field(1.0, "inverse L2 strength of the linear classifiers (probe and baselines)")
+    lr: float = field(1e-3, "fine-tuning learning rate of the head (AdamW)")
+    encoder_lr_ratio: float = field(0.1, "fine-tuning: encoder lr = lr * this")
+    weight_decay: float = field(1e-4, "AdamW weight decay")
+    batch_size: int = field(64, "labelled windows per step")
+    epochs: int = field(30, "passes over the labelled subset (clipped to [min_steps, max_steps] steps)")
+    min_steps: int = field(200, "at least this many steps, however few the labels")
+    max_steps: int = field(3000, "at most this many steps")
+    eval_every: int = field(50, "steps between validation checks")
+    patience: int = field(6, "validation checks without improvement before stopping")
+    output_dir: str = field("", "results folder; empty: <encoder run folder>/classifier")
+    device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cuda", "mps", "cpu"))
+
+    def validate(self):
+        for method in self.methods:
+            if method not in METHODS:
+                raise UserError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        for mode in self.modes:
+            if mode not in MODES:
+                raise UserError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        for fraction in self.label_fractions:
+            if not 0 < fraction <= 1:
+                raise UserError(f"label fraction {fraction} is outside (0, 1]")
+        for name in ("seeds", "batch_size", "epochs", "min_steps", "max_steps", "eval_every", "patience"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1")
+        if not self.lr > 0 or not self.encoder_lr_ratio >= 0 or not self.logistic_c > 0:
+            raise UserError("--lr and --logistic_c must be positive, --encoder_lr_ratio non-negative")
+
+    def training_settings(self):
+        return {k: getattr(self, k) for k in ("lr", "weight_decay", "batch_size", "epochs", "min_steps",
+                                              "max_steps", "eval_every", "patience")}
+
+
+@dataclasses.dataclass
+class LabelledSplits:
+    """train / val / test arrays: x (N, *S) float32, y (N,) int64, features (N, F) float32."""
+
+    train: dict
+    val: dict
+    test: dict
+    info: dict
+
+
+def resolve_encoder_path(config):
+    """--encoder as given, or the newest run folder holding an encoder.pt."""
+    if config.encoder:
+        path = Path(config.encoder)
+        path = path / "encoder.pt" if path.is_dir() else path
+        if not path.is_file():
+            raise UserError(f"encoder {config.encoder!r} does not exist: pass a run folder or its encoder.pt")
+        return path
+    runs = Path(config.runs_dir)
+    runs = runs if runs.is_absolute() else REPO_ROOT / runs
+    candidates = sorted(runs.glob("*/encoder.pt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise UserError(f"no --encoder given and no run with an encoder.pt under {runs}: pretrain one first")
+    print(f"using the newest encoder: {candidates[-1]}")
+    return candidates[-1]
+
+
+def load_pretrained_encoder(path):
+    saved = safe_torch_load(path)
+    if not isinstance(saved, dict) or "model_args" not in saved or "state_dict" not in saved:
+        raise UserError(f"{path} is not an encoder saved by this project (no model_args/state_dict)")
+    try:
+        encoder = rebuild_encoder(saved["model_args"])
+        load_encoder_state(encoder, saved["state_dict"])
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{path}: {err}") from None
+    return saved["model_args"], saved["state_dict"]
+
+
+def _flat(x):
+    return x.reshape(len(x), -1)
+
+
+def run_classification(config, splits):
+    """Run the study; returns (rows, summary, output folder)."""
+    device = select_device(config.device)
+    needs_encoder = "encoder" in config.methods or "supervised" in config.methods
+    encoder_path = resolve_encoder_path(config) if needs_encoder else None
+    model_args, state_dict = load_pretrained_encoder(encoder_path) if encoder_path else (None, None)
+    out = Path(config.output_dir) if config.output_dir else (encoder_path.parent / "classifier" if encoder_path else None)
+    if out is None:
+        raise UserError("--output_dir is needed when no encoder is evaluated")
+    out = out if out.is_absolute() else REPO_ROOT / out
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.json")
+    train, val, test = splits.train, splits.val, splits.test
+    num_classes = int(train["y"].max()) + 1
+    settings = config.training_settings()
+
+    embeddings = None
+    if "encoder" in config.methods and "linear" in config.modes:
+        encoder = rebuild_encoder(model_args, state_dict).to(device)
+        embeddings = {k: v.numpy() for k, v in frozen_embeddings(
+            encoder, {"train": train["x"], "test": test["x"]}, device).items()}
+
+    rows = []
+    start = time.time()
+    for fraction in config.label_fractions:
+        for seed in range(config.seeds):
+            subset = stratified_subset(train["y"], fraction, seed)
+            x_sub, y_sub = train["x"][subset], train["y"][subset]
+            runs = []
+            if "encoder" in config.methods and "linear" in config.modes:
+                runs.append(("encoder", "linear", lambda: logistic_regression(
+                    embeddings["train"][subset], y_sub, config.logistic_c, seed, embeddings["train"])(embeddings["test"])))
+            if "encoder" in config.methods and "finetune" in config.modes:
+                runs.append(("encoder", "finetune", lambda: fine_tune(
+                    rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
+                    seed, config.encoder_lr_ratio, device)(test["x"])))
+            if "supervised" in config.methods:
+                runs.append(("supervised", "finetune", lambda: fine_tune(
+                    rebuild_encoder(model_args, None, seed), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
+                    seed, 1.0, device)(test["x"])))
+            if "expert_features" in config.methods:
+                runs.append(("expert_features", "linear", lambda: logistic_regression(
+                    train["features"][subset], y_sub, config.logistic_c, seed, train["features"])(test["features"])))
+            if "raw" in config.methods:
+                runs.append(("raw", "linear", lambda: logistic_regression(
+                    _flat(x_sub), y_sub, config.logistic_c, seed, _flat(train["x"]))(_flat(test["x"]))))
+            for method, mode, run in runs:
+                run_start = time.time()
+                row = {"method": method, "mode": mode, "fraction": fraction, "seed": seed,
+                       "labelled_windows": len(subset), **scores(test["y"], run()),
+                       "seconds": round(time.time() - run_start, 2)}
+                rows.append(row)
+                print(f"{method:15s} {mode:8s} {100 * fraction:5g}% seed {seed}: macro-F1 {row['macro_f1']:.4f} "
+                      f"accuracy {row['accuracy']:.4f} ({row['seconds']:.1f} s)")
+    summary = summarise(rows)
+    write_results(out, rows, summary, {"encoder": str(encoder_path) if encoder_path else None,
+                                       "seconds": round(time.time() - start, 1), **splits.info})
+    return rows, summary, out
+
+
+def write_results(out, rows, summary, info):
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "summary.json").write_text(json.dumps({"info": info, "summary": summary}, indent=2) + "\n")
+    (out / "results.md").write_text("Macro-F1 on the test subjects, mean ± std over seeds\n\n" + markdown_table(summary))

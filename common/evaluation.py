@@ -1,0 +1,167 @@
+"""Label-efficient evaluation: stratified label subsets, linear / fine-tuned classifiers, baselines, scores.
+
+Gradient-trained classifiers are early-stopped on the validation subjects only; every classifier is scored
+once on the test subjects: accuracy and macro-F1.
+"""
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from common.encoders import build_encoder, embed
+
+def stratified_subset(y, fraction, seed):
+    """Indices of a label subset: round(fraction * n_c) windows of every class c (at least one), fixed by seed."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng([seed, int(round(fraction * 1e6))])
+    chosen = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        count = max(1, int(round(fraction * len(members))))
+        chosen.append(rng.choice(members, count, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def scores(y_true, y_pred):
+    return {"accuracy": float(accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro"))}
+
+
+# --------------------------------------------------------------------------- linear classifiers
+def logistic_regression(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
+    """L2 logistic regression on standardised inputs, trained to convergence; returns a predict function.
+
+    The standardisation statistics come from `unlabelled_x` when given (all train inputs: unlabelled data
+    is what SSL assumes is plentiful), else from the labelled subset.
+
+    The linear probe and both logistic baselines use it with one fixed C: a grid chosen on the three val
+    subjects proved noisier than no choice at all, so val only early-stops the gradient-trained models.
+    """
+    train_x = np.asarray(train_x, dtype=np.float64)
+    scaler = StandardScaler().fit(train_x if unlabelled_x is None else np.asarray(unlabelled_x, dtype=np.float64))
+    model = LogisticRegression(C=c, max_iter=1000, tol=1e-3, random_state=seed).fit(scaler.transform(train_x), train_y)
+    return lambda x: model.predict(scaler.transform(np.asarray(x, dtype=np.float64)))
+
+
+# --------------------------------------------------------------------------- torch classifiers
+class EncoderClassifier(nn.Module):
+    def __init__(self, encoder, num_classes):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.embedding_dim, num_classes)
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+
+
+@torch.no_grad()
+def predict(model, x, batch_size=1024, device="cpu"):
+    model.eval()
+    x = torch.as_tensor(x)
+    return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]).numpy()
+
+
+def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, val_y, settings, seed, device="cpu"):
+    """AdamW on mini-batches; every `eval_every` steps the val macro-F1 decides which weights are kept.
+
+    settings: lr, weight_decay, batch_size, epochs (passes over the labelled subset, clipped to
+    [min_steps, max_steps] steps), eval_every (steps), patience (evaluations without improvement).
+    Returns the model holding its best-on-val weights and that val macro-F1.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(parameter_groups, weight_decay=settings["weight_decay"])
+    train_x, train_y = torch.as_tensor(train_x), torch.as_tensor(train_y)
+    n = len(train_y)
+    batch_size = min(settings["batch_size"], n)
+    steps = int(np.clip(settings["epochs"] * math.ceil(n / batch_size), settings["min_steps"], settings["max_steps"]))
+    best_f1, best_state, since_best = -1.0, None, 0
+    order, position = torch.randperm(n, generator=generator), 0
+    for step in range(1, steps + 1):
+        model.train()
+        if position + batch_size > n:
+            order, position = torch.randperm(n, generator=generator), 0
+        index = order[position : position + batch_size]
+        position += batch_size
+        xb, yb = train_x[index].to(device), train_y[index].to(device)
+        if len(index) == 1:  # batch norm needs two samples: repeat the single one
+            xb, yb = xb.repeat(2, *[1] * (xb.dim() - 1)), yb.repeat(2)
+        loss = F.cross_entropy(model(xb), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % settings["eval_every"] == 0 or step == steps:
+            f1 = f1_score(val_y, predict(model, val_x, device=device), average="macro")
+            if f1 > best_f1:
+                best_f1, best_state, since_best = f1, copy.deepcopy(model.state_dict()), 0
+            else:
+                since_best += 1
+                if since_best >= settings["patience"]:
+                    break
+    model.load_state_dict(best_state)
+    return model, best_f1
+
+
+def rebuild_encoder(model_args, state_dict=None, seed=0):
+    torch.manual_seed(seed)
+    encoder = build_encoder(**model_args)
+    if state_dict is not None:
+        encoder.load_state_dict(state_dict, strict=True)
+    return encoder
+
+
+def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, seed, encoder_lr_ratio, device="cpu"):
+    """Encoder and linear head trained end to end; the encoder's learning rate is lr * encoder_lr_ratio."""
+    torch.manual_seed(seed)
+    model = EncoderClassifier(encoder, num_classes).to(device)
+    groups = [{"params": model.head.parameters(), "lr": settings["lr"]},
+              {"params": model.encoder.parameters(), "lr": settings["lr"] * encoder_lr_ratio}]
+    model, _ = train_with_early_stopping(model, groups, train_x, train_y, val_x, val_y, settings, seed, device)
+    return lambda x: predict(model, x, device=device)
+
+
+def frozen_embeddings(encoder, arrays, device="cpu"):
+    """{split: embeddings} from a frozen encoder, checking that evaluation did not change its weights."""
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    out = {split: embed(encoder, x, device=device) for split, x in arrays.items()}
+    after = encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "frozen encoder changed during evaluation"
+    return out
+
+
+def summarise(rows):
+    """Mean and standard deviation of every score per (method, mode, fraction)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["mode"], row["fraction"]), []).append(row)
+    summary = []
+    for (method, mode, fraction), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        entry = {"method": method, "mode": mode, "fraction": fraction, "seeds": len(members)}
+        for metric in ("accuracy", "macro_f1"):
+            values = np.array([m[metric] for m in members])
+            entry[f"{metric}_mean"] = float(values.mean())
+            entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        summary.append(entry)
+    return summary
+
+
+def markdown_table(summary, metric="macro_f1"):
+    """Rows (method, mode), columns label fractions, cells mean ± std of the metric."""
+    fractions = sorted({s["fraction"] for s in summary})
+    methods = list(dict.fromkeys((s["method"], s["mode"]) for s in summary))
+    cell = {(s["method"], s["mode"], s["fraction"]): s for s in summary}
+    lines = ["| method | mode | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |",
+             "|---|---|" + "---|" * len(fractions)]
+    for method, mode in methods:
+        values = []
+        for f in fractions:
+            s = cell.get((method, mode, f))
+            values.append(f"{s[f'{metric}_mean']:.3f} ± {s[f'{metric}_std']:.3f}" if s else "")
+        lines.append(f"| {method} | {mode} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"

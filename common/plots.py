@@ -1,0 +1,112 @@
+"""The README's figures, drawn from results files and from the model's own task registry."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
+from sklearn.metrics import silhouette_score  # noqa: E402
+from sklearn.model_selection import cross_val_score  # noqa: E402
+from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+
+def plot_label_efficiency(summary, curves, path, metric="macro_f1", title=None):
+    """Metric against label fraction (log x), mean line and +-std band per curve.
+
+    summary: rows with method, mode, fraction, <metric>_mean, <metric>_std (from common.evaluation.summarise,
+    possibly from several result folders, each row tagged with a `label`); curves: [(label, style kwargs)].
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, style in curves:
+        rows = sorted((r for r in summary if r["label"] == label), key=lambda r: r["fraction"])
+        if not rows:
+            continue
+        x = np.array([100 * r["fraction"] for r in rows])
+        mean = np.array([r[f"{metric}_mean"] for r in rows])
+        std = np.array([r[f"{metric}_std"] for r in rows])
+        line, = ax.plot(x, mean, marker="o", markersize=3, label=label, **style)
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled share of the train windows (%)")
+    ax.set_ylabel("macro-F1 on the test subjects" if metric == "macro_f1" else metric)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def representation_quality(x, y, seed=0):
+    """kNN (k=5, 5-fold) accuracy and silhouette score of standardised representations."""
+    z = StandardScaler().fit_transform(x.reshape(len(x), -1))
+    knn = cross_val_score(KNeighborsClassifier(5), z, y, cv=5).mean()
+    return {"knn_accuracy": float(knn), "silhouette": float(silhouette_score(z, y, random_state=seed))}
+
+
+def plot_tsne(representations, y, class_names, path_pattern, seed=0):
+    """One t-SNE picture per representation ({name: (N, D)}), coloured by class, and one shared legend.
+
+    Returns {name: quality figures}; files: path_pattern.format(name) and path_pattern.format("legend").
+    """
+    colours = plt.get_cmap("tab10")(np.arange(len(class_names)))
+    quality = {}
+    for name, x in representations.items():
+        z = StandardScaler().fit_transform(x.reshape(len(x), -1))
+        points = TSNE(2, init="pca", random_state=seed, perplexity=30).fit_transform(z)
+        quality[name] = representation_quality(x, y, seed)
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.scatter(points[:, 0], points[:, 1], c=colours[y], s=3, linewidths=0)
+        ax.set_title(f"{name}: kNN {quality[name]['knn_accuracy']:.3f}, silhouette {quality[name]['silhouette']:.3f}",
+                     fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.tight_layout()
+        fig.savefig(path_pattern.format(name), dpi=110)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6.5, 0.6))
+    for colour, name in zip(colours, class_names):
+        ax.scatter([], [], color=colour, label=name)
+    ax.legend(loc="center", ncol=len(class_names), frameon=False, fontsize=7, markerscale=1.5)
+    ax.axis("off")
+    fig.savefig(path_pattern.format("legend"), dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return quality
+
+
+def plot_architecture(model, weighting_names, path, input_label="input window"):
+    """Figure 1: input -> encoder -> one box per registered task (head, loss) -> weighting -> total loss.
+
+    Drawn from a built MultiTaskModel, so the boxes are exactly the tasks and heads the code has.
+    """
+    tasks = list(model.tasks.items())
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 1.1 * len(tasks)))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(0, len(tasks) * 1.1 + 0.4)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, colour):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", facecolor=colour, edgecolor="0.3"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+    mid = len(tasks) * 1.1 / 2 + 0.2
+    encoder = model.encoder
+    box(0.1, mid - 0.45, 1.6, 0.9, input_label, "#e8e8e8")
+    box(2.1, mid - 0.6, 2.0, 1.2, f"{type(encoder).__name__}\n{encoder.model_args.get('name')}\n"
+        f"-> {encoder.embedding_dim}-d embedding", "#cfe2f3")
+    ax.annotate("", xy=(2.1, mid), xytext=(1.75, mid), arrowprops=dict(arrowstyle="->"))
+    for i, (name, task) in enumerate(tasks):
+        y = (len(tasks) - 1 - i) * 1.1 + 0.3
+        head = " -> ".join(str(m.out_features) for m in task.head if hasattr(m, "out_features"))
+        loss = {"augmentation": "cross-entropy", "reconstruction": "masked MSE", "contrastive": "NT-Xent",
+                "features": "MSE"}.get(name, type(task).__name__)
+        box(4.7, y, 3.0, 0.8, f"{name}\ninputs: {', '.join(task.inputs)}\nhead MLP -> {head}", "#d9ead3")
+        box(8.0, y + 0.15, 1.2, 0.5, loss, "#fff2cc")
+        ax.annotate("", xy=(4.7, y + 0.4), xytext=(4.15, mid), arrowprops=dict(arrowstyle="->", color="0.4"))
+        ax.annotate("", xy=(9.55, mid), xytext=(9.25, y + 0.4), arrowprops=dict(arrowstyle="->", color="0.4"))
+    box(9.6, mid - 0.55, 1.3, 1.1, "task weighting\n" + "\n".join(weighting_names), "#f4cccc")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)

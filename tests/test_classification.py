@@ -1,0 +1,121 @@
+"""Label-efficient evaluation: subsets, each mode and baseline on a tiny encoder, results files, bad input."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from common.checkpoint import save_encoder
+from common.classification import ClassifierConfig, LabelledSplits, run_classification
+from common.encoders import build_encoder
+from common.errors import UserError
+from common.evaluation import fine_tune, frozen_embeddings, markdown_table, stratified_subset, summarise
+from HAR_centralized import train_classifier
+
+
+def test_stratified_subset_per_class_and_reproducible():
+    y = np.repeat(np.arange(6), [100, 50, 30, 200, 7, 13])
+    subset = stratified_subset(y, 0.1, seed=0)
+    counts = np.bincount(y[subset], minlength=6)
+    np.testing.assert_array_equal(counts, [10, 5, 3, 20, 1, 1])  # rounded, at least one per class
+    np.testing.assert_array_equal(subset, stratified_subset(y, 0.1, seed=0))
+    assert not np.array_equal(subset, stratified_subset(y, 0.1, seed=1))
+    assert len(stratified_subset(y, 1.0, seed=0)) == len(y)
+    assert set(stratified_subset(y, 0.01, seed=0)) <= set(range(len(y)))
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        stratified_subset(y, 0.0, seed=0)
+
+
+def separable_splits(seed=0):
+    """Windows whose class is a constant offset on one channel: every method should learn it."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        y = np.arange(n) % 3
+        x = rng.normal(size=(n, 9, 32)).astype(np.float32)
+        x[np.arange(n), y] += 3.0
+        return {"x": x, "y": y.astype(np.int64), "features": x.mean(-1)}
+
+    return LabelledSplits(split(90), split(30), split(60), {"data_source": "synthetic"})
+
+
+@pytest.fixture
+def tiny_encoder(tmp_path):
+    torch.manual_seed(0)
+    encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
+    run = tmp_path / "run"
+    save_encoder(encoder, run / "encoder.pt")
+    return run
+
+
+def test_every_method_and_mode_writes_results(tiny_encoder, tmp_path):
+    config = ClassifierConfig(encoder=str(tiny_encoder), label_fractions=(0.2, 1.0), seeds=2, min_steps=30,
+                              max_steps=60, eval_every=10, device="cpu")
+    config.validate()
+    rows, summary, out = run_classification(config, separable_splits())
+    assert out == tiny_encoder / "classifier"
+    expected = {("encoder", "linear"), ("encoder", "finetune"), ("supervised", "finetune"),
+                ("expert_features", "linear"), ("raw", "linear")}
+    assert {(r["method"], r["mode"]) for r in rows} == expected
+    assert len(rows) == len(expected) * 2 * 2
+    with open(out / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(rows) and {"method", "mode", "fraction", "seed", "accuracy", "macro_f1"} <= set(table[0])
+    saved = json.loads((out / "summary.json").read_text())
+    assert len(saved["summary"]) == len(expected) * 2 and saved["summary"][0]["seeds"] == 2
+    assert "| method | mode | 20% | 100% |" in (out / "results.md").read_text()
+    by = {(r["method"], r["mode"], r["fraction"]): r for r in rows}
+    assert by[("expert_features", "linear", 1.0)]["macro_f1"] > 0.95  # the separable signal is found
+    assert by[("supervised", "finetune", 1.0)]["macro_f1"] > 0.9
+
+
+def test_linear_mode_leaves_the_encoder_untouched():
+    encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    frozen_embeddings(encoder, {"train": np.zeros((4, 9, 32), np.float32)})
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+
+
+def test_fine_tuning_moves_the_encoder_at_its_own_rate():
+    splits = separable_splits()
+    encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    settings = dict(lr=1e-2, weight_decay=0, batch_size=16, epochs=5, min_steps=20, max_steps=40, eval_every=10, patience=10)
+    fine_tune(encoder, 3, splits.train["x"], splits.train["y"], splits.val["x"], splits.val["y"], settings, 0, 0.0)
+    # encoder_lr_ratio 0: the encoder's weights stay (its batch-norm statistics may still move)
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items() if "running" not in k and "num_batches" not in k)
+
+
+def test_summary_and_table_format():
+    rows = [{"method": "m", "mode": "linear", "fraction": 0.1, "seed": s, "accuracy": a, "macro_f1": a}
+            for s, a in enumerate([0.8, 0.9])]
+    summary = summarise(rows)
+    assert summary[0]["macro_f1_mean"] == pytest.approx(0.85) and summary[0]["macro_f1_std"] == pytest.approx(0.0707, abs=1e-4)
+    assert "| m | linear | 0.850 ± 0.071 |" in markdown_table(summary)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--encoder", "/no/such/run"], "does not exist"),
+    (["--label_fractions", "0", "0.5"], "outside (0, 1]"),
+    (["--label_fractions", "1.5"], "outside (0, 1]"),
+    (["--modes", "zero_shot"], "unknown mode"),
+    (["--methods", "knn"], "unknown method"),
+])
+def test_classifier_cli_bad_input(args, message, capsys):
+    assert_one_line_error(args, message, capsys)
+
+
+def assert_one_line_error(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_classifier.main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_classifier_cli_rejects_a_file_that_is_not_an_encoder(tmp_path, capsys):
+    bogus = tmp_path / "encoder.pt"
+    torch.save({"weights": torch.zeros(3)}, bogus)
+    assert_one_line_error(["--encoder", str(bogus)], "not an encoder", capsys)
+    bogus.write_bytes(b"garbage")
+    assert_one_line_error(["--encoder", str(bogus)], "corrupt", capsys)
