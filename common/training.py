@@ -158,6 +158,88 @@ class _Logger:
                 f.write(json.dumps(values) + "\n")
 
 
+class MultiTaskTrainer:
+    """Model + task weighting + optimiser, and one epoch of multi-task steps: what every experiment shares.
+
+    Centralized runs call train_epoch once per epoch; federated clients call it for their local epochs.
+    """
+
+    def __init__(self, config, model, device, world_size=1):
+        self.config, self.model, self.device, self.world_size = config, model, device, world_size
+        self.weighting = build_weighting(config.weighting, list(model.tasks), bool(config.use_weighted_loss),
+                                         config.dwa_temperature, config.gradnorm_alpha, config.cagrad_c).to(device)
+        self.params = ModelParameters(model.shared_parameters(), model.last_shared_layer(),
+                                      [p for task in model.tasks.values() for p in task.parameters()])
+        self.optimizer = torch.optim.AdamW([
+            {"params": model.parameters(), "weight_decay": config.weight_decay},
+            {"params": list(self.weighting.parameters()), "weight_decay": 0.0},
+        ], lr=config.lr)
+        self.net = DistributedDataParallel(model) if world_size > 1 else model
+        self.manipulates_gradients = isinstance(self.weighting, CAGradWeighting)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext
+
+    def train_epoch(self, batches, epoch, lr_at_step, show_progress=False, desc="", proximal_to=None, proximal_mu=0.0):
+        """One pass over `batches.epoch(epoch)`; lr_at_step(i) sets the lr of step i of the epoch.
+
+        proximal_to: {name: tensor} global weights for FedProx's term mu/2 ||w - w_global||^2.
+        Returns the epoch's mean losses and weights ({"loss/<task>": .., "weight/<task>": ..}), averaged
+        over ranks, plus the number of steps and the seconds taken.
+        """
+        self.net.train()
+        sums, count, start = defaultdict(float), 0, time.time()
+        progress = tqdm(batches.epoch(epoch), total=len(batches), disable=not show_progress, leave=False,
+                        mininterval=2, desc=desc)
+        for step_in_epoch, batch in enumerate(progress):
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at_step(step_in_epoch)
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            with self.autocast():
+                losses = self.net(batch)
+            bad = [name for name, loss in losses.items() if not torch.isfinite(loss)]
+            if bad:
+                raise UserError(f"non-finite loss in task(s) {', '.join(bad)} at epoch {epoch + 1}, step "
+                                f"{step_in_epoch}: lower --lr or check the data")
+            self.optimizer.zero_grad(set_to_none=True)
+            sync = self.net.no_sync() if self.manipulates_gradients and self.world_size > 1 else nullcontext()
+            with sync:
+                weights = self.weighting.backward(losses, self.params)
+            if self.manipulates_gradients:
+                average_gradients(self.model.parameters())
+            average_gradients(self.weighting.parameters())
+            if proximal_to is not None and proximal_mu > 0:
+                with torch.no_grad():  # gradient of mu/2 ||w - w_global||^2
+                    for name, p in self.model.named_parameters():
+                        if p.grad is not None:
+                            p.grad.add_(proximal_mu * (p - proximal_to[name]))
+            if self.config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            self.weighting.after_step()
+            for name, loss in losses.items():
+                sums[f"loss/{name}"] += loss.item()
+                sums[f"weight/{name}"] += weights[name]
+            count += 1
+            if show_progress:
+                progress.set_postfix({name: f"{loss.item():.3f}" for name, loss in losses.items()})
+        means = all_reduce_mean({k: v / max(count, 1) for k, v in sums.items()}, self.device)
+        self.weighting.end_epoch({name: means[f"loss/{name}"] for name in self.model.tasks})
+        return means, count, time.time() - start
+
+
+def make_batches(config, data, rank=0, world_size=1, verbose=False):
+    """PretextBatches of `data`, reading (building once) the precomputed views when config.precompute."""
+    views = None
+    if config.precompute:
+        if rank == 0:
+            views = PrecomputedViews(data.x, data.spec, verbose=verbose)
+        if world_size > 1:
+            torch.distributed.barrier()  # rank 0 builds the cache, the others then open it
+        if rank != 0:
+            views = PrecomputedViews(data.x, data.spec)
+    mode = "precomputed" if config.precompute else "on_the_fly"
+    return PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views, rank, world_size)
+
+
 def pretrain(config, data, on_epoch_end=None):
     """Pretrain the multi-task model of `config` on `data`; returns the summary dict (rank 0 writes it)."""
     # ------------------------------------------------------------------ setup
@@ -175,30 +257,13 @@ def pretrain(config, data, on_epoch_end=None):
         print(f"run folder: {run_dir}  (device {device}, {world_size} process(es), commit {git_commit()})")
 
     # ------------------------------------------------------------------ data
-    spec = data.spec
-    views = None
     start = time.time()
-    if config.precompute:
-        if is_main:
-            views = PrecomputedViews(data.x, spec, verbose=True)
-        if world_size > 1:
-            torch.distributed.barrier()  # rank 0 builds the cache, the others then open it
-        if not is_main:
-            views = PrecomputedViews(data.x, spec)
+    batches = make_batches(config, data, rank, world_size, verbose=is_main)
     cache_seconds = time.time() - start
-    batches = PretextBatches(data.x, data.features, config.batch_size, spec,
-                             "precomputed" if config.precompute else "on_the_fly", views, rank, world_size)
 
-    # ------------------------------------------------------------------ model and weighting
-    model = build_model(config, data.x.shape[1:], len(spec.transforms), data.features.shape[1]).to(device)
-    weighting = build_weighting(config.weighting, list(model.tasks), bool(config.use_weighted_loss),
-                                config.dwa_temperature, config.gradnorm_alpha, config.cagrad_c).to(device)
-    params = ModelParameters(model.shared_parameters(), model.last_shared_layer(),
-                             [p for task in model.tasks.values() for p in task.parameters()])
-    optimizer = torch.optim.AdamW([
-        {"params": model.parameters(), "weight_decay": config.weight_decay},
-        {"params": list(weighting.parameters()), "weight_decay": 0.0},
-    ], lr=config.lr)
+    # ------------------------------------------------------------------ model, weighting, optimiser
+    model = build_model(config, data.x.shape[1:], len(data.spec.transforms), data.features.shape[1]).to(device)
+    trainer = MultiTaskTrainer(config, model, device, world_size)
     steps_per_epoch = len(batches)
     total_steps, warmup_steps = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
 
@@ -210,21 +275,17 @@ def pretrain(config, data, on_epoch_end=None):
             raise UserError(f"{checkpoint_path} holds another architecture ({state.get('architecture')}); "
                             f"use another --experiment_name or the same model flags")
         model.load_state_dict(state["model"])
-        weighting.load_state_dict(state["weighting"])
-        optimizer.load_state_dict(state["optimizer"])
+        trainer.weighting.load_state_dict(state["weighting"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"] + 1
         if is_main:
             print(f"resumed from {checkpoint_path} after epoch {start_epoch}")
     elif config.resume and is_main:
         print(f"--resume 1 but no checkpoint in {run_dir}: starting fresh")
-
-    net = DistributedDataParallel(model) if world_size > 1 else model
-    manipulates_gradients = isinstance(weighting, CAGradWeighting)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     logger = _Logger(run_dir, is_main)
     if is_main:
-        print(f"tasks: {', '.join(model.tasks)}; weighting: {type(weighting).__name__}; "
+        print(f"tasks: {', '.join(model.tasks)}; weighting: {type(trainer.weighting).__name__}; "
               f"encoder parameters: {count_parameters(model.encoder):,}; {len(data.x)} inputs, "
               f"{steps_per_epoch} steps/epoch")
 
@@ -232,53 +293,23 @@ def pretrain(config, data, on_epoch_end=None):
     train_start = time.time()
     mean_losses = {}
     for epoch in range(start_epoch, config.epochs):
-        net.train()
-        sums, count, epoch_start = defaultdict(float), 0, time.time()
-        progress = tqdm(batches.epoch(epoch), total=steps_per_epoch, disable=not is_main, leave=False, mininterval=2,
-                        desc=f"epoch {epoch + 1}/{config.epochs}")
-        for step_in_epoch, batch in enumerate(progress):
-            step = epoch * steps_per_epoch + step_in_epoch
-            factor = lr_factor(step, total_steps, warmup_steps, config.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * factor
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast:
-                losses = net(batch)
-            bad = [name for name, loss in losses.items() if not torch.isfinite(loss)]
-            if bad:
-                raise UserError(f"non-finite loss in task(s) {', '.join(bad)} at epoch {epoch + 1}, step "
-                                f"{step_in_epoch}: lower --lr or check the data; last good checkpoint: {checkpoint_path}")
-            optimizer.zero_grad(set_to_none=True)
-            with net.no_sync() if manipulates_gradients and world_size > 1 else nullcontext():
-                weights = weighting.backward(losses, params)
-            if manipulates_gradients:
-                average_gradients(model.parameters())
-            average_gradients(weighting.parameters())
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            weighting.after_step()
-            for name, loss in losses.items():
-                sums[f"loss/{name}"] += loss.item()
-                sums[f"weight/{name}"] += weights[name]
-            count += 1
-            if is_main:
-                progress.set_postfix({name: f"{loss.item():.3f}" for name, loss in losses.items()})
-        means = all_reduce_mean({k: v / count for k, v in sums.items()}, device)
+        def lr_at_step(i, epoch=epoch):
+            return config.lr * lr_factor(epoch * steps_per_epoch + i, total_steps, warmup_steps, config.min_lr_ratio)
+
+        means, count, seconds = trainer.train_epoch(batches, epoch, lr_at_step, show_progress=is_main,
+                                                    desc=f"epoch {epoch + 1}/{config.epochs}")
         mean_losses = {name: means[f"loss/{name}"] for name in model.tasks}
-        weighting.end_epoch(mean_losses)
-        seconds = time.time() - epoch_start
         row = {"epoch": epoch + 1, **{k: round(v, 6) for k, v in means.items()},
-               "lr": config.lr * factor, "seconds": round(seconds, 3),
+               "lr": lr_at_step(steps_per_epoch - 1), "seconds": round(seconds, 3),
                "inputs_per_s": round(count * config.batch_size * world_size / seconds, 1)}
         if is_main:
             logger.row(row)
             print(f"epoch {epoch + 1}/{config.epochs} " + " ".join(f"{n}={v:.4f}" for n, v in mean_losses.items())
                   + f" ({seconds:.1f} s)")
             atomic_torch_save({
-                "model": model.state_dict(), "weighting": weighting.state_dict(), "optimizer": optimizer.state_dict(),
-                "epoch": epoch, "torch_rng": torch.get_rng_state(), "architecture": _architecture(model),
-                "config": config_to_dict(config),
+                "model": model.state_dict(), "weighting": trainer.weighting.state_dict(),
+                "optimizer": trainer.optimizer.state_dict(), "epoch": epoch, "torch_rng": torch.get_rng_state(),
+                "architecture": _architecture(model), "config": config_to_dict(config),
             }, checkpoint_path)
             save_encoder(model.encoder, run_dir / "encoder.pt", {"input_shape": list(data.x.shape[1:])})
         if on_epoch_end is not None:
@@ -286,7 +317,7 @@ def pretrain(config, data, on_epoch_end=None):
 
     # ------------------------------------------------------------------ save
     summary = {
-        "run": config.run_name(), "tasks": list(model.tasks), "weighting": type(weighting).__name__,
+        "run": config.run_name(), "tasks": list(model.tasks), "weighting": type(trainer.weighting).__name__,
         "final_losses": mean_losses, "epochs": config.epochs, "train_seconds": round(time.time() - train_start, 2),
         "cache_seconds": round(cache_seconds, 2), "world_size": world_size, "device": str(device),
         "encoder_parameters": count_parameters(model.encoder), "git_commit": git_commit(), **data.info,
