@@ -1,0 +1,53 @@
+"""Defaults of the federated HAR experiment. Every field is also a flag of HAR_federated/run.py.
+
+The model and pretext fields are those of centralized pretraining (HAR_centralized/config.py), so a
+federated encoder is evaluated by HAR_centralized/train_classifier.py unchanged.
+"""
+from dataclasses import dataclass
+
+from common.config import field
+from common.errors import UserError
+from HAR_centralized.config import HARPretrainConfig
+
+
+@dataclass
+class FederatedConfig(HARPretrainConfig):
+    output_dir: str = field("HAR_federated/outputs", "run folders go here")
+    experiment_name: str = field("fedavg", "first part of the run folder's name")
+    backend: str = field("socket", "socket: this repository's prototype; flower: the Flower engine",
+                         choices=("socket", "flower"))
+    role: str = field("local", "local: server + clients as threads of one process; server; client",
+                      choices=("local", "server", "client"))
+    rounds: int = field(15, "federated rounds")
+    local_epochs: int = field(2, "client epochs per round")
+    client_fraction: float = field(1.0, "share of connected clients asked each round")
+    num_clients: int = field(18, "clients; the 18 train subjects are grouped into this many")
+    min_clients: int = field(2, "a round counts only if at least this many clients answered")
+    max_round_retries: int = field(3, "retries of a round that got too few answers")
+    proximal_mu: float = field(0.0, "FedProx proximal term; 0 is plain FedAvg")
+    host: str = field("127.0.0.1", "server address to bind (server) or of the local run")
+    port: int = field(8765, "server port (the local role always picks a free one)")
+    server: str = field("127.0.0.1:8765", "HOST:PORT of the server (client role)")
+    client_id: int = field(0, "which client this process is (client role)")
+    key_file: str = field("", "shared HMAC key file; empty: $MTSSL_FED_KEY (local role generates one)")
+    tls_cert: str = field("", "server certificate (PEM): enables TLS")
+    tls_key: str = field("", "server private key (PEM)")
+    tls_ca: str = field("", "CA certificate the client verifies the server against: enables TLS")
+    max_frame_mb: float = field(64.0, "frames larger than this are rejected")
+    io_timeout_s: float = field(30.0, "socket timeout for connecting and handshakes")
+    round_timeout_s: float = field(600.0, "how long the server waits for a client's update")
+    connect_wait_s: float = field(60.0, "how long the server waits for min_clients to connect")
+    # sized like centralized: rounds x local_epochs x client_fraction = 30 passes over the data
+    epochs: int = field(30, "centralized-equivalent epochs (used only for the schedule's length)")
+
+    def validate(self):
+        super().validate()
+        for name in ("rounds", "local_epochs", "num_clients", "min_clients"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1")
+        if not 0 < self.client_fraction <= 1:
+            raise UserError("--client_fraction must be in (0, 1]")
+        if self.min_clients > self.num_clients:
+            raise UserError("--min_clients cannot exceed --num_clients")
+        if self.proximal_mu < 0 or self.max_frame_mb <= 0:
+            raise UserError("--proximal_mu must be non-negative and --max_frame_mb positive")

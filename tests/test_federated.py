@@ -1,0 +1,247 @@
+"""Federated averaging on loopback: FedAvg, the wire's rejections, faults, resume."""
+import dataclasses
+import json
+import pickle
+import socket
+import struct
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from common.classification import load_pretrained_encoder
+from common.federated import fedavg
+from common.training import PretrainData
+from data_processing.pretext import PretextSpec
+from HAR_federated import protocol
+from HAR_federated.config import FederatedConfig
+from HAR_federated.protocol import ProtocolError, encode_frame, read_frame, send_frame
+from HAR_federated.run import global_model, run_local
+
+KEY = b"k" * 32
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setattr("data_processing.pretext.CACHE_DIR", tmp_path / "cache")
+
+
+def tiny_config(tmp_path, **overrides):
+    values = dict(output_dir=str(tmp_path / "runs"), rounds=2, local_epochs=1, num_clients=3, min_clients=2,
+                  batch_size=16, encoder_width=4, embedding_dim=8, n_variants=1, device="cpu",
+                  io_timeout_s=10.0, round_timeout_s=30.0, connect_wait_s=20.0, experiment_name="fed")
+    values.update(overrides)
+    config = FederatedConfig(**values)
+    config.validate()
+    return config
+
+
+def tiny_datasets(n_clients=3, n=32):
+    rng = np.random.default_rng(0)
+    return {c: PretrainData(rng.normal(size=(n, 9, 128)).astype(np.float32),
+                            rng.normal(size=(n, 561)).astype(np.float32), PretextSpec(n_variants=1, seed=c), {})
+            for c in range(n_clients)}
+
+
+def quiet(*_):
+    pass
+
+
+# --------------------------------------------------------------------------- FedAvg
+def test_fedavg_against_a_hand_computation():
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(2)}
+    b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(5)}
+    out = fedavg([a, b], [1, 3])  # weights 1/4 and 3/4
+    torch.testing.assert_close(out["w"], torch.tensor([2.5, 5.0]))
+    assert out["n"].dtype == torch.int64 and out["n"].item() == 4  # 0.25*2 + 0.75*5 = 4.25 -> 4
+    with pytest.raises(ValueError):
+        fedavg([a], [0])
+
+
+# --------------------------------------------------------------------------- the wire
+def roundtrip(frame, key=KEY, cap=protocol.DEFAULT_MAX_PAYLOAD_BYTES):
+    left, right = socket.socketpair()
+    with left, right:
+        right.settimeout(2)
+        left.sendall(frame)
+        left.shutdown(socket.SHUT_WR)
+        return read_frame(right, key, cap)
+
+
+def test_frame_round_trip():
+    tensors = {"a": torch.arange(6.0).view(2, 3), "b": torch.tensor([7], dtype=torch.int64)}
+    header, got, size = roundtrip(encode_frame(KEY, {"type": "update", "round": 3}, tensors))
+    assert header == {"type": "update", "round": 3} and size > 0
+    torch.testing.assert_close(got["a"], tensors["a"])
+    assert got["b"].dtype == torch.int64
+
+
+@pytest.mark.parametrize("make_frame, reason", [
+    (lambda: encode_frame(b"x" * 32, {"type": "hello"}), "bad MAC"),
+    (lambda: protocol.PREFIX.pack(protocol.MAGIC, 1, 10, 10**12), "exceeds the cap"),
+    (lambda: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "bad magic"),
+    (lambda: encode_frame(KEY, {"type": "hello"})[:-5], "truncated"),
+    (lambda: protocol.PREFIX.pack(protocol.MAGIC, 9, 2, 0) + b"{}" + b"0" * 32, "version"),
+])
+def test_bad_frames_are_rejected(make_frame, reason):
+    with pytest.raises(ProtocolError, match=reason):
+        roundtrip(make_frame())
+
+
+def authenticated_frame(header_bytes, payload):
+    body = protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, len(header_bytes), len(payload)) + header_bytes + payload
+    import hashlib
+    import hmac
+
+    return body + hmac.new(KEY, body, hashlib.sha256).digest()
+
+
+def test_pickle_payload_and_malformed_json_are_rejected_unparsed():
+    class Boom:
+        def __reduce__(self):
+            return (pytest.fail, ("a pickle was executed",))
+
+    with pytest.raises(ProtocolError, match="not safetensors"):
+        roundtrip(authenticated_frame(b'{"type":"update"}', pickle.dumps(Boom())))
+    with pytest.raises(ProtocolError, match="malformed JSON"):
+        roundtrip(authenticated_frame(b"{not json", b""))
+
+
+def test_tensors_must_match_the_model():
+    template = {"w": torch.zeros(2, 3), "b": torch.zeros(3)}
+    protocol.check_tensors({"w": torch.ones(2, 3), "b": torch.ones(3)}, template)
+    for bad, reason in [({"w": torch.zeros(2, 3)}, "names differ"),
+                        ({"w": torch.zeros(3, 2), "b": torch.zeros(3)}, "expected"),
+                        ({"w": torch.zeros(2, 3, dtype=torch.float64), "b": torch.zeros(3)}, "expected"),
+                        ({"w": torch.full((2, 3), float("nan")), "b": torch.zeros(3)}, "non-finite")]:
+        with pytest.raises(ProtocolError, match=reason):
+            protocol.check_tensors(bad, template)
+
+
+# --------------------------------------------------------------------------- end to end on loopback
+def test_three_clients_two_rounds_end_to_end(tmp_path):
+    config = tiny_config(tmp_path)
+    server, history = run_local(config, tiny_datasets(), KEY, log=quiet)
+    assert [r["answered"] for r in history] == [3, 3] and all(r["bytes_sent"] > 0 for r in history)
+    run = config.run_dir()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == [1, 2] and "mean_local_losses" in rows[0]
+    model_args, state = load_pretrained_encoder(run / "encoder.pt")  # what train_classifier.py loads
+    assert model_args["embedding_dim"] == 8
+    # the global model moved away from its initialisation
+    init = global_model(config).encoder.state_dict()
+    assert any(not torch.equal(init[k], state[k]) for k in init)
+
+
+def raw_client(port, hello, on_train):
+    """A hand-rolled peer: sends `hello` bytes, then calls on_train(sock, header, tensors) at each train."""
+    def run():
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(hello)
+            if on_train is None:  # a one-shot attacker: send, then hang up
+                sock.close()
+                return
+            while True:
+                header, tensors, _ = read_frame(sock, KEY)
+                if header["type"] != "train" or on_train(sock, header, tensors) == "stop":
+                    break
+        except (OSError, ProtocolError):
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def hello(client_id):
+    return encode_frame(KEY, {"type": "hello", "client_id": client_id, "num_examples": 10})
+
+
+def test_a_client_crashing_mid_round_is_dropped_and_the_round_completes(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path, connect_wait_s=20.0, min_clients=2)
+    crashed = []
+
+    def crash(sock, header, tensors):
+        crashed.append(header["round"])
+        sock.close()  # dies after receiving the weights, before answering
+        return "stop"
+
+    import HAR_federated.run as run_module
+
+    original = run_module.make_server
+
+    def make_server_with_crasher(config, key, log=print):
+        server = original(config, key, log)
+        raw_client(server.port, hello(99), crash)
+        return server
+
+    monkeypatch.setattr(run_module, "make_server", make_server_with_crasher)
+    config = dataclasses.replace(config, num_clients=2)
+    server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
+    assert len(history) == 2 and crashed
+    first = history[0]
+    assert first["asked"] == 3 and first["answered"] == 2 and first["dropped"] == 1
+    assert any("client 99" in reason for reason in server.rejected)
+
+
+def test_attacks_are_rejected_while_good_clients_complete(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path, num_clients=2, min_clients=2)
+    import HAR_federated.run as run_module
+
+    original = run_module.make_server
+
+    def wrong_tensors(sock, header, tensors):
+        send_frame(sock, KEY, {"type": "update", "round": header["round"], "num_examples": 5},
+                   {"encoder.projection.weight": torch.zeros(3, 3)})
+        return "stop"
+
+    def attack(config, key, log=print):
+        server = original(config, key, log)
+        port = server.port
+        raw_client(port, encode_frame(b"w" * 32, {"type": "hello", "client_id": 50, "num_examples": 1}), None)
+        raw_client(port, protocol.PREFIX.pack(protocol.MAGIC, 1, 10, 2**40), None)
+        raw_client(port, b"\x00garbage\xff" * 10, None)
+        raw_client(port, authenticated_frame(b'{"type":"hello","client_id":51,"num_examples":1}', pickle.dumps([1, 2])), None)
+        raw_client(port, hello(52)[:20], None)  # truncated, then the socket closes
+        raw_client(port, hello(53), wrong_tensors)
+        return server
+
+    monkeypatch.setattr(run_module, "make_server", attack)
+    server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
+    assert len(history) == 2 and all(r["answered"] >= 2 for r in history)
+    reasons = "\n".join(server.rejected)
+    for expected in ("bad MAC", "exceeds the cap", "bad magic", "not safetensors", "truncated", "names differ"):
+        assert expected in reasons, (expected, reasons)
+
+
+def test_a_killed_server_resumes_from_its_last_round(tmp_path):
+    config = tiny_config(tmp_path, rounds=3)
+
+    def kill_after_first_round(round_index):
+        if round_index == 0:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_local(config, tiny_datasets(), KEY, on_round_end=kill_after_first_round, log=quiet)
+    saved = torch.load(config.run_dir() / "checkpoint.pt", weights_only=True)
+    assert saved["round"] == 0
+    server, history = run_local(dataclasses.replace(config, resume=1), tiny_datasets(), KEY, log=quiet)
+    assert [r["round"] for r in history] == [1, 2, 3]
+    assert server.start_round == 1
+    rows = (config.run_dir() / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["round"] for r in rows] == [1, 2, 3]
+
+
+def test_key_is_required_for_remote_roles(tmp_path, monkeypatch):
+    monkeypatch.delenv(protocol.KEY_ENV, raising=False)
+    with pytest.raises(ProtocolError, match="shared key"):
+        protocol.load_key("")
+    key_file = tmp_path / "key"
+    key_file.write_text("s" * 40)
+    assert protocol.load_key(str(key_file)) == b"s" * 40
