@@ -8,13 +8,18 @@ $(VENV)/.installed: requirements.txt setup.py
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
+# Flower (the federated engine for real fleets) is an optional extra; the tests exercise it
+$(VENV)/.flower: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e ".[flower]"
+	touch $@
+
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed  ## the main job: pretrain, evaluate against baselines, print the table, draw figures
 	$(PY) data/prepare_har.py
 	$(PY) HAR_centralized/reproduce.py --quick 1
 
-test: $(VENV)/.installed  ## the test suite, CPU only, a few minutes on 2 cores
+test: $(VENV)/.flower  ## the test suite, CPU only, a few minutes on 2 cores
 	$(PY) -m pytest -q tests
 
 .PHONY: venv demo test

