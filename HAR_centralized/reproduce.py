@@ -42,6 +42,7 @@ FULL_ENCODERS = {
 @dataclasses.dataclass
 class ReproduceConfig:
     quick: int = field(0, "1: the main job (MTL vs supervised and expert features, 3 fractions)")
+    federated: int = field(1, "full study: also federated pretraining against centralized (FL.png)")
     seeds: int = field(3, "label subsets (and classifier inits) per fraction")
     pretrain_seed: int = field(42, "seed of every pretraining run")
     data_source: str = field("auto", "UCI HAR source")
@@ -71,12 +72,35 @@ def pretrain_encoder(label, flags, out_dir, config):
 
 
 def classify(run_dir, out, fractions, config, **overrides):
+    """train_classifier on one encoder; a finished evaluation of the same encoder and config is reused."""
     classifier_config = parse_config(HARClassifierConfig, [
         "--encoder", str(run_dir), "--output_dir", str(out), "--seeds", str(config.seeds),
         "--data_source", config.data_source, "--label_fractions", *map(str, fractions)])
     classifier_config = dataclasses.replace(classifier_config, **overrides)
+    saved_config, saved_summary = Path(out) / "config.json", Path(out) / "summary.json"
+    encoder_file = Path(run_dir) / "encoder.pt"
+    if saved_summary.exists() and saved_config.exists() and saved_summary.stat().st_mtime > encoder_file.stat().st_mtime \
+            and json.loads(saved_config.read_text()) == json.loads(json.dumps(config_to_dict(classifier_config))):
+        print(f"reusing the evaluation in {out}")
+        return json.loads(saved_summary.read_text())["summary"]
     _, summary, _ = run_classification(classifier_config, har_labelled_splits(config.data_source))
     return summary
+
+
+def federated_encoder(out_dir, config):
+    """The default federated pretraining (HAR_federated/config.py), reused when finished."""
+    from HAR_federated.config import FederatedConfig
+    from HAR_federated.run import client_datasets, run_local
+
+    fed_config = parse_config(FederatedConfig, ["--output_dir", str(out_dir), "--seed", str(config.pretrain_seed),
+                                                "--data_source", config.data_source, "--experiment_name", "repro_fedavg"])
+    run_dir = fed_config.run_dir()
+    if (run_dir / "summary.json").exists() and (run_dir / "encoder.pt").exists():
+        print(f"[federated] reusing the finished run {run_dir}")
+    else:
+        print(f"[federated] pretraining -> {run_dir}")
+        run_local(fed_config, client_datasets(fed_config))
+    return run_dir, json.loads((run_dir / "summary.json").read_text()), fed_config
 
 
 @exit_on_user_error
@@ -109,6 +133,18 @@ def main(argv=None):
              "raw": "raw window (logistic)"}
     rows += [{**r, "label": names[r["method"]]} for r in baselines]
 
+    fed_rows = []
+    if not quick and config.federated:
+        fed_run, fed_summary, fed_config = federated_encoder(out_dir, config)
+        label = f"federated ({fed_config.num_clients} clients, {fed_config.rounds} rounds x {fed_config.local_epochs} local epochs)"
+        summary = classify(fed_run, out_dir / "classifier" / fed_run.name, fractions, config,
+                           methods=("encoder",), modes=("linear",))
+        fed_rows = [{**r, "label": f"{label} (linear)"} for r in summary]
+        rows += fed_rows
+        plot_label_efficiency(rows, [(f"{MTL} (linear)", {"color": "C3", "linewidth": 2}),
+                                     (f"{label} (linear)", {"color": "C0", "linewidth": 2})],
+                              figures / "FL.png", title="Federated vs centralized pretraining, frozen encoder")
+
     # ------------------------------------------------------------------ figures
     curves = [(f"{MTL} (linear)", {"color": "C3", "linewidth": 2.5}), (f"{MTL} (finetune)", {"color": "C3", "linestyle": "--"})]
     curves += [(f"{label} (linear)", {"linewidth": 1.2}) for label in encoders if label != MTL]
@@ -140,6 +176,11 @@ def main(argv=None):
     for label, s in pretrain_summaries.items():
         losses = ", ".join(f"{k} {v:.4f}" for k, v in s["final_losses"].items())
         lines.append(f"- {label}: {losses}; {s['train_seconds']:.0f} s")
+    if fed_rows:
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in fed_summary["final_losses"].items())
+        lines.append(f"- federated: {losses} (mean local losses, last round); {fed_summary['train_seconds']:.0f} s "
+                     f"of rounds, {fed_summary['bytes_sent'] / 2**20:.0f} MiB sent and "
+                     f"{fed_summary['bytes_received'] / 2**20:.0f} MiB received in all")
     (figures / "results.md").write_text("\n".join(lines) + "\n")
     (out_dir / "reproduce_summary.json").write_text(json.dumps({"rows": rows, "quality": quality,
                                                                  "seconds": time.time() - start}, indent=2))

@@ -245,3 +245,15 @@ def test_key_is_required_for_remote_roles(tmp_path, monkeypatch):
     key_file = tmp_path / "key"
     key_file.write_text("s" * 40)
     assert protocol.load_key(str(key_file)) == b"s" * 40
+
+
+def test_tls_round_trip(tmp_path):
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    config = tiny_config(tmp_path, rounds=1, num_clients=2, tls_cert=str(cert), tls_key=str(key), tls_ca=str(cert))
+    server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
+    assert history[0]["answered"] == 2 and not server.rejected
