@@ -95,7 +95,9 @@ def federated_encoder(out_dir, config):
     fed_config = parse_config(FederatedConfig, ["--output_dir", str(out_dir), "--seed", str(config.pretrain_seed),
                                                 "--data_source", config.data_source, "--experiment_name", "repro_fedavg"])
     run_dir = fed_config.run_dir()
-    if (run_dir / "summary.json").exists() and (run_dir / "encoder.pt").exists():
+    saved_config = run_dir / "config.json"
+    if (run_dir / "summary.json").exists() and saved_config.exists() and \
+            json.loads(saved_config.read_text()) == json.loads(json.dumps(config_to_dict(fed_config))):
         print(f"[federated] reusing the finished run {run_dir}")
     else:
         print(f"[federated] pretraining -> {run_dir}")
@@ -147,7 +149,9 @@ def main(argv=None):
 
     # ------------------------------------------------------------------ figures
     curves = [(f"{MTL} (linear)", {"color": "C3", "linewidth": 2.5}), (f"{MTL} (finetune)", {"color": "C3", "linestyle": "--"})]
-    curves += [(f"{label} (linear)", {"linewidth": 1.2}) for label in encoders if label != MTL]
+    others = [label for label in encoders if label != MTL]
+    curves += [(f"{label} (linear)", {"linewidth": 1.2, "color": colour})
+               for label, colour in zip(others, ("C0", "C1", "C2", "C9", "C4"))]
     curves += [(names["supervised"], {"color": "k", "linestyle": ":"}), (names["expert_features"], {"color": "0.5"})]
     plot_label_efficiency(rows, curves, figures / "MTL-vs-STL.png",
                           title=f"UCI HAR ({pretrain_summaries[MTL]['data_source']}), {config.seeds} seeds")
