@@ -168,7 +168,8 @@ def main(argv=None):
     table_rows = [dict(r, method=r["label"].split(" (")[0], mode=r["mode"]) for r in rows]
     lines = [f"# UCI HAR results ({'quick main job' if quick else 'full study'})", "",
              f"Data source: {pretrain_summaries[MTL]['data_source']}; pretraining seed {config.pretrain_seed}; "
-             f"{config.seeds} label-subset seeds per fraction; wall time {(time.time() - start) / 60:.1f} min.", "",
+             f"{config.seeds} label-subset seeds per fraction; this invocation's wall time {(time.time() - start) / 60:.1f} min "
+             f"(finished pretraining runs and evaluations are reused).", "",
              "Macro-F1 on the test subjects (mean ± std over seeds):", "", markdown_table(table_rows),
              "Accuracy:", "", markdown_table(table_rows, "accuracy"),
              "Test-window representations (kNN: 5 neighbours, 5-fold; silhouette over the 6 activities):", "",
