@@ -114,7 +114,8 @@ def run_flower(config, datasets=None, timeout_s=1800):
     tool = {name: str(bin_dir / name) if (bin_dir / name).exists() else shutil.which(name)
             for name in ("flower-superlink", "flower-supernode", "flwr")}
     home = Path(tempfile.mkdtemp(prefix="flwr_home_"))
-    env = {**os.environ, "FLWR_HOME": str(home)}
+    # Flower's processes start further Flower executables by name: this environment's come first
+    env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     link = _free_port()  # the SuperLink serves its Fleet, Control and runtime APIs on one HTTP port
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n')
