@@ -132,7 +132,9 @@ def run_flower(config, datasets=None, timeout_s=1800):
 
     try:
         start("superlink", ["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(link),
-                            "--database", str(home / "state.db")])
+                            "--database", str(home / "state.db"),
+                            # the app's dependencies are this environment's; never fetch them at run time
+                            "--disable-runtime-dependency-installation"])
         _wait_for_port(link, processes, logs)
         for client_id in range(config.num_clients):
             start(f"supernode{client_id}", [
