@@ -11,7 +11,6 @@ import threading
 import time
 
 import numpy as np
-import torch
 
 from common.checkpoint import atomic_torch_save, load_checkpoint, save_encoder
 from common.config import config_to_dict, save_config

@@ -12,8 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from common.checkpoint import safe_torch_load
 from common.config import field, save_config

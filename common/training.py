@@ -8,7 +8,6 @@ Only rank 0 prints and writes; under torchrun the model is wrapped in Distribute
 import dataclasses
 import json
 import math
-import os
 import random
 import subprocess
 import time

