@@ -7,6 +7,7 @@ Usage:
 Defaults: HAR_centralized/config.py. Output: <output_dir>/<name>_seed<seed>_heads<switches>/ with encoder.pt,
 checkpoint.pt, config.json, metrics.jsonl, summary.json. --resume 1 continues a killed run.
 """
+import os
 import sys
 
 import numpy as np
@@ -32,7 +33,8 @@ def har_pretrain_data(config):
 def main(argv=None):
     config = parse_config(HARPretrainConfig, argv, description="Multi-task SSL pretraining on UCI HAR")
     summary = pretrain(config, har_pretrain_data(config))
-    print(f"done in {summary['train_seconds']:.0f} s; encoder: {config.run_dir() / 'encoder.pt'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 speaks
+        print(f"done in {summary['train_seconds']:.0f} s; encoder: {config.run_dir() / 'encoder.pt'}")
 
 
 if __name__ == "__main__":

@@ -192,15 +192,17 @@ class MultiTaskTrainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at_step(step_in_epoch)
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            with self.autocast():
-                losses = self.net(batch)
-            bad = [name for name, loss in losses.items() if not torch.isfinite(loss)]
-            if bad:
-                raise UserError(f"non-finite loss in task(s) {', '.join(bad)} at epoch {epoch + 1}, step "
-                                f"{step_in_epoch}: lower --lr or check the data")
-            self.optimizer.zero_grad(set_to_none=True)
+            # gradient-manipulating weightings combine per-task gradients themselves, so DDP must not
+            # reduce them: forward and backward both run under no_sync, then average_gradients reduces
             sync = self.net.no_sync() if self.manipulates_gradients and self.world_size > 1 else nullcontext()
             with sync:
+                with self.autocast():
+                    losses = self.net(batch)
+                bad = [name for name, loss in losses.items() if not torch.isfinite(loss)]
+                if bad:
+                    raise UserError(f"non-finite loss in task(s) {', '.join(bad)} at epoch {epoch + 1}, step "
+                                    f"{step_in_epoch}: lower --lr or check the data")
+                self.optimizer.zero_grad(set_to_none=True)
                 weights = self.weighting.backward(losses, self.params)
             if self.manipulates_gradients:
                 average_gradients(self.model.parameters())

@@ -151,12 +151,15 @@ def test_train_encoder_cli_bad_input_is_one_line(tmp_path, args, message, capsys
     assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_torchrun_two_processes(tmp_path, har_cache):
+@pytest.mark.parametrize("weighting, port", [("uncertainty", "29731"), ("cagrad", "29732")])
+def test_torchrun_two_processes(tmp_path, har_cache, weighting, port):
+    # cagrad combines per-task gradients itself: DDP runs under no_sync and gradients are averaged by hand
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    result = run_entrypoint(["--experiment_name", "ddp", *TINY_FLAGS, "--batch_size", "128"], tmp_path,
-                            launcher=(torchrun, "--nproc_per_node", "2", "--master_port", "29731"))
+    result = run_entrypoint(["--experiment_name", "ddp", *TINY_FLAGS, "--batch_size", "128", "--weighting", weighting],
+                            tmp_path, launcher=(torchrun, "--nproc_per_node", "2", "--master_port", port))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp_seed42_heads1111" / "summary.json").read_text())
     assert summary["world_size"] == 2
     rows = (tmp_path / "ddp_seed42_heads1111" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # only rank 0 logs
+    assert result.stdout.count("done in") == 1
