@@ -52,7 +52,7 @@ class HarData:
 # --------------------------------------------------------------------------- official folder
 def _read_matrix(path, columns=None, dtype=np.float32):
     if not path.is_file():
-        raise UserError(f"{path} is missing: run data/download_uci_har.sh again")
+        raise UserError(f"{path} is missing: fetch the official data with bash data/download_uci_har.sh, or use --source hapt")
     try:
         values = np.array(path.read_text().split(), dtype=dtype)
     except ValueError:
