@@ -79,3 +79,51 @@ def embed(encoder, x, batch_size=1024, device="cpu"):
     encoder.eval()
     x = torch.as_tensor(x)
     return torch.cat([encoder(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convs with batch norm, identity or 1x1 projection shortcut."""
+
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+@register_encoder("resnet18")
+class ResNet18Encoder(nn.Module):
+    """ResNet-18 for 96x96 images (STL-10): (B, 3, H, W) -> (B, embedding_dim).
+
+    A 3x3 stride-1 stem with a 2x2 max-pool instead of ImageNet's 7x7 stride-2 stem and 3x3 pool (96-pixel
+    inputs keep more resolution); `depth` stages of two basic blocks, channels width, 2w, 4w, 8w (width 64 is
+    the standard ResNet-18; a small width runs on CPU); global average pooling; a linear projection.
+    """
+
+    def __init__(self, in_channels=3, width=64, depth=4, embedding_dim=128):
+        super().__init__()
+        if not 1 <= depth <= 4 or width < 1 or embedding_dim < 1:
+            raise ValueError("resnet18 takes depth 1..4 stages and positive width and embedding_dim")
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        stages, channels = [], width
+        for i in range(depth):
+            out = width * 2**i
+            stages += [BasicBlock(channels, out, 1 if i == 0 else 2), BasicBlock(out, out, 1)]
+            channels = out
+        self.stages = nn.Sequential(*stages)
+        self.projection = nn.Linear(channels, embedding_dim)
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x):
+        h = self.stages(self.stem(x))  # (B, C', H', W')
+        return self.projection(h.mean(dim=(2, 3)))  # (B, embedding_dim)
