@@ -1,9 +1,9 @@
 """Pretraining speed on this machine: precomputed vs on-the-fly pretext data, cache build, epoch, memory.
 
-Usage: python benchmarks/pretrain_speed.py [--repeats 3] [--steps 20] [--full]
-Prints, with the default HAR config and all four heads:
+Usage: python benchmarks/pretrain_speed.py [--experiment har|ir] [--repeats 3] [--steps 20] [--full]
+Prints, with the experiment's default config (HAR windows, or the image demo's digits) and all four heads:
 - cache build time of the precomputed views (fresh temporary cache, median over repeats);
-- training windows/s, precomputed vs on the fly (the same steps of the real loop: batch production,
+- training inputs/s, precomputed vs on the fly (the same steps of the real loop: batch production,
   forward, weighting backward, optimiser step), runs interleaved, medians and their ratio;
 - the time of one default epoch (steps per epoch x median step time);
 - with --full, the wall time of the default full pretraining (train_encoder.py defaults, run here);
@@ -26,6 +26,10 @@ from common.weighting import ModelParameters, build_weighting
 from data_processing.pretext import PrecomputedViews, PretextBatches
 from HAR_centralized.config import HARPretrainConfig
 from HAR_centralized.train_encoder import har_pretrain_data
+from IR_centralized.config import IRPretrainConfig
+from IR_centralized.train_encoder import image_pretrain_data
+
+EXPERIMENTS = {"har": (HARPretrainConfig, har_pretrain_data), "ir": (IRPretrainConfig, image_pretrain_data)}
 
 
 def time_steps(config, data, mode, views, steps):
@@ -66,11 +70,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--full", action="store_true", help="also time the default full pretraining")
+    parser.add_argument("--experiment", default="har", choices=sorted(EXPERIMENTS))
     args = parser.parse_args()
 
-    config = parse_config(HARPretrainConfig, [])
-    data = har_pretrain_data(config)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(data.x)} windows, "
+    config_cls, make_data = EXPERIMENTS[args.experiment]
+    config = parse_config(config_cls, [])
+    data = make_data(config)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the loop picks the same; the benchmark runs on cpu
+    print(f"{args.experiment}: torch {torch.__version__}, {torch.get_num_threads()} threads ({device} available); "
+          f"{len(data.x)} inputs of shape {tuple(data.x.shape[1:])}, "
           f"batch {config.batch_size}, encoder width {config.encoder_width}, heads {', '.join(TASK_NAMES)}")
 
     build_times, views = [], None
@@ -92,21 +100,21 @@ def main():
     medians = {mode: statistics.median(v) for mode, v in per_step.items()}
     for mode, seconds in medians.items():
         runs = ", ".join(f"{config.batch_size / s:.0f}" for s in per_step[mode])
-        print(f"{mode:12s}: {config.batch_size / seconds:7.0f} windows/s median (runs: {runs})")
+        print(f"{mode:12s}: {config.batch_size / seconds:7.0f} inputs/s median (runs: {runs})")
     ratios = [b / a for a, b in zip(per_step["precomputed"], per_step["on_the_fly"])]
     print(f"precomputed / on the fly: {statistics.median(ratios):.2f}x (median of per-repeat ratios)")
     data_only = {mode: statistics.median(time_data_only(config, data, mode, views if mode == "precomputed" else None,
                                                         args.steps) for _ in range(args.repeats))
                  for mode in per_step}
-    print(f"data pipeline alone: precomputed {config.batch_size / data_only['precomputed']:.0f} windows/s, "
-          f"on the fly {config.batch_size / data_only['on_the_fly']:.0f} windows/s "
+    print(f"data pipeline alone: precomputed {config.batch_size / data_only['precomputed']:.0f} inputs/s, "
+          f"on the fly {config.batch_size / data_only['on_the_fly']:.0f} inputs/s "
           f"({data_only['on_the_fly'] / data_only['precomputed']:.1f}x)")
     print(f"one default epoch ({steps_per_epoch} steps): {steps_per_epoch * medians['precomputed']:.1f} s "
           f"precomputed, {steps_per_epoch * medians['on_the_fly']:.1f} s on the fly")
 
     if args.full:
         with tempfile.TemporaryDirectory() as tmp:
-            full = parse_config(HARPretrainConfig, ["--output_dir", tmp, "--experiment_name", "bench"])
+            full = parse_config(config_cls, ["--output_dir", tmp, "--experiment_name", "bench"])
             start = time.perf_counter()
             pretrain(full, data)
             print(f"default full pretraining ({full.epochs} epochs): {time.perf_counter() - start:.0f} s wall")

@@ -19,6 +19,7 @@ import torch
 
 from common.paths import CACHE_DIR
 from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS, apply_labelled_transforms, random_view, span_mask
+from data_processing.image_augmentations import IMAGE_TRANSFORMS, patch_mask, simclr_view
 
 PRETEXT_VERSION = 1
 
@@ -33,13 +34,24 @@ class PretextSpec:
     mask_span: int = 8
     n_variants: int = 8
     seed: int = 0
+    modality: str = "sensor"  # "sensor": (B, C, T) windows; "image": (B, 3, H, W) in [0, 1]
+
+    @classmethod
+    def for_images(cls, **kwargs):
+        """Rotations + colour labels, SimCLR views, patch masks of mask_span pixels."""
+        return cls(transforms=tuple(IMAGE_TRANSFORMS), view_transforms=("simclr",), modality="image", **kwargs)
 
     def generate(self, x, generator):
-        """Targets for one batch of clean inputs x (B, C, T) float32 tensor."""
-        aug_x, aug_label = apply_labelled_transforms(x, self.transforms, generator)
-        view1 = random_view(x, generator, self.view_transforms)
-        view2 = random_view(x, generator, self.view_transforms)
-        mask = span_mask(x.shape, generator, self.mask_ratio, self.mask_span)
+        """Targets for one batch of clean inputs x (float32 tensor)."""
+        if self.modality == "image":
+            aug_x, aug_label = apply_labelled_transforms(x, self.transforms, generator, IMAGE_TRANSFORMS)
+            view1, view2 = simclr_view(x, generator), simclr_view(x, generator)
+            mask = patch_mask(x.shape, generator, self.mask_ratio, self.mask_span)
+        else:
+            aug_x, aug_label = apply_labelled_transforms(x, self.transforms, generator)
+            view1 = random_view(x, generator, self.view_transforms)
+            view2 = random_view(x, generator, self.view_transforms)
+            mask = span_mask(x.shape, generator, self.mask_ratio, self.mask_span)
         return {"aug_x": aug_x, "aug_label": aug_label, "view1": view1, "view2": view2, "mask": mask}
 
 
@@ -49,6 +61,27 @@ def _generator(*key):
 
 
 _VIEW_ARRAYS = {"aug_x": np.float16, "aug_label": np.int8, "view1": np.float16, "view2": np.float16, "mask": np.bool_}
+# images in [0, 1] are stored as uint8 (a quarter of float32's bytes), sensor windows as float16
+_IMAGE_VIEWS = ("aug_x", "view1", "view2")
+
+
+def _storage_dtype(name, modality):
+    return np.uint8 if modality == "image" and name in _IMAGE_VIEWS else _VIEW_ARRAYS[name]
+
+
+def _to_storage(value, name, modality):
+    if modality == "image" and name in _IMAGE_VIEWS:
+        return (value.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return value.numpy()
+
+
+def _from_storage(array, name):
+    value = torch.from_numpy(np.asarray(array))
+    if name == "aug_label":
+        return value.long()
+    if name == "mask":
+        return value
+    return value.float() / 255 if value.dtype == torch.uint8 else value.float()
 
 
 class PrecomputedViews:
@@ -87,15 +120,16 @@ class PrecomputedViews:
         tmp.mkdir(parents=True)
         n, v = len(x), self.spec.n_variants
         out = {}
-        for name, dtype in _VIEW_ARRAYS.items():
+        for name in _VIEW_ARRAYS:
             shape = (v, n) if name == "aug_label" else (v, n) + tuple(x.shape[1:])
-            out[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+            out[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+",
+                                                  dtype=_storage_dtype(name, self.spec.modality), shape=shape)
         for variant in range(v):
             generator = _generator("precomputed", self.spec.seed, variant)
             for start in range(0, n, chunk_size):
                 targets = self.spec.generate(torch.as_tensor(x[start : start + chunk_size]), generator)
                 for name, value in targets.items():
-                    out[name][variant, start : start + chunk_size] = value.numpy()
+                    out[name][variant, start : start + chunk_size] = _to_storage(value, name, self.spec.modality)
             if verbose:
                 print(f"  pretext views: variant {variant + 1}/{v} built")
         for array in out.values():
@@ -143,8 +177,7 @@ class PretextBatches:
             if self.mode == "precomputed":
                 variant = variant_rng.integers(self.spec.n_variants, size=len(index))
                 for name, array in self.views.arrays.items():
-                    value = torch.from_numpy(np.asarray(array[variant, index]))
-                    batch[name] = value.long() if name == "aug_label" else value if name == "mask" else value.float()
+                    batch[name] = _from_storage(array[variant, index], name)
             else:
                 batch.update(self.spec.generate(batch["x"], generator))
             batch["masked_x"] = batch["x"].masked_fill(batch["mask"], 0.0)
