@@ -76,6 +76,20 @@ def class_names(root=None):
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def _extract_safely(tar, destination):
+    """Extract regular files and folders only, each inside destination (tarfile's "data" filter where
+    this Python has it; the same checks by hand where it does not)."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(destination, filter="data")
+        return
+    root = Path(destination).resolve()
+    for member in tar.getmembers():
+        target = (root / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or root not in (target, *target.parents):
+            raise tarfile.TarError(f"refusing archive member {member.name!r}")
+    tar.extractall(destination)
+
+
 def fetch_stl10(data_dir=DATA_DIR, url=STL10_URL, md5=STL10_MD5):
     """Download (if needed), verify and extract; returns the stl10_binary folder."""
     data_dir = Path(data_dir)
@@ -90,7 +104,7 @@ def fetch_stl10(data_dir=DATA_DIR, url=STL10_URL, md5=STL10_MD5):
         raise UserError(f"checksum mismatch for {archive} (removed; run again to download it afresh)")
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(data_dir, filter="data")  # refuses absolute paths, links out of the folder
+            _extract_safely(tar, data_dir)
     except (tarfile.TarError, OSError) as err:
         raise UserError(f"{archive} could not be extracted ({err}); delete it and run again") from None
     if not target.is_dir():

@@ -120,3 +120,27 @@ def test_download_rejects_a_wrong_checksum_and_reports_offline(tmp_path, server)
     assert not (tmp_path / "data" / "downloads" / "stl10_binary.tar.gz").exists()
     with pytest.raises(UserError, match="could not download"):
         fetch_stl10(tmp_path / "offline", "http://127.0.0.1:9/stl10_binary.tar.gz", "0" * 32)
+
+
+@pytest.mark.parametrize("has_filter", [True, False])
+def test_extraction_refuses_members_outside_the_folder(tmp_path, monkeypatch, has_filter):
+    from data_processing import stl10
+
+    if not has_filter:  # older Pythons have no tarfile.data_filter: the same checks run by hand
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    with tarfile.open(evil) as tar, pytest.raises(tarfile.TarError):
+        stl10._extract_safely(tar, tmp_path / "data")
+    assert not (tmp_path / "outside.txt").exists()
+    good = tmp_path / "good.tar"
+    with tarfile.open(good, "w") as tar:
+        info = tarfile.TarInfo("stl10_binary/class_names.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"cat"))
+    with tarfile.open(good) as tar:
+        stl10._extract_safely(tar, tmp_path / "data")
+    assert (tmp_path / "data" / "stl10_binary" / "class_names.txt").read_text() == "cat"
