@@ -1,5 +1,5 @@
 """Federated client: connects, says hello, answers each "train" with its local update, rejoins if cut off."""
-import time
+import threading
 
 from common.federated import LocalTrainer
 from HAR_federated.protocol import ProtocolError, check_tensors, connect, read_frame, send_frame
@@ -13,6 +13,7 @@ class FederatedClient:
         self.template = {k: v.detach().cpu() for k, v in self.local.model.state_dict().items()}
         self.max_payload = int(config.max_frame_mb * 2**20)
         self.rounds_done = 0
+        self.stop_event = threading.Event()  # set by whoever runs the client in a thread, to end its rejoin loop
 
     def _session(self):
         """One connection: hello, then train/update until "done". Returns True when the server is done."""
@@ -40,10 +41,14 @@ class FederatedClient:
     def run(self, max_reconnects=20, backoff_s=0.5):
         """Serve rounds until the server says done; reconnect (rejoin) after a dropped connection."""
         for attempt in range(max_reconnects + 1):
+            if self.stop_event.is_set():
+                return self.rounds_done
             try:
                 if self._session():
                     return self.rounds_done
             except (OSError, ProtocolError) as err:
+                if self.stop_event.is_set():
+                    return self.rounds_done
                 self.log(f"client {self.client_id}: connection lost ({err}); rejoining")
-            time.sleep(backoff_s * min(2**attempt, 8))
+            self.stop_event.wait(backoff_s * min(2**attempt, 8))
         raise ProtocolError(f"client {self.client_id}: gave up after {max_reconnects} reconnects")

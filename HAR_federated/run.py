@@ -84,9 +84,13 @@ def run_local(config, datasets, key=None, on_round_end=None, log=print):
     threads = [threading.Thread(target=client.run, daemon=True) for client in clients]
     for thread in threads:
         thread.start()
-    history = server.run(on_round_end)
-    for thread in threads:
-        thread.join(timeout=10)
+    try:
+        history = server.run(on_round_end)
+    finally:
+        for client in clients:  # a server that stopped (or died) takes its local clients with it
+            client.stop_event.set()
+        for thread in threads:
+            thread.join(timeout=10)
     return server, history
 
 
