@@ -162,7 +162,7 @@ class FederatedServer:
         check_tensors(state["model"], self.template)
         self.global_state = state["model"]
         self.start_round = state["round"] + 1
-        self.history = state.get("history_json") and json.loads(state["history_json"]) or []
+        self.history = json.loads(state.get("history_json", "[]"))
         self.log(f"resumed after round {self.start_round}")
 
     def run(self, on_round_end=None):

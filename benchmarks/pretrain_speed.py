@@ -3,9 +3,9 @@
 Usage: python benchmarks/pretrain_speed.py [--experiment har|ir] [--repeats 3] [--steps 20] [--full]
 Prints, with the experiment's default config (HAR windows, or the image demo's digits) and all four heads:
 - cache build time of the precomputed views (fresh temporary cache, median over repeats);
-- training inputs/s, precomputed vs on the fly (the same steps of the real loop: batch production,
-  forward, weighting backward, optimiser step), runs interleaved, medians and their ratio;
-- the time of one default epoch (steps per epoch x median step time);
+- training inputs/s, precomputed vs on the fly (one epoch of the real loop, MultiTaskTrainer.train_epoch:
+  batch production, forward, weighting backward, clipping, optimiser step), runs interleaved, medians and ratio;
+- the time of one default epoch;
 - with --full, the wall time of the default full pretraining (train_encoder.py defaults, run here);
 - peak resident memory of this process.
 """
@@ -21,8 +21,7 @@ import torch
 
 from common.config import parse_config
 from common.tasks import TASK_NAMES
-from common.training import build_model, pretrain, seed_everything
-from common.weighting import ModelParameters, build_weighting
+from common.training import MultiTaskTrainer, build_model, pretrain, seed_everything
 from data_processing.pretext import PrecomputedViews, PretextBatches
 from HAR_centralized.config import HARPretrainConfig
 from HAR_centralized.train_encoder import har_pretrain_data
@@ -32,26 +31,14 @@ from IR_centralized.train_encoder import image_pretrain_data
 EXPERIMENTS = {"har": (HARPretrainConfig, har_pretrain_data), "ir": (IRPretrainConfig, image_pretrain_data)}
 
 
-def time_steps(config, data, mode, views, steps):
-    """Seconds per training step of the real loop's work, after two warm-up steps."""
+def time_steps(config, data, mode, views):
+    """Seconds per step of one epoch of the real loop (MultiTaskTrainer.train_epoch), and steps per epoch."""
     seed_everything(config.seed)
     model = build_model(config, data.x.shape[1:], len(data.spec.transforms), data.features.shape[1])
-    weighting = build_weighting(config.weighting, list(model.tasks), bool(config.use_weighted_loss))
-    params = ModelParameters(model.shared_parameters(), model.last_shared_layer(),
-                             [p for t in model.tasks.values() for p in t.parameters()])
-    optimizer = torch.optim.AdamW(list(model.parameters()) + list(weighting.parameters()), lr=config.lr)
+    trainer = MultiTaskTrainer(config, model, torch.device("cpu"))
     batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views)
-    iterator = batches.epoch(0)
-    start = None
-    for step in range(steps + 2):
-        if step == 2:
-            start = time.perf_counter()
-        batch = next(iterator)
-        losses = model(batch)
-        optimizer.zero_grad(set_to_none=True)
-        weighting.backward(losses, params)
-        optimizer.step()
-    return (time.perf_counter() - start) / steps, len(batches)
+    _, steps, seconds = trainer.train_epoch(batches, 0, lambda step: config.lr)
+    return seconds / steps, steps
 
 
 def time_data_only(config, data, mode, views, steps):
@@ -94,8 +81,7 @@ def main():
     per_step = {"precomputed": [], "on_the_fly": []}
     for _ in range(args.repeats):
         for mode in per_step:  # interleaved, so machine noise hits both alike
-            seconds, steps_per_epoch = time_steps(config, data, mode, views if mode == "precomputed" else None,
-                                                  args.steps)
+            seconds, steps_per_epoch = time_steps(config, data, mode, views if mode == "precomputed" else None)
             per_step[mode].append(seconds)
     medians = {mode: statistics.median(v) for mode, v in per_step.items()}
     for mode, seconds in medians.items():
