@@ -44,6 +44,7 @@ def time_steps(config, data, mode, views):
 def time_data_only(config, data, mode, views, steps):
     """Seconds per batch of producing pretext batches alone (no model)."""
     batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views)
+    steps = min(steps, len(batches) - 1)  # a small dataset has fewer batches in an epoch
     iterator = batches.epoch(0)
     next(iterator)
     start = time.perf_counter()
