@@ -14,7 +14,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from common.encoders import build_encoder, embed
+from common.encoders import as_float_input, build_encoder, embed
+
 
 def stratified_subset(y, fraction, seed):
     """Indices of a label subset: round(fraction * n_c) windows of every class c (at least one), fixed by seed."""
@@ -64,8 +65,8 @@ class EncoderClassifier(nn.Module):
 @torch.no_grad()
 def predict(model, x, batch_size=1024, device="cpu"):
     model.eval()
-    x = torch.as_tensor(x)
-    return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]).numpy()
+    return torch.cat([model(as_float_input(x[i : i + batch_size], device)).argmax(1).cpu()
+                      for i in range(0, len(x), batch_size)]).numpy()
 
 
 def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, val_y, settings, seed, device="cpu"):
@@ -77,7 +78,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     """
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(parameter_groups, weight_decay=settings["weight_decay"])
-    train_x, train_y = torch.as_tensor(train_x), torch.as_tensor(train_y)
+    train_y = torch.as_tensor(train_y)
     n = len(train_y)
     batch_size = min(settings["batch_size"], n)
     steps = int(np.clip(settings["epochs"] * math.ceil(n / batch_size), settings["min_steps"], settings["max_steps"]))
@@ -89,7 +90,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
             order, position = torch.randperm(n, generator=generator), 0
         index = order[position : position + batch_size]
         position += batch_size
-        xb, yb = train_x[index].to(device), train_y[index].to(device)
+        xb, yb = as_float_input(train_x[index.numpy()], device), train_y[index].to(device)
         if len(index) == 1:  # batch norm needs two samples: repeat the single one
             xb, yb = xb.repeat(2, *[1] * (xb.dim() - 1)), yb.repeat(2)
         loss = F.cross_entropy(model(xb), yb)

@@ -37,7 +37,7 @@ class LocalTrainer:
         self.config, self.client_id, self.device = config, client_id, device
         self.model = build_model(config, data.x.shape[1:], len(data.spec.transforms), data.features.shape[1]).to(device)
         self.trainer = MultiTaskTrainer(config, self.model, device)
-        self.batches = make_batches(config, data)
+        self.batches = make_batches(config, data, device=device)
         self.num_examples = len(data.x)
 
     def local_update(self, global_state, round_index, total_rounds, local_epochs, proximal_mu=0.0):

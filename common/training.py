@@ -227,8 +227,9 @@ class MultiTaskTrainer:
         return means, count, time.time() - start
 
 
-def make_batches(config, data, rank=0, world_size=1, verbose=False):
-    """PretextBatches of `data`, reading (building once) the precomputed views when config.precompute."""
+def make_batches(config, data, rank=0, world_size=1, verbose=False, device="cpu"):
+    """PretextBatches of `data` on `device`, reading (building once) the precomputed views when
+    config.precompute, else augmenting each batch on `device`."""
     views = None
     if config.precompute:
         if rank == 0:
@@ -238,7 +239,7 @@ def make_batches(config, data, rank=0, world_size=1, verbose=False):
         if rank != 0:
             views = PrecomputedViews(data.x, data.spec)
     mode = "precomputed" if config.precompute else "on_the_fly"
-    return PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views, rank, world_size)
+    return PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views, rank, world_size, device)
 
 
 def pretrain(config, data, on_epoch_end=None):
@@ -259,7 +260,7 @@ def pretrain(config, data, on_epoch_end=None):
 
     # ------------------------------------------------------------------ data
     start = time.time()
-    batches = make_batches(config, data, rank, world_size, verbose=is_main)
+    batches = make_batches(config, data, rank, world_size, verbose=is_main, device=device)
     cache_seconds = time.time() - start
 
     # ------------------------------------------------------------------ model, weighting, optimiser

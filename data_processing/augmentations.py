@@ -1,5 +1,8 @@
 """Sensor-window transformations and masks, batched in torch, driven by an explicit torch.Generator.
 
+Random numbers are drawn on the generator's device, so the same code augments on the CPU or, batched, on
+the GPU (a CUDA generator).
+
 Every function maps x (B, C, T) with C a multiple of 3 (xyz triplets: body_acc, body_gyro, total_acc)
 to a tensor of the same shape, so the precomputed cache and the on-the-fly path run the same code.
 The augmentation-classification task labels each window with the index of its transformation in
@@ -11,7 +14,7 @@ import torch
 
 
 def _uniform(shape, low, high, generator):
-    return low + (high - low) * torch.rand(shape, generator=generator)
+    return low + (high - low) * torch.rand(shape, generator=generator, device=generator.device)
 
 
 def identity(x, generator):
@@ -21,17 +24,17 @@ def identity(x, generator):
 def jitter(x, generator, sigma=0.05):
     """Gaussian noise scaled by each channel's spread."""
     scale = x.std(dim=-1, keepdim=True).clamp_min(1e-3)
-    return x + sigma * scale * torch.randn(x.shape, generator=generator)
+    return x + sigma * scale * torch.randn(x.shape, generator=generator, device=generator.device)
 
 
 def scaling(x, generator, sigma=0.2):
     """One random gain per channel."""
-    return x * (1 + sigma * torch.randn(x.shape[:2] + (1,), generator=generator))
+    return x * (1 + sigma * torch.randn(x.shape[:2] + (1,), generator=generator, device=generator.device))
 
 
 def random_rotation_matrices(batch, generator):
     """Uniform random 3-D rotations (B, 3, 3) from normalised quaternions."""
-    q = torch.randn(batch, 4, generator=generator)
+    q = torch.randn(batch, 4, generator=generator, device=generator.device)
     q = q / q.norm(dim=1, keepdim=True)
     w, a, b, c = q.unbind(1)
     return torch.stack([
@@ -61,8 +64,8 @@ def permutation(x, generator, segments=4):
     """Cut the window into equal segments and shuffle their order (per window)."""
     b, c, t = x.shape
     length = t // segments
-    order = torch.argsort(torch.rand(b, segments, generator=generator), dim=1)  # (B, segments)
-    index = (order[:, :, None] * length + torch.arange(length)).reshape(b, -1)  # (B, segments * length)
+    order = torch.argsort(torch.rand(b, segments, generator=generator, device=generator.device), dim=1)  # (B, segments)
+    index = (order[:, :, None] * length + torch.arange(length, device=x.device)).reshape(b, -1)  # (B, segments * length)
     out = x.clone()
     out[..., : segments * length] = torch.gather(x, 2, index[:, None, :].expand(b, c, -1))
     return out
@@ -71,7 +74,7 @@ def permutation(x, generator, segments=4):
 def time_warp(x, generator, sigma=0.2, knots=4):
     """Smoothly speed up and slow down time: resample along a random monotone warp."""
     b, c, t = x.shape
-    speed = (1 + sigma * torch.randn(b, knots + 2, generator=generator)).clamp_min(0.1)
+    speed = (1 + sigma * torch.randn(b, knots + 2, generator=generator, device=generator.device)).clamp_min(0.1)
     speed = torch.nn.functional.interpolate(speed[:, None], size=t, mode="linear", align_corners=True)[:, 0]
     warp = torch.cumsum(speed, dim=1)
     warp = (warp - warp[:, :1]) / (warp[:, -1:] - warp[:, :1]) * (t - 1)  # (B, T) in [0, T-1]
@@ -84,9 +87,9 @@ def time_warp(x, generator, sigma=0.2, knots=4):
 def channel_shuffle(x, generator):
     """Permute the x, y, z axes (one permutation per window, the same for every sensor)."""
     b, c, t = x.shape
-    perms = torch.tensor([[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])  # never the identity
-    chosen = perms[torch.randint(len(perms), (b,), generator=generator)]  # (B, 3)
-    index = (torch.arange(c // 3)[None, :, None] * 3 + chosen[:, None, :]).reshape(b, c)
+    perms = torch.tensor([[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]], device=x.device)  # never the identity
+    chosen = perms[torch.randint(len(perms), (b,), generator=generator, device=generator.device)]  # (B, 3)
+    index = (torch.arange(c // 3, device=x.device)[None, :, None] * 3 + chosen[:, None, :]).reshape(b, c)
     return torch.gather(x, 1, index[:, :, None].expand(b, c, t))
 
 
@@ -101,7 +104,7 @@ HAR_VIEW_TRANSFORMS = ("scaling", "rotation", "permutation", "time_warp", "jitte
 
 def apply_labelled_transforms(x, names, generator, transforms=HAR_TRANSFORMS):
     """One transformation per window, chosen uniformly among `names`: (augmented x, label index in names)."""
-    labels = torch.randint(len(names), (x.shape[0],), generator=generator)
+    labels = torch.randint(len(names), (x.shape[0],), generator=generator, device=generator.device)
     out = torch.empty_like(x)
     for i, name in enumerate(names):
         rows = (labels == i).nonzero(as_tuple=True)[0]
@@ -114,7 +117,7 @@ def random_view(x, generator, names=HAR_VIEW_TRANSFORMS, transforms=HAR_TRANSFOR
     """A random composition of transformations (each applied to a random half of the windows)."""
     out = x
     for name in names:
-        chosen = torch.rand(x.shape[0], generator=generator) < p
+        chosen = torch.rand(x.shape[0], generator=generator, device=generator.device) < p
         transformed = transforms[name](out, generator)
         out = torch.where(chosen[:, None, None], transformed, out)
     return out
@@ -124,8 +127,8 @@ def span_mask(shape, generator, mask_ratio=0.15, span=8):
     """(B, C, T) bool, True where masked: per channel, random spans of `span` steps covering ~mask_ratio."""
     b, c, t = shape
     n_spans = max(1, math.ceil(mask_ratio * t / span))
-    starts = torch.randint(0, t - span + 1, (b, c, n_spans), generator=generator)
-    positions = starts[..., None] + torch.arange(span)  # (B, C, n_spans, span)
-    mask = torch.zeros(b, c, t, dtype=torch.bool)
+    starts = torch.randint(0, t - span + 1, (b, c, n_spans), generator=generator, device=generator.device)
+    positions = starts[..., None] + torch.arange(span, device=starts.device)  # (B, C, n_spans, span)
+    mask = torch.zeros(b, c, t, dtype=torch.bool, device=starts.device)
     mask.scatter_(2, positions.reshape(b, c, -1), True)
     return mask

@@ -13,7 +13,7 @@ _GRAY = torch.tensor([0.299, 0.587, 0.114])
 
 
 def _rand(shape, generator, low=0.0, high=1.0):
-    return low + (high - low) * torch.rand(shape, generator=generator)
+    return low + (high - low) * torch.rand(shape, generator=generator, device=generator.device)
 
 
 def grayscale(x, generator=None):
@@ -46,14 +46,14 @@ def random_resized_crop(x, generator, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
     height = torch.sqrt(area / aspect).clamp(max=1.0)
     cx = _rand(b, generator) * (1 - width) * 2 - (1 - width)  # centre in [-1 + w, 1 - w]
     cy = _rand(b, generator) * (1 - height) * 2 - (1 - height)
-    theta = torch.zeros(b, 2, 3)
+    theta = torch.zeros(b, 2, 3, device=x.device)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = width, cx, height, cy
-    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def horizontal_flip(x, generator, p=0.5):
-    chosen = torch.rand(x.shape[0], generator=generator) < p
+    chosen = torch.rand(x.shape[0], generator=generator, device=generator.device) < p
     return torch.where(chosen.to(x.device)[:, None, None, None], x.flip(3), x)
 
 
@@ -66,12 +66,12 @@ def color_jitter(x, generator, strength=0.4, p=0.8):
     out = (out - mean) * contrast + mean
     gray = grayscale(out)
     out = ((out - gray) * saturation + gray).clamp(0, 1)
-    chosen = (torch.rand(b, generator=generator) < p).to(x.device)[:, None, None, None]
+    chosen = (torch.rand(b, generator=generator, device=generator.device) < p).to(x.device)[:, None, None, None]
     return torch.where(chosen, out, x)
 
 
 def random_grayscale(x, generator, p=0.2):
-    chosen = (torch.rand(x.shape[0], generator=generator) < p).to(x.device)[:, None, None, None]
+    chosen = (torch.rand(x.shape[0], generator=generator, device=generator.device) < p).to(x.device)[:, None, None, None]
     return torch.where(chosen, grayscale(x), x)
 
 
@@ -88,7 +88,7 @@ def gaussian_blur(x, generator, p=0.5, sigma=(0.1, 2.0)):
     pad = size // 2
     flat = F.conv2d(F.pad(flat, (pad, pad, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=b * c)
     flat = F.conv2d(F.pad(flat, (0, 0, pad, pad), mode="reflect"), kernel[:, None, :, None], groups=b * c)
-    chosen = (torch.rand(b, generator=generator) < p).to(x.device)[:, None, None, None]
+    chosen = (torch.rand(b, generator=generator, device=generator.device) < p).to(x.device)[:, None, None, None]
     return torch.where(chosen, flat.reshape(b, c, h, w), x)
 
 
@@ -105,7 +105,7 @@ def patch_mask(shape, generator, mask_ratio=0.25, patch=8):
     """(B, C, H, W) bool, True where masked: a random share of the patch x patch squares, all channels."""
     b, c, h, w = shape
     grid_h, grid_w = math.ceil(h / patch), math.ceil(w / patch)
-    scores = torch.rand(b, grid_h * grid_w, generator=generator)
+    scores = torch.rand(b, grid_h * grid_w, generator=generator, device=generator.device)
     count = max(1, round(mask_ratio * grid_h * grid_w))
     chosen = torch.zeros_like(scores, dtype=torch.bool)
     chosen.scatter_(1, scores.argsort(1)[:, :count], True)
@@ -117,8 +117,11 @@ def image_descriptors(x, colour_bins=8, orientation_bins=9, cells=2):
     """Hand-crafted descriptors of clean images: per-channel colour histograms and gradient-orientation
     histograms (magnitude-weighted, unsigned, per cell of a cells x cells grid). (B, 3, H, W) -> (B, F)."""
     b, c, h, w = x.shape
-    colour = torch.stack([torch.stack([torch.histc(img[ch], colour_bins, 0, 1) for ch in range(c)]) for img in x])
-    colour = colour.reshape(b, -1) / (h * w)
+    # colour histograms as torch.histc(img[ch], colour_bins, 0, 1) counts them, for the whole batch at once
+    bins = (x * colour_bins).long().clamp_(0, colour_bins - 1) + colour_bins * torch.arange(c, device=x.device)[:, None, None]
+    flat = bins.reshape(b, -1)
+    colour = torch.zeros(b, c * colour_bins, device=x.device, dtype=x.dtype).scatter_add_(1, flat, torch.ones_like(flat, dtype=x.dtype))
+    colour = colour / (h * w)
     gray = grayscale(x)[:, :1]
     gx = F.conv2d(F.pad(gray, (1, 1, 0, 0), mode="replicate"), torch.tensor([[[[-1.0, 0.0, 1.0]]]]).to(x))
     gy = F.conv2d(F.pad(gray, (0, 0, 1, 1), mode="replicate"), torch.tensor([[[[-1.0], [0.0], [1.0]]]]).to(x))

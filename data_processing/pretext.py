@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from common.encoders import as_float_input
 from common.paths import CACHE_DIR
 from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS, apply_labelled_transforms, random_view, span_mask
 from data_processing.image_augmentations import IMAGE_TRANSFORMS, patch_mask, simclr_view
@@ -55,9 +56,9 @@ class PretextSpec:
         return {"aug_x": aug_x, "aug_label": aug_label, "view1": view1, "view2": view2, "mask": mask}
 
 
-def _generator(*key):
+def _generator(*key, device="cpu"):
     seed = int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "little") >> 1
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 _VIEW_ARRAYS = {"aug_x": np.float16, "aug_label": np.int8, "view1": np.float16, "view2": np.float16, "mask": np.bool_}
@@ -75,13 +76,21 @@ def _to_storage(value, name, modality):
     return value.numpy()
 
 
-def _from_storage(array, name):
+def _from_storage(array, name, device=None):
     value = torch.from_numpy(np.asarray(array))
     if name == "aug_label":
-        return value.long()
+        return value.to(device).long()
     if name == "mask":
-        return value
-    return value.float() / 255 if value.dtype == torch.uint8 else value.float()
+        return value.to(device)
+    return as_float_input(value, device)
+
+
+def content_digest(x, chunk_size=1024):
+    """blake2b of an array's bytes, read chunk by chunk (a memory-mapped dataset is never copied whole)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for start in range(0, len(x), chunk_size):
+        digest.update(np.ascontiguousarray(x[start : start + chunk_size]).tobytes())
+    return digest
 
 
 class PrecomputedViews:
@@ -89,7 +98,7 @@ class PrecomputedViews:
 
     def __init__(self, x, spec, cache_dir=None, chunk_size=1024, verbose=False):
         self.spec = spec
-        digest = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16)
+        digest = content_digest(x, chunk_size)
         digest.update(json.dumps({**asdict(spec), "version": PRETEXT_VERSION}, sort_keys=True).encode())
         self.key = digest.hexdigest()
         self.path = (cache_dir or CACHE_DIR) / f"pretext_{self.key}"
@@ -127,7 +136,7 @@ class PrecomputedViews:
         for variant in range(v):
             generator = _generator("precomputed", self.spec.seed, variant)
             for start in range(0, n, chunk_size):
-                targets = self.spec.generate(torch.as_tensor(x[start : start + chunk_size]), generator)
+                targets = self.spec.generate(as_float_input(x[start : start + chunk_size]), generator)
                 for name, value in targets.items():
                     out[name][variant, start : start + chunk_size] = _to_storage(value, name, self.spec.modality)
             if verbose:
@@ -145,18 +154,21 @@ class PrecomputedViews:
 class PretextBatches:
     """Yields pretext batches (dicts of tensors) for one epoch at a time.
 
-    x (N, C, T) float32 clean inputs, features (N, F) float32. mode "precomputed" reads `views`;
-    "on_the_fly" calls spec.generate per batch. With world_size > 1 each rank gets its own shard.
+    x: clean inputs, (N, C, T) float32 windows or (N, 3, H, W) uint8 images (a memory map is fine: only
+    each batch is read); features (N, F) float32. mode "precomputed" reads `views`; "on_the_fly" calls
+    spec.generate per batch, on `device` (batched augmentation on the GPU when training runs there).
+    Batches come out on `device`. With world_size > 1 each rank gets its own shard.
     """
 
-    def __init__(self, x, features, batch_size, spec, mode="precomputed", views=None, rank=0, world_size=1):
+    def __init__(self, x, features, batch_size, spec, mode="precomputed", views=None, rank=0, world_size=1,
+                 device="cpu"):
         if mode not in ("precomputed", "on_the_fly"):
             raise ValueError(f"unknown pretext mode {mode!r}")
         if mode == "precomputed" and views is None:
             raise ValueError("precomputed mode needs PrecomputedViews")
-        self.x, self.features = torch.as_tensor(x), torch.as_tensor(features)
+        self.x, self.features = x, torch.as_tensor(features)
         self.batch_size, self.spec, self.mode, self.views = batch_size, spec, mode, views
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
         per_rank = len(self.x) // world_size
         self.batches_per_epoch = max(1, per_rank // batch_size) if per_rank >= batch_size else 1
         self.samples_per_rank = per_rank
@@ -169,15 +181,15 @@ class PretextBatches:
         order = order_rng.permutation(len(self.x))[: self.samples_per_rank * self.world_size]
         shard = order[self.rank :: self.world_size]
         variant_rng = np.random.default_rng([self.spec.seed, epoch, self.rank, 1])
-        generator = _generator("on_the_fly", self.spec.seed, epoch, self.rank)
+        generator = _generator("on_the_fly", self.spec.seed, epoch, self.rank, device=self.device)
         size = min(self.batch_size, len(shard))
         for b in range(self.batches_per_epoch):
             index = np.sort(shard[b * size : (b + 1) * size])  # sorted: memory-mapped reads stay local
-            batch = {"x": self.x[index], "features": self.features[index]}
+            batch = {"x": as_float_input(self.x[index], self.device), "features": self.features[index].to(self.device)}
             if self.mode == "precomputed":
                 variant = variant_rng.integers(self.spec.n_variants, size=len(index))
                 for name, array in self.views.arrays.items():
-                    batch[name] = _from_storage(array[variant, index], name)
+                    batch[name] = _from_storage(array[variant, index], name, self.device)
             else:
                 batch.update(self.spec.generate(batch["x"], generator))
             batch["masked_x"] = batch["x"].masked_fill(batch["mask"], 0.0)
