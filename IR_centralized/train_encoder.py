@@ -1,31 +1,40 @@
-"""Multi-task self-supervised pretraining of an image encoder (the digits CPU demo; STL-10 to come).
+"""Multi-task self-supervised pretraining of an image encoder: STL-10 on a GPU, or the digits demo on a CPU.
 
 Usage:
-    python IR_centralized/train_encoder.py --seed 42 --experiment_name digits_mtl
-    python IR_centralized/train_encoder.py --model_heads 1 0 1 0 --encoder_width 8 --epochs 5
+    python IR_centralized/train_encoder.py --seed 42 --experiment_name stl10_mtl      # STL-10, one GPU
+    torchrun --nproc_per_node 4 IR_centralized/train_encoder.py --experiment_name stl10_mtl   # several GPUs
+    python IR_centralized/train_encoder.py --preset cpu_smoke --experiment_name digits_mtl  # CPU, minutes
+    python IR_centralized/train_encoder.py --preset cpu_smoke --model_heads 1 0 1 0 --epochs 5
 Same loop, heads, weighting and run folder as HAR (common/training.py); only the encoder (ResNet-18),
-the transformations (rotations, SimCLR views, patch masks) and the descriptors differ.
+the transformations (rotations, SimCLR views, patch masks) and the descriptors differ. STL-10 is
+downloaded into data/ on first use.
 """
 import os
 import sys
 
-import numpy as np
-
 from common.config import parse_config
 from common.errors import exit_on_user_error
 from common.training import PretrainData, pretrain
-from data_processing.images import load_digits_splits
+from data_processing.images import load_digits_splits, load_stl10_unlabeled
 from data_processing.pretext import PretextSpec
+from data_processing.stl10 import ensure_stl10
 from IR_centralized.config import IRPretrainConfig
 
 
 def image_pretrain_data(config):
-    """Unlabelled pretraining inputs: the train split's images (val and test stay unseen)."""
-    train = load_digits_splits(config.image_size, config.split_seed)["train"]
+    """Unlabelled pretraining inputs: STL-10's unlabeled split, or the digits' train split (val and test
+    stay unseen); uint8 or float images with standardised descriptors."""
     spec = PretextSpec.for_images(mask_ratio=config.mask_ratio, mask_span=config.mask_span,
                                   n_variants=config.n_variants, seed=config.seed)
-    info = {"data_source": config.dataset, "split": "train", "windows": len(train["y"])}
-    return PretrainData(np.ascontiguousarray(train["x"]), train["features"], spec, info)
+    if config.dataset == "stl10":
+        x, features = load_stl10_unlabeled(ensure_stl10(config.data_dir), config.max_images, config.seed)
+        split = "unlabeled"
+    else:
+        train = load_digits_splits(config.image_size, config.split_seed)["train"]
+        x, features, split = train["x"], train["features"], "train"
+        if 0 < config.max_images < len(x):
+            x, features = x[: config.max_images], features[: config.max_images]
+    return PretrainData(x, features, spec, {"data_source": config.dataset, "split": split, "inputs": len(x)})
 
 
 @exit_on_user_error

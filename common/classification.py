@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 
 from common.checkpoint import safe_torch_load
 from common.config import field, save_config
@@ -70,12 +71,27 @@ class ClassifierConfig:
 
 @dataclasses.dataclass
 class LabelledSplits:
-    """train / val / test arrays: x (N, *S) float32, y (N,) int64, features (N, F) float32."""
+    """train / val / test arrays: x (N, *S) float32 or uint8 images, y (N,) int64, features (N, F) float32.
+
+    label_sets: named lists of predefined labelled subsets (indices into train), evaluated beside the
+    stratified fractions, one subset per "seed": STL-10's official training folds.
+    """
 
     train: dict
     val: dict
     test: dict
     info: dict
+    label_sets: dict = dataclasses.field(default_factory=dict)
+
+
+def label_budgets(config, splits):
+    """(budget name, fraction, seed, train indices) of every labelled subset the study evaluates."""
+    labels = splits.train["y"]
+    budgets = [(f"{100 * fraction:g}%", fraction, seed, stratified_subset(labels, fraction, seed))
+               for fraction in config.label_fractions for seed in range(config.seeds)]
+    for name, subsets in splits.label_sets.items():
+        budgets += [(name, len(subset) / len(labels), i, np.sort(subset)) for i, subset in enumerate(subsets)]
+    return budgets
 
 
 def resolve_encoder_path(config):
@@ -95,10 +111,15 @@ def resolve_encoder_path(config):
     return candidates[-1]
 
 
-def load_pretrained_encoder(path):
+def load_pretrained_encoder(path, input_shape=None):
+    """(model_args, state_dict) of a saved encoder; with input_shape, refuse one pretrained on other inputs."""
     saved = safe_torch_load(path)
     if not isinstance(saved, dict) or "model_args" not in saved or "state_dict" not in saved:
         raise UserError(f"{path} is not an encoder saved by this project (no model_args/state_dict)")
+    trained_on = saved.get("input_shape")
+    if input_shape is not None and trained_on is not None and list(trained_on) != list(input_shape):
+        raise UserError(f"{path} was pretrained on inputs of shape {tuple(trained_on)}, these data have "
+                        f"{tuple(input_shape)}: use the same dataset and --image_size as for pretraining")
     try:
         encoder = rebuild_encoder(saved["model_args"])
         load_encoder_state(encoder, saved["state_dict"])
@@ -116,7 +137,8 @@ def run_classification(config, splits):
     device = select_device(config.device)
     needs_encoder = "encoder" in config.methods or "supervised" in config.methods
     encoder_path = resolve_encoder_path(config) if needs_encoder else None
-    model_args, state_dict = load_pretrained_encoder(encoder_path) if encoder_path else (None, None)
+    input_shape = splits.train["x"].shape[1:]
+    model_args, state_dict = load_pretrained_encoder(encoder_path, input_shape) if encoder_path else (None, None)
     out = Path(config.output_dir) if config.output_dir else (encoder_path.parent / "classifier" if encoder_path else None)
     if out is None:
         raise UserError("--output_dir is needed when no encoder is evaluated")
@@ -135,36 +157,34 @@ def run_classification(config, splits):
 
     rows = []
     start = time.time()
-    for fraction in config.label_fractions:
-        for seed in range(config.seeds):
-            subset = stratified_subset(train["y"], fraction, seed)
-            x_sub, y_sub = train["x"][subset], train["y"][subset]
-            runs = []
-            if "encoder" in config.methods and "linear" in config.modes:
-                runs.append(("encoder", "linear", lambda: logistic_regression(
-                    embeddings["train"][subset], y_sub, config.logistic_c, seed, embeddings["train"])(embeddings["test"])))
-            if "encoder" in config.methods and "finetune" in config.modes:
-                runs.append(("encoder", "finetune", lambda: fine_tune(
-                    rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
-                    seed, config.encoder_lr_ratio, device)(test["x"])))
-            if "supervised" in config.methods:
-                runs.append(("supervised", "finetune", lambda: fine_tune(
-                    rebuild_encoder(model_args, None, seed), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
-                    seed, 1.0, device)(test["x"])))
-            if "expert_features" in config.methods:
-                runs.append(("expert_features", "linear", lambda: logistic_regression(
-                    train["features"][subset], y_sub, config.logistic_c, seed, train["features"])(test["features"])))
-            if "raw" in config.methods:
-                runs.append(("raw", "linear", lambda: logistic_regression(
-                    _flat(x_sub), y_sub, config.logistic_c, seed, _flat(train["x"]))(_flat(test["x"]))))
-            for method, mode, run in runs:
-                run_start = time.time()
-                row = {"method": method, "mode": mode, "fraction": fraction, "seed": seed,
-                       "labelled_windows": len(subset), **scores(test["y"], run()),
-                       "seconds": round(time.time() - run_start, 2)}
-                rows.append(row)
-                print(f"{method:15s} {mode:8s} {100 * fraction:5g}% seed {seed}: macro-F1 {row['macro_f1']:.4f} "
-                      f"accuracy {row['accuracy']:.4f} ({row['seconds']:.1f} s)")
+    for budget, fraction, seed, subset in label_budgets(config, splits):
+        x_sub, y_sub = train["x"][subset], train["y"][subset]
+        runs = []
+        if "encoder" in config.methods and "linear" in config.modes:
+            runs.append(("encoder", "linear", lambda: logistic_regression(
+                embeddings["train"][subset], y_sub, config.logistic_c, seed, embeddings["train"])(embeddings["test"])))
+        if "encoder" in config.methods and "finetune" in config.modes:
+            runs.append(("encoder", "finetune", lambda: fine_tune(
+                rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
+                seed, config.encoder_lr_ratio, device)(test["x"])))
+        if "supervised" in config.methods:
+            runs.append(("supervised", "finetune", lambda: fine_tune(
+                rebuild_encoder(model_args, None, seed), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
+                seed, 1.0, device)(test["x"])))
+        if "expert_features" in config.methods:
+            runs.append(("expert_features", "linear", lambda: logistic_regression(
+                train["features"][subset], y_sub, config.logistic_c, seed, train["features"])(test["features"])))
+        if "raw" in config.methods:
+            runs.append(("raw", "linear", lambda: logistic_regression(
+                _flat(x_sub), y_sub, config.logistic_c, seed, _flat(train["x"]))(_flat(test["x"]))))
+        for method, mode, run in runs:
+            run_start = time.time()
+            row = {"method": method, "mode": mode, "budget": budget, "fraction": fraction, "seed": seed,
+                   "labelled": len(subset), **scores(test["y"], run()),
+                   "seconds": round(time.time() - run_start, 2)}
+            rows.append(row)
+            print(f"{method:15s} {mode:8s} {budget} seed {seed}: macro-F1 {row['macro_f1']:.4f} "
+                  f"accuracy {row['accuracy']:.4f} ({row['seconds']:.1f} s)")
     summary = summarise(rows)
     write_results(out, rows, summary, {"encoder": str(encoder_path) if encoder_path else None,
                                        "seconds": round(time.time() - start, 1), **splits.info})
@@ -177,4 +197,4 @@ def write_results(out, rows, summary, info):
         writer.writeheader()
         writer.writerows(rows)
     (out / "summary.json").write_text(json.dumps({"info": info, "summary": summary}, indent=2) + "\n")
-    (out / "results.md").write_text("Macro-F1 on the test subjects, mean ± std over seeds\n\n" + markdown_table(summary))
+    (out / "results.md").write_text("Macro-F1 on the test split, mean ± std over label subsets (seeds or folds)\n\n" + markdown_table(summary))

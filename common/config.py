@@ -68,8 +68,17 @@ def build_parser(config_cls, description=None):
 
 
 def parse_config(config_cls, argv=None, description=None):
-    """Defaults of config_cls, overridden by the flags in argv; validated. Unknown flags are an error."""
-    args = build_parser(config_cls, description).parse_args(argv)
+    """Defaults of config_cls, overridden by the flags in argv; validated. Unknown flags are an error.
+
+    A config class with PRESETS ({name: {field: value}}) and a `preset` field takes `--preset NAME`: the
+    preset's values replace the defaults, and flags given explicitly still win over both.
+    """
+    parser = build_parser(config_cls, description)
+    presets = getattr(config_cls, "PRESETS", None)
+    if presets:
+        chosen, _ = parser.parse_known_args(argv)
+        parser.set_defaults(**presets[chosen.preset])
+    args = parser.parse_args(argv)
     values = vars(args)
     hints = typing.get_type_hints(config_cls)
     for name, value in values.items():

@@ -81,7 +81,8 @@ def as_float_input(x, device=None):
     2.7 GB memory map) and scaled to [0, 1] here, after the transfer; sensor windows are float already.
     """
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        # a slice of a read-only memory map is copied (torch wants writable memory); fancy indexing copies anyway
+        x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else np.array(x))
     if device is not None:
         x = x.to(device, non_blocking=True)
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()

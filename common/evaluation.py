@@ -136,33 +136,38 @@ def frozen_embeddings(encoder, arrays, device="cpu"):
     return out
 
 
+def _budget(row):
+    """The label budget's name: "10%" for a stratified fraction, or a predefined set ("official fold")."""
+    return row.get("budget") or f"{100 * row['fraction']:g}%"
+
+
 def summarise(rows):
-    """Mean and standard deviation of every score per (method, mode, fraction)."""
+    """Mean and standard deviation of every score per (method, mode, label budget)."""
     groups = {}
     for row in rows:
-        groups.setdefault((row["method"], row["mode"], row["fraction"]), []).append(row)
+        groups.setdefault((row["method"], row["mode"], _budget(row)), []).append(row)
     summary = []
-    for (method, mode, fraction), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-        entry = {"method": method, "mode": mode, "fraction": fraction, "seeds": len(members)}
+    for (method, mode, budget), members in groups.items():
+        entry = {"method": method, "mode": mode, "budget": budget,
+                 "fraction": float(np.mean([m["fraction"] for m in members])), "seeds": len(members)}
         for metric in ("accuracy", "macro_f1"):
             values = np.array([m[metric] for m in members])
             entry[f"{metric}_mean"] = float(values.mean())
             entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         summary.append(entry)
-    return summary
+    return sorted(summary, key=lambda e: (e["method"], e["mode"], e["fraction"], e["budget"]))
 
 
 def markdown_table(summary, metric="macro_f1"):
-    """Rows (method, mode), columns label fractions, cells mean ± std of the metric."""
-    fractions = sorted({s["fraction"] for s in summary})
+    """Rows (method, mode), columns label budgets by size, cells mean ± std of the metric."""
+    budgets = list(dict.fromkeys(_budget(s) for s in sorted(summary, key=lambda s: s["fraction"])))
     methods = list(dict.fromkeys((s["method"], s["mode"]) for s in summary))
-    cell = {(s["method"], s["mode"], s["fraction"]): s for s in summary}
-    lines = ["| method | mode | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |",
-             "|---|---|" + "---|" * len(fractions)]
+    cell = {(s["method"], s["mode"], _budget(s)): s for s in summary}
+    lines = ["| method | mode | " + " | ".join(budgets) + " |", "|---|---|" + "---|" * len(budgets)]
     for method, mode in methods:
         values = []
-        for f in fractions:
-            s = cell.get((method, mode, f))
+        for budget in budgets:
+            s = cell.get((method, mode, budget))
             values.append(f"{s[f'{metric}_mean']:.3f} ± {s[f'{metric}_std']:.3f}" if s else "")
         lines.append(f"| {method} | {mode} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
-from common.paths import DATA_DIR
+from common.paths import DATA_DIR, REPO_ROOT
 from data_processing.download import download, file_md5
 
 STL10_DIR = DATA_DIR / "stl10_binary"
@@ -110,3 +110,13 @@ def fetch_stl10(data_dir=DATA_DIR, url=STL10_URL, md5=STL10_MD5):
     if not target.is_dir():
         raise UserError(f"{archive} has no stl10_binary folder: not the STL-10 archive")
     return target
+
+
+def ensure_stl10(data_dir=""):
+    """The stl10_binary folder under data_dir (empty: data/ or $MTSSL_DATA_DIR; relative: to the
+    repository root), downloaded and extracted on first use."""
+    data_dir = Path(data_dir or DATA_DIR)
+    data_dir = data_dir if data_dir.is_absolute() else REPO_ROOT / data_dir
+    if not (data_dir / "stl10_binary" / "unlabeled_X.bin").is_file():
+        print(f"STL-10 is not in {data_dir}: downloading it (2.6 GB; python data/download_stl10.py does the same)")
+    return fetch_stl10(data_dir)

@@ -86,6 +86,23 @@ def test_fine_tuning_moves_the_encoder_at_its_own_rate():
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items() if "running" not in k and "num_batches" not in k)
 
 
+def test_label_budgets_add_predefined_sets_to_the_fractions():
+    from common.classification import LabelledSplits, label_budgets
+    from IR_centralized.config import IRClassifierConfig
+
+    y = np.arange(100) % 10
+    splits = LabelledSplits({"y": y}, {}, {}, {}, label_sets={"official fold": [np.array([5, 1, 3]), np.array([7, 2])]})
+    budgets = label_budgets(IRClassifierConfig(label_fractions=(0.1, 1.0), seeds=2), splits)
+    assert [(b[0], b[2]) for b in budgets] == [("10%", 0), ("10%", 1), ("100%", 0), ("100%", 1),
+                                               ("official fold", 0), ("official fold", 1)]
+    assert budgets[4][1] == pytest.approx(0.03) and list(budgets[4][3]) == [1, 3, 5]
+    rows = [{"method": "m", "mode": "linear", "budget": b[0], "fraction": b[1], "seed": b[2], "accuracy": 0.5,
+             "macro_f1": 0.4 + 0.1 * i} for i, b in enumerate(budgets)]
+    summary = summarise(rows)
+    assert [s["budget"] for s in summary] == ["official fold", "10%", "100%"]  # ordered by size
+    assert markdown_table(summary).splitlines()[0] == "| method | mode | official fold | 10% | 100% |"
+
+
 def test_summary_and_table_format():
     rows = [{"method": "m", "mode": "linear", "fraction": 0.1, "seed": s, "accuracy": a, "macro_f1": a}
             for s, a in enumerate([0.8, 0.9])]

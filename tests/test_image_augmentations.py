@@ -61,3 +61,11 @@ def test_descriptors_on_known_images():
     hog = d_stripes[0, 24:].view(4, 9)
     assert hog[:, 0].sum().item() == pytest.approx(1.0, abs=1e-5)  # all orientation mass in bin 0
     assert math.isclose(d_stripes[0, :8].sum().item(), 1.0, abs_tol=1e-6)
+
+
+def test_colour_histograms_count_like_histc_for_the_whole_batch():
+    x = images(b=4, size=20)
+    x[0, 0, 0, :2] = torch.tensor([0.0, 1.0])  # both ends of the range land in the first and last bins
+    colour = ia.image_descriptors(x)[:, :24]  # 3 channels x 8 bins
+    reference = torch.stack([torch.stack([torch.histc(img[ch], 8, 0, 1) for ch in range(3)]) for img in x])
+    torch.testing.assert_close(colour, reference.reshape(4, -1) / 400)

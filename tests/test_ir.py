@@ -1,13 +1,23 @@
-"""The image experiment on the bundled digits: data, both entrypoints end to end on a tiny config."""
+"""The image experiments: STL-10 (generated files in the official format) and the bundled digits, the
+presets, and both entrypoints end to end on tiny configs."""
 import json
+import urllib.error
 
 import numpy as np
 import pytest
 import torch
 
-from data_processing.images import load_digits_splits
-from data_processing.pretext import PrecomputedViews, PretextBatches, PretextSpec
+from common.config import parse_config
+from common.encoders import as_float_input
+from data_processing import images as image_data
+from data_processing.images import cached_descriptors, load_digits_splits, load_stl10_splits, load_stl10_unlabeled
+from data_processing.pretext import PrecomputedViews, PretextBatches, PretextSpec, _generator
+from data_processing.stl10 import read_stl10
 from IR_centralized import train_classifier, train_encoder
+from IR_centralized.config import IRClassifierConfig, IRPretrainConfig
+from tests.stl10_fixture import write_stl10
+
+TINY = ["--encoder_width", "4", "--encoder_depth", "1", "--embedding_dim", "16", "--epochs", "1", "--device", "cpu"]
 
 
 def test_digits_splits_are_stratified_images_with_descriptors():
@@ -34,13 +44,13 @@ def test_image_views_are_stored_as_uint8_and_read_back(tmp_path):
 
 def test_both_entrypoints_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr("data_processing.pretext.CACHE_DIR", tmp_path / "cache")
-    flags = ["--image_size", "16", "--encoder_width", "4", "--encoder_depth", "2", "--embedding_dim", "16",
-             "--epochs", "1", "--n_variants", "1", "--mask_span", "4", "--output_dir", str(tmp_path),
-             "--experiment_name", "tiny", "--device", "cpu"]
+    flags = ["--preset", "cpu_smoke", "--image_size", "16", "--encoder_width", "4", "--encoder_depth", "2",
+             "--embedding_dim", "16", "--epochs", "1", "--n_variants", "1", "--mask_span", "4",
+             "--output_dir", str(tmp_path), "--experiment_name", "tiny", "--device", "cpu"]
     train_encoder.main(flags)
     run = tmp_path / "tiny_seed42_heads1111"
     assert json.loads((run / "summary.json").read_text())["data_source"] == "digits"
-    train_classifier.main(["--encoder", str(run), "--image_size", "16", "--label_fractions", "0.1", "1.0",
+    train_classifier.main(["--preset", "cpu_smoke", "--encoder", str(run), "--image_size", "16", "--label_fractions", "0.1", "1.0",
                            "--seeds", "1", "--min_steps", "20", "--max_steps", "40", "--eval_every", "10",
                            "--device", "cpu"])
     rows = json.loads((run / "classifier" / "summary.json").read_text())["summary"]
@@ -50,7 +60,122 @@ def test_both_entrypoints_end_to_end(tmp_path, monkeypatch):
     assert linear["accuracy_mean"] > 0.5  # even one epoch of a tiny encoder separates most digits
 
 
-def test_bad_image_flags(capsys):
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "cpu_smoke", "--mask_span", "64", "--image_size", "32"], "mask_span"),
+    (["--image_size", "64"], "STL-10 images are 96x96"),
+    (["--preset", "gpu_huge"], "invalid choice"),
+    (["--max_images", "-1"], "--max_images"),
+])
+def test_bad_image_flags(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_encoder.main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_defaults_are_the_stl10_experiment_and_cpu_smoke_is_a_preset():
+    default = parse_config(IRPretrainConfig, [])
+    assert (default.dataset, default.image_size, default.encoder_width, default.encoder_depth) == ("stl10", 96, 64, 4)
+    assert default.precompute == 0  # SimCLR views are made per batch on the training device
+    smoke = parse_config(IRPretrainConfig, ["--preset", "cpu_smoke", "--epochs", "3"])
+    assert (smoke.dataset, smoke.image_size, smoke.encoder_width, smoke.precompute) == ("digits", 32, 16, 1)
+    assert smoke.epochs == 3  # an explicit flag wins over the preset
+    classifier = parse_config(IRClassifierConfig, ["--preset", "cpu_smoke"])
+    assert classifier.dataset == "digits" and classifier.folds == 0 and classifier.label_fractions[0] == 0.02
+
+
+@pytest.fixture
+def stl10_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr("data_processing.pretext.CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(image_data, "CACHE_DIR", tmp_path / "cache")
+    folder, written = write_stl10(tmp_path / "data", n_train=60, n_test=30, n_unlabeled=48, fold_size=20)
+    return folder, written
+
+
+def test_stl10_splits_hold_out_stratified_validation_and_remap_the_folds(stl10_dir):
+    folder, written = stl10_dir
+    splits, folds = load_stl10_splits(folder, val_images=10, seed=0)
+    assert len(splits["val"]["y"]) == 10 and sorted(splits["val"]["y"]) == list(range(10))
+    assert len(splits["train"]["y"]) == 50 and splits["train"]["x"].dtype == np.uint8
+    assert len(splits["test"]["y"]) == 30 and splits["train"]["features"].shape == (50, 60)
+    official = [np.array(line.split(), dtype=int) for line in (folder / "fold_indices.txt").read_text().splitlines()]
+    for fold, original in zip(folds, official):
+        # each fold is the official one minus the validation images, pointing at the same pixels
+        kept = [i for i in original if not any((written["train"][i] == v).all() for v in splits["val"]["x"])]
+        assert len(fold) == len(kept)
+        np.testing.assert_array_equal(np.sort(splits["train"]["x"][fold].reshape(len(fold), -1), axis=0),
+                                      np.sort(written["train"][kept].reshape(len(kept), -1), axis=0))
+    again, _ = load_stl10_splits(folder, val_images=10, seed=0)
+    np.testing.assert_array_equal(again["val"]["y"], splits["val"]["y"])
+
+
+def test_stl10_unlabeled_stays_a_memory_map_and_descriptors_are_cached(stl10_dir, tmp_path):
+    folder, written = stl10_dir
+    images, features = load_stl10_unlabeled(folder)
+    assert isinstance(images.base, np.memmap) and images.dtype == np.uint8
+    assert features.shape == (48, 60) and abs(features.mean()) < 1e-4
+    cached = list((tmp_path / "cache").glob("descriptors_*.npy"))
+    assert len(cached) == 1
+    np.save(cached[0], np.zeros((3, 60), np.float32))  # a stale or foreign file is recomputed, not trusted
+    np.testing.assert_allclose(cached_descriptors(images), image_data.descriptors(written["unlabeled"]), atol=1e-6)
+    subset, _ = load_stl10_unlabeled(folder, max_images=10, seed=1)
+    assert subset.shape == (10, 3, 96, 96) and not isinstance(subset.base, np.memmap)
+
+
+def test_uint8_images_give_the_same_views_from_cache_and_on_the_fly(stl10_dir, tmp_path):
+    folder, _ = stl10_dir
+    x = read_stl10("unlabeled", folder).images[:16]  # a transposed view of the memory map
+    spec = PretextSpec.for_images(n_variants=1, mask_span=16)
+    views = PrecomputedViews(x, spec, cache_dir=tmp_path / "views")
+    assert PrecomputedViews(np.array(x), spec, cache_dir=tmp_path / "views").key == views.key  # keyed by content
+    expected = spec.generate(as_float_input(x), _generator("precomputed", spec.seed, 0))
+    for name in ("aug_x", "view1", "view2"):
+        stored = torch.from_numpy(np.array(views.arrays[name][0])).float() / 255
+        assert (stored - expected[name]).abs().max() <= 0.5 / 255 + 1e-6  # uint8 storage: rounding only
+    np.testing.assert_array_equal(views.arrays["aug_label"][0], expected["aug_label"].numpy())
+    np.testing.assert_array_equal(views.arrays["mask"][0], expected["mask"].numpy())
+    batch = next(PretextBatches(x, np.zeros((16, 2), np.float32), 8, spec, "on_the_fly").epoch(0))
+    order = np.sort(np.random.default_rng([spec.seed, 0]).permutation(16)[:8])
+    torch.testing.assert_close(batch["x"], torch.from_numpy(np.array(x[order])).float() / 255)
+
+
+def test_stl10_entrypoints_end_to_end_with_official_folds(stl10_dir, tmp_path):
+    folder, _ = stl10_dir
+    data = ["--data_dir", str(folder.parent)]
+    train_encoder.main([*TINY, *data, "--batch_size", "16", "--output_dir", str(tmp_path / "runs"),
+                        "--experiment_name", "stl"])
+    run = tmp_path / "runs" / "stl_seed42_heads1111"
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["data_source"], summary["split"], summary["inputs"]) == ("stl10", "unlabeled", 48)
+    assert set(summary["final_losses"]) == {"augmentation", "reconstruction", "contrastive", "features"}
+    train_classifier.main(["--encoder", str(run), *data, "--val_images", "10", "--folds", "2",
+                           "--label_fractions", "0.5", "--seeds", "1", "--min_steps", "5", "--max_steps", "10",
+                           "--eval_every", "5", "--device", "cpu"])
+    rows = list((run / "classifier" / "results.csv").read_text().splitlines())
+    assert rows[0].startswith("method,mode,budget,fraction,seed,labelled")
+    summary = json.loads((run / "classifier" / "summary.json").read_text())["summary"]
+    budgets = {(r["method"], r["mode"], r["budget"]): r["seeds"] for r in summary}
+    assert budgets[("encoder", "linear", "official fold")] == 2 and budgets[("supervised", "finetune", "50%")] == 1
+    assert "official fold" in (run / "classifier" / "results.md").read_text()
+
+
+def test_missing_stl10_is_downloaded_and_offline_is_one_line(tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(SystemExit) as exit_info:
+        train_encoder.main([*TINY, "--data_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert "downloading it" in captured.out
+    assert exit_info.value.code == 2 and "could not download" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_classifier_refuses_an_encoder_pretrained_on_other_image_sizes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("data_processing.pretext.CACHE_DIR", tmp_path / "cache")
+    train_encoder.main(["--preset", "cpu_smoke", *TINY, "--image_size", "16", "--mask_span", "4", "--n_variants", "1",
+                        "--max_images", "64", "--output_dir", str(tmp_path), "--experiment_name", "small"])
     with pytest.raises(SystemExit):
-        train_encoder.main(["--mask_span", "64", "--image_size", "32"])
-    assert "mask_span" in capsys.readouterr().err
+        train_classifier.main(["--preset", "cpu_smoke", "--encoder", str(tmp_path / "small_seed42_heads1111"),
+                               "--image_size", "32"])
+    assert "pretrained on inputs of shape (3, 16, 16)" in capsys.readouterr().err
