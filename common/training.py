@@ -129,7 +129,7 @@ def git_commit():
 class PretrainData:
     """What the loop needs from a dataset: clean inputs, expert features, how to make pretext inputs."""
 
-    x: np.ndarray  # (N, *input_shape) float32
+    x: np.ndarray  # (N, *input_shape): float32 windows, or uint8 images (a memory map is read batch by batch)
     features: np.ndarray  # (N, F) float32
     spec: PretextSpec
     info: dict  # recorded in the run's summary (source, split, ...)
@@ -246,6 +246,8 @@ def pretrain(config, data, on_epoch_end=None):
     """Pretrain the multi-task model of `config` on `data`; returns the summary dict (rank 0 writes it)."""
     # ------------------------------------------------------------------ setup
     device = select_device(config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # input shapes are fixed: let cuDNN pick its fastest kernels
     rank, world_size = init_distributed(device)
     is_main = rank == 0
     seed_everything(config.seed)
