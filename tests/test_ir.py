@@ -179,3 +179,31 @@ def test_classifier_refuses_an_encoder_pretrained_on_other_image_sizes(tmp_path,
         train_classifier.main(["--preset", "cpu_smoke", "--encoder", str(tmp_path / "small_seed42_heads1111"),
                                "--image_size", "32"])
     assert "pretrained on inputs of shape (3, 16, 16)" in capsys.readouterr().err
+
+
+def test_each_image_task_loss_is_its_definition_on_image_batches():
+    from common.encoders import build_encoder
+    from common.tasks import TASK_NAMES, MultiTaskModel, build_tasks
+
+    spec = PretextSpec.for_images(mask_ratio=0.25, mask_span=8)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 3, 32, 32, generator=generator)
+    batch = {"x": x, "features": torch.randn(8, 60, generator=generator), **spec.generate(x, generator)}
+    batch["masked_x"] = x.masked_fill(batch["mask"], 0.0)
+    assert batch["mask"].float().mean() == 0.25  # 4 of the 16 8x8 patches, on every channel
+    torch.manual_seed(0)
+    tasks = build_tasks(TASK_NAMES, 16, (3, 32, 32), len(spec.transforms), 60, temperature=0.2)
+    model = MultiTaskModel(build_encoder("resnet18", in_channels=3, width=4, depth=2, embedding_dim=16), tasks).eval()
+    losses = model(batch)  # eval: batch norm uses running statistics, so one pass equals one pass per input
+    with torch.no_grad():
+        emb = {k: model.encoder(batch[k]) for k in ("x", "aug_x", "masked_x", "view1", "view2")}
+        expected_aug = torch.nn.functional.cross_entropy(tasks["augmentation"].head(emb["aug_x"]), batch["aug_label"])
+        reconstruction = tasks["reconstruction"].head(emb["masked_x"]).view(8, 3, 32, 32)
+        expected_rec = ((reconstruction - x) ** 2)[batch["mask"]].mean()
+        z = torch.nn.functional.normalize(torch.cat([tasks["contrastive"].head(emb["view1"]),
+                                                     tasks["contrastive"].head(emb["view2"])]), dim=1)
+        logits = (z @ z.T / 0.2).fill_diagonal_(float("-inf"))
+        expected_con = torch.nn.functional.cross_entropy(logits, torch.cat([torch.arange(8, 16), torch.arange(8)]))
+        expected_feat = ((tasks["features"].head(emb["x"]) - batch["features"]) ** 2).mean()
+    for name, expected in zip(TASK_NAMES, (expected_aug, expected_rec, expected_con, expected_feat)):
+        torch.testing.assert_close(losses[name].detach(), expected, rtol=1e-4, atol=1e-5)
