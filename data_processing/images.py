@@ -27,9 +27,11 @@ from data_processing.stl10 import read_folds, read_stl10
 DESCRIPTOR_VERSION = 1  # bump when image_descriptors changes: cached descriptors are then rebuilt
 
 
-def descriptors(images, batch_size=512):
-    """(N, F) float32 hand-crafted descriptors of (N, 3, H, W) images, uint8 or float in [0, 1]."""
-    return torch.cat([image_descriptors(as_float_input(images[i : i + batch_size]))
+def descriptors(images, batch_size=512, device=None):
+    """(N, F) float32 hand-crafted descriptors of (N, 3, H, W) images, uint8 or float in [0, 1];
+    computed on the GPU when there is one (STL-10's 113,000 images take ~6 min on 2 CPU cores)."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.cat([image_descriptors(as_float_input(images[i : i + batch_size], device)).cpu()
                       for i in range(0, len(images), batch_size)]).numpy()
 
 
