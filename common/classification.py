@@ -18,8 +18,8 @@ from common.checkpoint import safe_torch_load
 from common.config import field, save_config
 from common.encoders import load_encoder_state
 from common.errors import UserError
-from common.evaluation import (fine_tune, frozen_embeddings, logistic_regression, markdown_table,
-                               rebuild_encoder, scores, stratified_subset, summarise)
+from common.evaluation import (fine_tune, fit_logistic, frozen_embeddings, linear_head_from_probe, logistic_regression,
+                               markdown_table, rebuild_encoder, scores, stratified_subset, summarise)
 from common.paths import REPO_ROOT
 from common.training import select_device
 
@@ -36,6 +36,8 @@ class ClassifierConfig:
     label_fractions: tuple[float, ...] = field((0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), "shares of the train labels")
     seeds: int = field(3, "label subsets (and classifier inits) per fraction")
     logistic_c: float = field(1.0, "inverse L2 strength of the linear classifiers (probe and baselines)")
+    finetune_head: str = field("linear_probe", "where the fine-tuned head starts: linear_probe (the fitted "
+                               "probe, LP-FT) or random", choices=("linear_probe", "random"))
     lr: float = field(1e-3, "fine-tuning learning rate of the head (AdamW)")
     encoder_lr_ratio: float = field(0.1, "fine-tuning: encoder lr = lr * this")
     weight_decay: float = field(1e-4, "AdamW weight decay")
@@ -149,8 +151,10 @@ def run_classification(config, splits):
     num_classes = int(train["y"].max()) + 1
     settings = config.training_settings()
 
+    probe_needed = "encoder" in config.methods and (
+        "linear" in config.modes or ("finetune" in config.modes and config.finetune_head == "linear_probe"))
     embeddings = None
-    if "encoder" in config.methods and "linear" in config.modes:
+    if probe_needed:
         encoder = rebuild_encoder(model_args, state_dict).to(device)
         embeddings = {k: v.numpy() for k, v in frozen_embeddings(
             encoder, {"train": train["x"], "test": test["x"]}, device).items()}
@@ -159,14 +163,20 @@ def run_classification(config, splits):
     start = time.time()
     for budget, fraction, seed, subset in label_budgets(config, splits):
         x_sub, y_sub = train["x"][subset], train["y"][subset]
+        # the linear probe on this subset: scored in linear mode, and where LP-FT fine-tuning starts
+        probe_start = time.time()
+        probe = fit_logistic(embeddings["train"][subset], y_sub, config.logistic_c, seed,
+                             embeddings["train"]) if probe_needed else None
+        probe_seconds = time.time() - probe_start
+        head_init = linear_head_from_probe(*probe, num_classes) if config.finetune_head == "linear_probe" and probe else None
         runs = []
         if "encoder" in config.methods and "linear" in config.modes:
-            runs.append(("encoder", "linear", lambda: logistic_regression(
-                embeddings["train"][subset], y_sub, config.logistic_c, seed, embeddings["train"])(embeddings["test"])))
+            runs.append(("encoder", "linear", lambda: probe[1].predict(probe[0].transform(
+                embeddings["test"].astype(np.float64)))))
         if "encoder" in config.methods and "finetune" in config.modes:
             runs.append(("encoder", "finetune", lambda: fine_tune(
                 rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
-                seed, config.encoder_lr_ratio, device)(test["x"])))
+                seed, config.encoder_lr_ratio, device, head_init)(test["x"])))
         if "supervised" in config.methods:
             runs.append(("supervised", "finetune", lambda: fine_tune(
                 rebuild_encoder(model_args, None, seed), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
@@ -178,7 +188,7 @@ def run_classification(config, splits):
             runs.append(("raw", "linear", lambda: logistic_regression(
                 _flat(x_sub), y_sub, config.logistic_c, seed, _flat(train["x"]))(_flat(test["x"]))))
         for method, mode, run in runs:
-            run_start = time.time()
+            run_start = time.time() - (probe_seconds if (method, mode) == ("encoder", "linear") else 0.0)
             row = {"method": method, "mode": mode, "budget": budget, "fraction": fraction, "seed": seed,
                    "labelled": len(subset), **scores(test["y"], run()),
                    "seconds": round(time.time() - run_start, 2)}

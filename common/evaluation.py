@@ -36,8 +36,8 @@ def scores(y_true, y_pred):
 
 
 # --------------------------------------------------------------------------- linear classifiers
-def logistic_regression(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
-    """L2 logistic regression on standardised inputs, trained to convergence; returns a predict function.
+def fit_logistic(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
+    """(scaler, model): L2 logistic regression on standardised inputs, trained to convergence.
 
     The standardisation statistics come from `unlabelled_x` when given (all train inputs: unlabelled data
     is what SSL assumes is plentiful), else from the labelled subset.
@@ -48,7 +48,28 @@ def logistic_regression(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
     train_x = np.asarray(train_x, dtype=np.float64)
     scaler = StandardScaler().fit(train_x if unlabelled_x is None else np.asarray(unlabelled_x, dtype=np.float64))
     model = LogisticRegression(C=c, max_iter=1000, tol=1e-3, random_state=seed).fit(scaler.transform(train_x), train_y)
+    return scaler, model
+
+
+def logistic_regression(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
+    """fit_logistic's classifier as a predict function."""
+    scaler, model = fit_logistic(train_x, train_y, c, seed, unlabelled_x)
     return lambda x: model.predict(scaler.transform(np.asarray(x, dtype=np.float64)))
+
+
+def linear_head_from_probe(scaler, model, num_classes):
+    """The fitted probe as (weight (K, D), bias (K,)) acting on raw embeddings, with the probe's argmax.
+
+    Fine-tuning starts its head here (LP-FT, Kumar et al. 2022): a random head's first gradients would
+    distort the pretrained features before the head is any good.
+    """
+    coef, intercept = model.coef_ / scaler.scale_, model.intercept_.copy()
+    if coef.shape[0] == 1:  # two classes: sigmoid(w.x + b) is softmax over (0, w.x + b)
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
+    intercept -= coef @ scaler.mean_
+    weight, bias = np.zeros((num_classes, coef.shape[1])), np.full(num_classes, -1e4)  # absent classes: never
+    weight[model.classes_], bias[model.classes_] = coef, intercept
+    return weight.astype(np.float32), bias.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- torch classifiers
@@ -117,10 +138,17 @@ def rebuild_encoder(model_args, state_dict=None, seed=0):
     return encoder
 
 
-def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, seed, encoder_lr_ratio, device="cpu"):
-    """Encoder and linear head trained end to end; the encoder's learning rate is lr * encoder_lr_ratio."""
+def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, seed, encoder_lr_ratio, device="cpu",
+              head_init=None):
+    """Encoder and linear head trained end to end; the encoder's learning rate is lr * encoder_lr_ratio.
+    head_init: (weight, bias) to start the head from (linear_head_from_probe), else a random head."""
     torch.manual_seed(seed)
-    model = EncoderClassifier(encoder, num_classes).to(device)
+    model = EncoderClassifier(encoder, num_classes)
+    if head_init is not None:
+        with torch.no_grad():
+            model.head.weight.copy_(torch.as_tensor(head_init[0]))
+            model.head.bias.copy_(torch.as_tensor(head_init[1]))
+    model = model.to(device)
     groups = [{"params": model.head.parameters(), "lr": settings["lr"]},
               {"params": model.encoder.parameters(), "lr": settings["lr"] * encoder_lr_ratio}]
     model, _ = train_with_early_stopping(model, groups, train_x, train_y, val_x, val_y, settings, seed, device)

@@ -103,6 +103,21 @@ def test_label_budgets_add_predefined_sets_to_the_fractions():
     assert markdown_table(summary).splitlines()[0] == "| method | mode | official fold | 10% | 100% |"
 
 
+@pytest.mark.parametrize("classes", [6, 2])
+def test_probe_as_a_head_predicts_what_the_probe_predicts(classes):
+    from common.evaluation import fit_logistic, linear_head_from_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 8)) * rng.uniform(0.5, 5, 8) + rng.normal(size=8) * 3  # unstandardised
+    y = np.argmax(x[:, :classes] + rng.normal(size=(120, classes)), axis=1)
+    y[y == classes - 1] = 0 if classes > 2 else y[y == classes - 1]  # with 6 classes, one is absent
+    scaler, model = fit_logistic(x, y, 1.0, 0, x)
+    weight, bias = linear_head_from_probe(scaler, model, classes)
+    assert weight.shape == (classes, 8)
+    head = np.argmax(x @ weight.T + bias, axis=1)
+    np.testing.assert_array_equal(head, model.predict(scaler.transform(x)))
+
+
 def test_summary_and_table_format():
     rows = [{"method": "m", "mode": "linear", "fraction": 0.1, "seed": s, "accuracy": a, "macro_f1": a}
             for s, a in enumerate([0.8, 0.9])]
