@@ -164,14 +164,15 @@ def run_classification(config, splits):
     for budget, fraction, seed, subset in label_budgets(config, splits):
         x_sub, y_sub = train["x"][subset], train["y"][subset]
         # the linear probe on this subset: scored in linear mode, and where LP-FT fine-tuning starts
-        probe_start = time.time()
-        probe = fit_logistic(embeddings["train"][subset], y_sub, config.logistic_c, seed,
-                             embeddings["train"]) if probe_needed else None
+        probe_start, scaler, probe, head_init = time.time(), None, None, None
+        if probe_needed:
+            scaler, probe = fit_logistic(embeddings["train"][subset], y_sub, config.logistic_c, seed, embeddings["train"])
+            if config.finetune_head == "linear_probe":
+                head_init = linear_head_from_probe(scaler, probe, num_classes)
         probe_seconds = time.time() - probe_start
-        head_init = linear_head_from_probe(*probe, num_classes) if config.finetune_head == "linear_probe" and probe else None
         runs = []
         if "encoder" in config.methods and "linear" in config.modes:
-            runs.append(("encoder", "linear", lambda: probe[1].predict(probe[0].transform(
+            runs.append(("encoder", "linear", lambda: probe.predict(scaler.transform(
                 embeddings["test"].astype(np.float64)))))
         if "encoder" in config.methods and "finetune" in config.modes:
             runs.append(("encoder", "finetune", lambda: fine_tune(
