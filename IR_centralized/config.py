@@ -18,6 +18,12 @@ PRESETS = ("stl10", "cpu_smoke")
 STL10_IMAGE_SIZE = 96
 
 
+def check_image_size(dataset, image_size):
+    if dataset == "stl10" and image_size != STL10_IMAGE_SIZE:
+        raise UserError(f"STL-10 images are {STL10_IMAGE_SIZE}x{STL10_IMAGE_SIZE}: --image_size must be "
+                        f"{STL10_IMAGE_SIZE} with --dataset stl10")
+
+
 @dataclass
 class IRPretrainConfig(PretrainConfig):
     PRESETS: ClassVar[dict] = {
@@ -53,9 +59,7 @@ class IRPretrainConfig(PretrainConfig):
         super().validate()
         if self.image_size < 8 or self.mask_span > self.image_size:
             raise UserError("--image_size must be at least 8 and --mask_span at most the image size")
-        if self.dataset == "stl10" and self.image_size != STL10_IMAGE_SIZE:
-            raise UserError(f"STL-10 images are {STL10_IMAGE_SIZE}x{STL10_IMAGE_SIZE}: --image_size must be "
-                            f"{STL10_IMAGE_SIZE} with --dataset stl10")
+        check_image_size(self.dataset, self.image_size)
         if self.max_images < 0:
             raise UserError("--max_images must be 0 (all) or positive")
 
@@ -86,6 +90,4 @@ class IRClassifierConfig(ClassifierConfig):
             raise UserError(f"--folds takes 0..10 official folds, got {self.folds}")
         if self.dataset == "stl10" and not 10 <= self.val_images <= 2500:
             raise UserError("--val_images must be between 10 (one per class) and 2500")
-        if self.dataset == "stl10" and self.image_size != STL10_IMAGE_SIZE:
-            raise UserError(f"STL-10 images are {STL10_IMAGE_SIZE}x{STL10_IMAGE_SIZE}: --image_size must be "
-                            f"{STL10_IMAGE_SIZE} with --dataset stl10")
+        check_image_size(self.dataset, self.image_size)

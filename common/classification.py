@@ -18,8 +18,9 @@ from common.checkpoint import safe_torch_load
 from common.config import field, save_config
 from common.encoders import load_encoder_state
 from common.errors import UserError
-from common.evaluation import (fine_tune, fit_logistic, frozen_embeddings, linear_head_from_probe, logistic_regression,
-                               markdown_table, rebuild_encoder, scores, stratified_subset, summarise)
+from common.evaluation import (fine_tune, fit_logistic, frozen_embeddings, linear_head_from_probe, logistic_predictor,
+                               logistic_regression, markdown_table, rebuild_encoder, scores, stratified_subset,
+                               summarise)
 from common.paths import REPO_ROOT
 from common.training import select_device
 
@@ -172,8 +173,7 @@ def run_classification(config, splits):
         probe_seconds = time.time() - probe_start
         runs = []
         if "encoder" in config.methods and "linear" in config.modes:
-            runs.append(("encoder", "linear", lambda: probe.predict(scaler.transform(
-                embeddings["test"].astype(np.float64)))))
+            runs.append(("encoder", "linear", lambda: logistic_predictor(scaler, probe)(embeddings["test"])))
         if "encoder" in config.methods and "finetune" in config.modes:
             runs.append(("encoder", "finetune", lambda: fine_tune(
                 rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub, val["x"], val["y"], settings,

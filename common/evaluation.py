@@ -51,10 +51,14 @@ def fit_logistic(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
     return scaler, model
 
 
+def logistic_predictor(scaler, model):
+    """A fitted (scaler, model) as a predict function of raw inputs."""
+    return lambda x: model.predict(scaler.transform(np.asarray(x, dtype=np.float64)))
+
+
 def logistic_regression(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
     """fit_logistic's classifier as a predict function."""
-    scaler, model = fit_logistic(train_x, train_y, c, seed, unlabelled_x)
-    return lambda x: model.predict(scaler.transform(np.asarray(x, dtype=np.float64)))
+    return logistic_predictor(*fit_logistic(train_x, train_y, c, seed, unlabelled_x))
 
 
 def linear_head_from_probe(scaler, model, num_classes):
