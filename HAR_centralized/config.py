@@ -7,15 +7,13 @@ from dataclasses import dataclass
 
 from common.classification import ClassifierConfig
 from common.config import field
-from common.training import PretrainConfig
-from data_processing.har import SOURCES
+from common.har_task import HARDataConfig
+from common.pretrain_config import PretrainConfig
 
 
 @dataclass
-class HARPretrainConfig(PretrainConfig):
+class HARPretrainConfig(HARDataConfig, PretrainConfig):
     output_dir: str = field("HAR_centralized/outputs", "run folders go here")
-    data_source: str = field("auto", "UCI HAR source: official folder if present, else the HAPT rebuild",
-                             choices=SOURCES)
     # sized so the default pretraining finishes in under 10 minutes on 2 CPU cores
     epochs: int = field(30, "pretraining epochs")
     batch_size: int = field(128, "windows per step (per process under torchrun)")
@@ -23,6 +21,5 @@ class HARPretrainConfig(PretrainConfig):
 
 
 @dataclass
-class HARClassifierConfig(ClassifierConfig):
+class HARClassifierConfig(HARDataConfig, ClassifierConfig):
     runs_dir: str = field("HAR_centralized/outputs", "where to look for the newest run when --encoder is empty")
-    data_source: str = field("auto", "UCI HAR source (as for pretraining)", choices=SOURCES)

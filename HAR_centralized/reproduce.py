@@ -22,20 +22,21 @@ from common.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table, rebuild_encoder
 from common.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_label_efficiency, plot_tsne
-from common.tasks import TASK_NAMES
-from common.training import build_model, pretrain
+from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data
+from common.tasks import SEED_TASKS
+from common.training import pretrain
 from common.weighting import WEIGHTINGS
 from data_processing.har import ACTIVITY_NAMES, load_har
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
-from HAR_centralized.train_classifier import har_labelled_splits
-from HAR_centralized.train_encoder import har_pretrain_data
+from HAR_federated.config import FederatedConfig
+from HAR_federated.run import run_local
 
 MTL = "MTL, uncertainty weighting"
 # label -> pretraining flags; the first is the MTL encoder the t-SNE and fine-tuning use
 FULL_ENCODERS = {
     MTL: ["--model_heads", "1", "1", "1", "1"],
     "MTL, equal weights": ["--model_heads", "1", "1", "1", "1", "--use_weighted_loss", "0"],
-    **{f"STL {name}": ["--model_heads", *("1" if i == j else "0" for j in range(4))] for i, name in enumerate(TASK_NAMES)},
+    **{f"STL {name}": ["--model_heads", *("1" if i == j else "0" for j in range(4))] for i, name in enumerate(SEED_TASKS)},
 }
 
 
@@ -89,9 +90,6 @@ def classify(run_dir, out, fractions, config, **overrides):
 
 def federated_encoder(out_dir, config):
     """The default federated pretraining (HAR_federated/config.py), reused when finished."""
-    from HAR_federated.config import FederatedConfig
-    from HAR_federated.run import client_datasets, run_local
-
     fed_config = parse_config(FederatedConfig, ["--output_dir", str(out_dir), "--seed", str(config.pretrain_seed),
                                                 "--data_source", config.data_source, "--experiment_name", "repro_fedavg"])
     run_dir = fed_config.run_dir()
@@ -101,7 +99,7 @@ def federated_encoder(out_dir, config):
         print(f"[federated] reusing the finished run {run_dir}")
     else:
         print(f"[federated] pretraining -> {run_dir}")
-        run_local(fed_config, client_datasets(fed_config))
+        run_local(fed_config, har_client_datasets(fed_config))
     return run_dir, json.loads((run_dir / "summary.json").read_text()), fed_config
 
 
@@ -161,7 +159,7 @@ def main(argv=None):
                        "embeddings": embed(rebuild_encoder(model_args, state_dict), test.x).numpy()}
     quality = plot_tsne(representations, test.y, ACTIVITY_NAMES, str(figures / "tsne_all_activity_{}.png"))
     default = HARPretrainConfig()
-    plot_architecture(build_model(default, (9, 128), 9, 561), list(WEIGHTINGS), figures / "MTL-architecture.png",
+    plot_architecture(har_model(default), list(WEIGHTINGS), figures / "MTL-architecture.png",
                       input_label="sensor window\n9 x 128")
 
     # ------------------------------------------------------------------ table

@@ -9,17 +9,11 @@ subjects. Defaults: HAR_centralized/config.py. Output: <run>/classifier/{results
 """
 import sys
 
-from common.classification import LabelledSplits, run_classification
+from common.classification import run_classification
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from data_processing.har import load_har
+from common.har_task import har_labelled_splits
 from HAR_centralized.config import HARClassifierConfig
-
-
-def har_labelled_splits(source):
-    splits = {name: load_har(name, source) for name in ("train", "val", "test")}
-    arrays = {name: {"x": d.x, "y": d.y, "features": d.features} for name, d in splits.items()}
-    return LabelledSplits(**arrays, info={"data_source": splits["train"].source})
 
 
 @exit_on_user_error

@@ -10,23 +10,11 @@ checkpoint.pt, config.json, metrics.jsonl, summary.json. --resume 1 continues a 
 import os
 import sys
 
-import numpy as np
-
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from common.training import PretrainData, pretrain
-from data_processing.har import load_har
-from data_processing.pretext import PretextSpec
+from common.har_task import har_pretrain_data
+from common.training import pretrain
 from HAR_centralized.config import HARPretrainConfig
-
-
-def har_pretrain_data(config):
-    """Unlabelled pretraining inputs: the train subjects' windows (val and test subjects stay unseen)."""
-    train = load_har("train", config.data_source)
-    spec = PretextSpec(mask_ratio=config.mask_ratio, mask_span=config.mask_span, n_variants=config.n_variants,
-                       seed=config.seed)
-    info = {"data_source": train.source, "split": "train", "windows": len(train)}
-    return PretrainData(np.ascontiguousarray(train.x), train.features, spec, info)
 
 
 @exit_on_user_error

@@ -1,23 +1,26 @@
 """Defaults of the federated HAR experiment. Every field is also a flag of HAR_federated/run.py.
 
-The model and pretext fields are those of centralized pretraining (HAR_centralized/config.py), so a
-federated encoder is evaluated by HAR_centralized/train_classifier.py unchanged.
+The model, task and pretext fields are those every pretraining shares (common/pretrain_config.py), so a
+federated encoder is evaluated by HAR_centralized/train_classifier.py unchanged. The schedule is counted
+in rounds and local epochs: there is no --epochs here.
 """
 from dataclasses import dataclass
 
 from common.config import field
 from common.errors import UserError
-from HAR_centralized.config import HARPretrainConfig
+from common.har_task import HARDataConfig
+from common.pretrain_config import SSLConfig
 
 
 @dataclass
-class FederatedConfig(HARPretrainConfig):
+class FederatedConfig(HARDataConfig, SSLConfig):
     output_dir: str = field("HAR_federated/outputs", "run folders go here")
     experiment_name: str = field("fedavg", "first part of the run folder's name")
     backend: str = field("socket", "socket: this repository's prototype; flower: the Flower engine",
                          choices=("socket", "flower"))
     role: str = field("local", "local: server + clients as threads of one process; server; client",
                       choices=("local", "server", "client"))
+    # sized like centralized pretraining: rounds x local_epochs x client_fraction = 30 passes over the data
     rounds: int = field(15, "federated rounds")
     local_epochs: int = field(2, "client epochs per round")
     client_fraction: float = field(1.0, "share of connected clients asked each round")
@@ -40,8 +43,6 @@ class FederatedConfig(HARPretrainConfig):
     # a client holds ~350 windows: batches of 128 would give it 2 steps an epoch (measured: 3.4 points of
     # macro-F1 below centralized at 10% labels); 32 gives 11 (0.6 points below)
     batch_size: int = field(32, "windows per local step")
-    # sized like centralized: rounds x local_epochs x client_fraction = 30 passes over the data
-    epochs: int = field(30, "centralized-equivalent epochs (used only for the schedule's length)")
 
     def validate(self):
         super().validate()

@@ -19,9 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common.checkpoint import save_encoder
 from common.config import config_from_dict, config_to_dict
 from common.errors import UserError
+from common.federated import LocalTrainer
+from common.har_task import HAR_INPUT_SHAPE, har_client_datasets, har_model
+from common.run_folder import RunFolder
+from HAR_federated.config import FederatedConfig
 
 APP_DIR = Path(__file__).resolve().parent / "flower"
 
@@ -35,8 +38,6 @@ except ImportError:  # the socket backend works without Flower
 
 
 def _config(json_text):
-    from HAR_federated.config import FederatedConfig
-
     return config_from_dict(FederatedConfig, json.loads(json_text))
 
 
@@ -47,10 +48,10 @@ if ServerApp is not None:
 
     @server_app.main()
     def server_main(grid: Grid, context: Context) -> None:
-        from HAR_federated.run import global_model
-
         config = _config(context.run_config["config-json"])
-        model = global_model(config)
+        model = har_model(config)
+        run = RunFolder(config.run_dir())
+        run.start(config)
         common = dict(fraction_train=config.client_fraction, fraction_evaluate=0.0, min_train_nodes=config.min_clients,
                       min_available_nodes=config.min_clients)
         strategy = FedProx(proximal_mu=config.proximal_mu, **common) if config.proximal_mu > 0 else FedAvg(**common)
@@ -59,26 +60,21 @@ if ServerApp is not None:
                                 train_config=ConfigRecord({"config-json": context.run_config["config-json"]}))
         state = result.arrays.to_torch_state_dict()
         model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
-        run_dir = config.run_dir()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_encoder(model.encoder, run_dir / "encoder.pt", {"input_shape": [9, 128]})
+        for server_round, metrics in sorted(result.train_metrics_clientapp.items()):
+            run.log({"round": int(server_round), **dict(metrics)})
+        run.save_encoder(model.encoder, HAR_INPUT_SHAPE)
         metrics = {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()}
-        (run_dir / "summary.json").write_text(json.dumps({
-            "run": config.run_name(), "backend": "flower", "rounds": config.rounds,
-            "train_seconds": round(time.time() - start, 2), "train_metrics": metrics}, indent=2) + "\n")
+        run.write_summary({"run": config.run_name(), "backend": "flower", "rounds": config.rounds,
+                           "train_seconds": round(time.time() - start, 2), "train_metrics": metrics})
 
     @client_app.train()
     def client_train(msg: Message, context: Context) -> Message:
-        from HAR_federated.run import client_datasets
-
         config_json = msg.content["config"]["config-json"]
         config = _config(config_json)
         client_id = int(context.node_config["partition-id"])
         key = (client_id, config_json)
         if key not in _trainers:
-            from common.federated import LocalTrainer
-
-            _trainers[key] = LocalTrainer(config, client_datasets(config)[client_id], client_id)
+            _trainers[key] = LocalTrainer(config, har_client_datasets(config)[client_id], client_id)
         local = _trainers[key]
         server_round = int(msg.content["config"].get("server-round", 1))
         state, count, losses = local.local_update(msg.content["arrays"].to_torch_state_dict(), server_round - 1,
@@ -106,7 +102,7 @@ def _wait_for_port(port, processes, logs, timeout=60):
     raise UserError(f"a Flower process did not open port {port} within {timeout} s")
 
 
-def run_flower(config, datasets=None, timeout_s=1800):
+def run_flower(config, timeout_s=1800):
     """SuperLink + one SuperNode per client on 127.0.0.1 (gRPC), then `flwr run` of the app; blocks."""
     if ServerApp is None:
         raise UserError("the flower backend needs Flower: pip install -e .[flower]")

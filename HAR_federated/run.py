@@ -13,34 +13,15 @@ import ssl
 import sys
 import threading
 
-import numpy as np
-import torch
-
 from common.config import parse_config
 from common.errors import UserError, exit_on_user_error
-from common.training import PretrainData, build_model, seed_everything
-from data_processing.har import load_har
-from data_processing.pretext import PretextSpec
+from common.har_task import har_client_datasets, har_model
+from common.run_folder import RunFolder
 from HAR_federated.client import FederatedClient
 from HAR_federated.config import FederatedConfig
+from HAR_federated.flower_app import run_flower
 from HAR_federated.protocol import ProtocolError, generate_key, load_key
 from HAR_federated.server import FederatedServer
-
-
-def client_datasets(config):
-    """{client id: PretrainData}: the train subjects, grouped round-robin into num_clients clients."""
-    train = load_har("train", config.data_source)
-    subjects = np.unique(train.subject)
-    if config.num_clients > len(subjects):
-        raise UserError(f"--num_clients {config.num_clients} exceeds the {len(subjects)} train subjects")
-    datasets = {}
-    for client_id in range(config.num_clients):
-        mask = np.isin(train.subject, subjects[client_id :: config.num_clients])
-        spec = PretextSpec(mask_ratio=config.mask_ratio, mask_span=config.mask_span, n_variants=config.n_variants,
-                           seed=config.seed + client_id)
-        datasets[client_id] = PretrainData(np.ascontiguousarray(train.x[mask]), train.features[mask], spec,
-                                           {"subjects": subjects[client_id :: config.num_clients].tolist()})
-    return datasets
 
 
 def server_tls(config):
@@ -55,20 +36,13 @@ def client_tls(config):
     return ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else None
 
 
-def global_model(config):
-    seed_everything(config.seed)
-    return build_model(config, (9, 128), len(PretextSpec().transforms), 561)
-
-
 def make_server(config, key, log=print):
-    run_dir = config.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    server = FederatedServer(config, global_model(config), key, run_dir, server_tls(config), log)
-    checkpoint = run_dir / "checkpoint.pt"
-    if config.resume and (checkpoint.exists() or checkpoint.with_name("checkpoint.pt.prev").exists()):
-        server.resume(checkpoint)
-    elif (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()  # a fresh run replaces an old run of the same name
+    run = RunFolder(config.run_dir())
+    resume = bool(config.resume) and run.has_checkpoint()
+    run.start(config, resume=resume)
+    server = FederatedServer(config, har_model(config), key, run, server_tls(config), log)
+    if resume:
+        server.resume()
     return server
 
 
@@ -78,7 +52,7 @@ def run_local(config, datasets, key=None, on_round_end=None, log=print):
     config = dataclasses.replace(config, port=0)  # threads of one process: any free port
     server = make_server(config, key, log)
     address = f"{config.host}:{server.port}"
-    log(f"server on {address}; {len(datasets)} clients; run folder {server.run_dir}")
+    log(f"server on {address}; {len(datasets)} clients; run folder {server.run_folder.path}")
     clients = [FederatedClient(config, data, client_id, key, address, client_tls(config), log)
                for client_id, data in datasets.items()]
     threads = [threading.Thread(target=client.run, daemon=True) for client in clients]
@@ -97,19 +71,16 @@ def run_local(config, datasets, key=None, on_round_end=None, log=print):
 @exit_on_user_error
 def main(argv=None):
     config = parse_config(FederatedConfig, argv, description="Federated multi-task SSL on UCI HAR")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
         if config.backend == "flower":
-            from HAR_federated.flower_app import run_flower
-
-            run_flower(config, client_datasets(config))
+            run_flower(config)
         elif config.role == "local":
             key = load_key(config.key_file) if config.key_file else None
-            run_local(config, client_datasets(config), key)
+            run_local(config, har_client_datasets(config), key)
         elif config.role == "server":
             make_server(config, load_key(config.key_file)).run()
         else:
-            datasets = client_datasets(config)
+            datasets = har_client_datasets(config)
             if config.client_id not in datasets:
                 raise UserError(f"--client_id must be in 0..{config.num_clients - 1}")
             FederatedClient(config, datasets[config.client_id], config.client_id, load_key(config.key_file),

@@ -12,10 +12,10 @@ import time
 
 import numpy as np
 
-from common.checkpoint import atomic_torch_save, load_checkpoint, save_encoder
-from common.config import config_to_dict, save_config
+from common.config import config_to_dict
 from common.errors import UserError
 from common.federated import fedavg
+from common.har_task import HAR_INPUT_SHAPE
 from HAR_federated.protocol import ProtocolError, check_tensors, read_frame, send_frame
 
 
@@ -31,8 +31,9 @@ class ClientConnection:
 
 
 class FederatedServer:
-    def __init__(self, config, model, key, run_dir, tls_context=None, log=print):
-        self.config, self.model, self.key, self.run_dir, self.log = config, model, key, run_dir, log
+    def __init__(self, config, model, key, run, tls_context=None, log=print):
+        """run: the RunFolder that receives metrics rows, checkpoints, the encoder and the summary."""
+        self.config, self.model, self.key, self.run_folder, self.log = config, model, key, run, log
         self.template = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.global_state = dict(self.template)
         self.max_payload = int(config.max_frame_mb * 2**20)
@@ -155,10 +156,10 @@ class FederatedServer:
                                     for name in losses[0]}
         return row
 
-    def resume(self, checkpoint_path):
-        state = load_checkpoint(checkpoint_path)
+    def resume(self):
+        state = self.run_folder.load_checkpoint()
         if set(state["model"]) != set(self.template):
-            raise UserError(f"{checkpoint_path} holds another architecture: use the same model flags")
+            raise UserError(f"{self.run_folder / self.run_folder.CHECKPOINT} holds another architecture: use the same model flags")
         check_tensors(state["model"], self.template)
         self.global_state = state["model"]
         self.start_round = state["round"] + 1
@@ -167,7 +168,6 @@ class FederatedServer:
 
     def run(self, on_round_end=None):
         """All rounds; saves the encoder and summary in the run folder. Returns the per-round rows."""
-        save_config(self.config, self.run_dir / "config.json")
         acceptor = threading.Thread(target=self.serve_forever, daemon=True)
         acceptor.start()
         try:
@@ -200,15 +200,13 @@ class FederatedServer:
         return self.history
 
     def _checkpoint(self, round_index):
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(self.history[-1]) + "\n")
-        atomic_torch_save({"model": self.global_state, "round": round_index,
-                           "history_json": json.dumps(self.history), "config": config_to_dict(self.config)},
-                          self.run_dir / "checkpoint.pt")
+        self.run_folder.log(self.history[-1])
+        self.run_folder.save_checkpoint({"model": self.global_state, "round": round_index,
+                                  "history_json": json.dumps(self.history), "config": config_to_dict(self.config)})
 
     def _finish(self):
         self.model.load_state_dict(self.global_state)
-        save_encoder(self.model.encoder, self.run_dir / "encoder.pt", {"input_shape": [9, 128]})
+        self.run_folder.save_encoder(self.model.encoder, HAR_INPUT_SHAPE)
         with self.lock:
             connections = list(self.clients.values())
         for connection in connections:
@@ -222,7 +220,7 @@ class FederatedServer:
                    "bytes_received": sum(r["bytes_received"] for r in self.history),
                    "train_seconds": round(sum(r["seconds"] for r in self.history), 2),
                    "rejected": self.rejected[-20:]}
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.run_folder.write_summary(summary)
 
     def stop(self):
         self.stop_event.set()

@@ -11,7 +11,7 @@ from typing import ClassVar
 from common.classification import ClassifierConfig
 from common.config import field
 from common.errors import UserError
-from common.training import PretrainConfig
+from common.pretrain_config import PretrainConfig
 
 DATASETS = ("stl10", "digits")
 PRESETS = ("stl10", "cpu_smoke")

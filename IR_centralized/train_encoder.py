@@ -14,9 +14,9 @@ import sys
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from common.training import PretrainData, pretrain
+from common.training import pretrain
 from data_processing.images import load_digits_splits, load_stl10_unlabeled
-from data_processing.pretext import PretextSpec
+from data_processing.pretext import PretextSpec, PretrainData
 from data_processing.stl10 import ensure_stl10
 from IR_centralized.config import IRPretrainConfig
 

@@ -17,9 +17,10 @@ import time
 
 from common.config import parse_config
 from common.federated import fedavg
+from common.har_task import har_client_datasets, har_model
 from HAR_federated.config import FederatedConfig
 from HAR_federated.protocol import check_tensors, encode_frame, generate_key, read_frame
-from HAR_federated.run import client_datasets, global_model, run_local
+from HAR_federated.run import run_local
 
 
 def median_seconds(fn, repeats):
@@ -37,7 +38,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     config = parse_config(FederatedConfig, [])
-    state = {k: v.detach().clone() for k, v in global_model(config).state_dict().items()}
+    state = {k: v.detach().clone() for k, v in har_model(config).state_dict().items()}
     state_bytes = sum(v.numel() * v.element_size() for v in state.values())
     print(f"default model state: {len(state)} tensors, {state_bytes / 2**20:.2f} MiB; {config.num_clients} clients")
 
@@ -67,7 +68,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         run_config = dataclasses.replace(config, rounds=args.rounds, output_dir=tmp, experiment_name="bench")
         start = time.perf_counter()
-        _, history = run_local(run_config, client_datasets(run_config), log=lambda *_: None)
+        _, history = run_local(run_config, har_client_datasets(run_config), log=lambda *_: None)
         total = time.perf_counter() - start
     for row in history:
         print(f"round {row['round']}: {row['seconds']:.1f} s, asked {row['asked']}, answered {row['answered']}, "

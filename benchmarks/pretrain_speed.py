@@ -4,7 +4,7 @@ Usage:
     python benchmarks/pretrain_speed.py [--experiment har|ir] [--repeats 3] [--steps 20] [--full]
     python benchmarks/pretrain_speed.py --experiment ir --preset cpu_smoke          # the digits demo
     python benchmarks/pretrain_speed.py --experiment ir --random_images 2048 --train_steps 10 --encoder_width 16
-Any other flag is a flag of the experiment's config (train_encoder.py's flags). Prints, with all four heads:
+Any other flag is a flag of the experiment's config (train_encoder.py's flags). Prints, with the config's tasks (all four by default):
 - cache build time of the precomputed views (fresh temporary cache, median over repeats);
 - training inputs/s on the config's device, precomputed vs on the fly (the real loop,
   MultiTaskTrainer.train_epoch: batch production, forward, weighting backward, clipping, optimiser step; one
@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from common.config import parse_config
-from common.tasks import TASK_NAMES
-from common.training import MultiTaskTrainer, PretrainData, build_model, pretrain, seed_everything, select_device
-from data_processing.pretext import PrecomputedViews, PretextBatches, PretextSpec
+from common.har_task import har_pretrain_data
+from common.model import build_model, task_classes
+from common.runtime import resolve_precision, seed_everything, select_device
+from common.training import MultiTaskTrainer, pretrain
+from data_processing.pretext import PrecomputedViews, PretextBatches, PretextSpec, PretrainData
 from HAR_centralized.config import HARPretrainConfig
-from HAR_centralized.train_encoder import har_pretrain_data
 from IR_centralized.config import IRPretrainConfig
 from IR_centralized.train_encoder import image_pretrain_data
 
@@ -64,9 +65,10 @@ def random_image_data(config, count):
 def time_steps(config, data, mode, views, device, train_steps):
     """Seconds per step of one epoch (or its first train_steps) of the real loop, and steps per epoch."""
     seed_everything(config.seed)
-    model = build_model(config, data.x.shape[1:], len(data.spec.transforms), data.features.shape[1]).to(device)
+    model = build_model(config, data.x.shape[1:], data.spec, data.features.shape[1]).to(device)
     trainer = MultiTaskTrainer(config, model, device)
-    batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views, device=device)
+    batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, task_classes(config), mode, views,
+                             device=device)
     _, steps, seconds = trainer.train_epoch(FirstSteps(batches, train_steps), 0, lambda step: config.lr)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -75,7 +77,8 @@ def time_steps(config, data, mode, views, device, train_steps):
 
 def time_data_only(config, data, mode, views, steps, device):
     """Seconds per batch of producing pretext batches alone (no model)."""
-    batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, mode, views, device=device)
+    batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, task_classes(config), mode, views,
+                             device=device)
     steps = min(steps, len(batches) - 1)  # a small dataset has fewer batches in an epoch
     iterator = batches.epoch(0)
     next(iterator)
@@ -101,20 +104,21 @@ def main():
     config = parse_config(config_cls, config_args)
     data = random_image_data(config, args.random_images) if args.random_images else make_data(config)
     device = select_device(config.device)
-    print(f"{args.experiment}: torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads; "
+    print(f"{args.experiment}: torch {torch.__version__}, device {device}, precision "
+          f"{resolve_precision(config.precision, device)}, {torch.get_num_threads()} CPU threads; "
           f"{len(data.x)} inputs of shape {tuple(data.x.shape[1:])} ({data.info['data_source']}, {data.x.dtype}), "
           f"batch {config.batch_size}, encoder {config.encoder} width {config.encoder_width} depth "
-          f"{config.encoder_depth}, heads {', '.join(TASK_NAMES)}")
+          f"{config.encoder_depth}, tasks {', '.join(t.name for t in task_classes(config))}")
 
     build_times, views = [], None
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            PrecomputedViews(data.x, data.spec, cache_dir=Path(tmp))
+            PrecomputedViews(data.x, data.spec, task_classes(config), cache_dir=Path(tmp))
             build_times.append(time.perf_counter() - start)
     # the persistent cache the training runs use; random images get a throw-away one
     scratch = tempfile.TemporaryDirectory() if args.random_images else None
-    views = PrecomputedViews(data.x, data.spec, cache_dir=Path(scratch.name) if scratch else None)
+    views = PrecomputedViews(data.x, data.spec, task_classes(config), cache_dir=Path(scratch.name) if scratch else None)
     print(f"precomputed views: {config.n_variants} variants, {views.nbytes() / 2**20:.0f} MiB on disk; "
           f"build median {statistics.median(build_times):.1f} s over {args.repeats} runs")
 

@@ -1,28 +1,20 @@
 """Checkpoints: written atomically, read with weights_only=True, failures named in one line.
 
-A save writes `<name>.tmp`, fsyncs it, moves the previous file to `<name>.prev` and renames the new one
-into place: a kill at any point leaves a complete checkpoint behind. `load_checkpoint` falls back to the
-previous file when the latest one is corrupt.
+A save writes a temporary file, fsyncs it, moves the previous file to `<name>.prev` and renames the new one
+into place (common/io.py): a kill at any point leaves a complete checkpoint behind. `load_checkpoint` falls
+back to the previous file when the latest one is corrupt.
 """
-import os
 from pathlib import Path
 
 import torch
 
 from common.errors import UserError
+from common.io import atomic_open
 
 
-def atomic_torch_save(obj, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+def atomic_torch_save(obj, path, keep_previous=True):
+    with atomic_open(path, "wb", keep_previous=keep_previous) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if path.exists():
-        os.replace(path, path.with_name(path.name + ".prev"))
-    os.replace(tmp, path)
 
 
 def safe_torch_load(path):
@@ -52,4 +44,5 @@ def load_checkpoint(path):
 def save_encoder(encoder, path, extra=None):
     """Encoder weights + the model_args that rebuild it (what train_classifier.py needs)."""
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-    atomic_torch_save({"model_args": dict(encoder.model_args), "state_dict": state, **(extra or {})}, path)
+    atomic_torch_save({"model_args": dict(encoder.model_args), "state_dict": state, **(extra or {})}, path,
+                      keep_previous=False)

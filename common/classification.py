@@ -8,21 +8,22 @@ fraction) and results.md (the macro-F1 table).
 """
 import csv
 import dataclasses
-import json
+import io
 import time
 from pathlib import Path
 
 import numpy as np
 
 from common.checkpoint import safe_torch_load
-from common.config import field, save_config
+from common.config import field
 from common.encoders import load_encoder_state
 from common.errors import UserError
 from common.evaluation import (fine_tune, fit_logistic, frozen_embeddings, linear_head_from_probe, logistic_predictor,
-                               logistic_regression, markdown_table, rebuild_encoder, scores, stratified_subset,
-                               summarise)
+                               logistic_regression, markdown_table, rebuild_encoder, scores, summarise)
 from common.paths import REPO_ROOT
-from common.training import select_device
+from common.run_folder import RunFolder
+from common.runtime import DEVICES, PRECISIONS, resolve_precision, select_device
+from data_processing.inputs import stratified_subset
 
 METHODS = ("encoder", "supervised", "expert_features", "raw")
 MODES = ("linear", "finetune")
@@ -49,7 +50,8 @@ class ClassifierConfig:
     eval_every: int = field(50, "steps between validation checks")
     patience: int = field(6, "validation checks without improvement before stopping")
     output_dir: str = field("", "results folder; empty: <encoder run folder>/classifier")
-    device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cuda", "mps", "cpu"))
+    device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
+    precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere", choices=PRECISIONS)
 
     def validate(self):
         for method in self.methods:
@@ -138,6 +140,7 @@ def _flat(x):
 def run_classification(config, splits):
     """Run the study; returns (rows, summary, output folder)."""
     device = select_device(config.device)
+    precision = resolve_precision(config.precision, device)
     needs_encoder = "encoder" in config.methods or "supervised" in config.methods
     encoder_path = resolve_encoder_path(config) if needs_encoder else None
     input_shape = splits.train["x"].shape[1:]
@@ -145,12 +148,11 @@ def run_classification(config, splits):
     out = Path(config.output_dir) if config.output_dir else (encoder_path.parent / "classifier" if encoder_path else None)
     if out is None:
         raise UserError("--output_dir is needed when no encoder is evaluated")
-    out = out if out.is_absolute() else REPO_ROOT / out
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.json")
+    results = RunFolder(out if out.is_absolute() else REPO_ROOT / out)
+    results.start(config)
     train, val, test = splits.train, splits.val, splits.test
     num_classes = int(train["y"].max()) + 1
-    settings = config.training_settings()
+    settings = {**config.training_settings(), "precision": precision}
 
     probe_needed = "encoder" in config.methods and (
         "linear" in config.modes or ("finetune" in config.modes and config.finetune_head == "linear_probe"))
@@ -158,7 +160,7 @@ def run_classification(config, splits):
     if probe_needed:
         encoder = rebuild_encoder(model_args, state_dict).to(device)
         embeddings = {k: v.numpy() for k, v in frozen_embeddings(
-            encoder, {"train": train["x"], "test": test["x"]}, device).items()}
+            encoder, {"train": train["x"], "test": test["x"]}, device, precision).items()}
 
     rows = []
     start = time.time()
@@ -197,15 +199,18 @@ def run_classification(config, splits):
             print(f"{method:15s} {mode:8s} {budget} seed {seed}: macro-F1 {row['macro_f1']:.4f} "
                   f"accuracy {row['accuracy']:.4f} ({row['seconds']:.1f} s)")
     summary = summarise(rows)
-    write_results(out, rows, summary, {"encoder": str(encoder_path) if encoder_path else None,
-                                       "seconds": round(time.time() - start, 1), **splits.info})
-    return rows, summary, out
+    write_results(results, rows, summary, {"encoder": str(encoder_path) if encoder_path else None,
+                                           "seconds": round(time.time() - start, 1), "precision": precision,
+                                           **splits.info})
+    return rows, summary, results.path
 
 
-def write_results(out, rows, summary, info):
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "summary.json").write_text(json.dumps({"info": info, "summary": summary}, indent=2) + "\n")
-    (out / "results.md").write_text("Macro-F1 on the test split, mean ± std over label subsets (seeds or folds)\n\n" + markdown_table(summary))
+def write_results(results, rows, summary, info):
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    results.write_text("results.csv", table.getvalue())
+    results.write_summary({"info": info, "summary": summary})
+    results.write_text("results.md", "Macro-F1 on the test split, mean ± std over label subsets (seeds or folds)\n\n"
+                       + markdown_table(summary))

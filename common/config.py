@@ -52,7 +52,9 @@ def build_parser(config_cls, description=None):
         field_type = hints[field.name]
         origin = typing.get_origin(field_type)
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        kwargs = {"default": default, "help": field.metadata.get("help", " "), "dest": field.name}
+        # argparse formats help with %: a literal "74-77%" in a help string must be escaped
+        help_text = field.metadata.get("help", " ").replace("%", "%%")
+        kwargs = {"default": default, "help": help_text, "dest": field.name}
         if "choices" in field.metadata:
             kwargs["choices"] = field.metadata["choices"]
         if origin in (tuple, list):

@@ -3,9 +3,11 @@
 The architecture travels as `model_args` ({"name": ..., **kwargs}) in every saved encoder, so evaluation
 rebuilds it with `build_encoder(**model_args)` without guessing.
 """
-import numpy as np
 import torch
 from torch import nn
+
+from common.runtime import autocast
+from data_processing.inputs import as_float_input
 
 ENCODERS = {}
 
@@ -74,26 +76,15 @@ def load_encoder_state(encoder, state_dict):
     return encoder
 
 
-def as_float_input(x, device=None):
-    """A batch of stored inputs as the float32 tensor an encoder takes, on `device`.
-
-    Images are stored as uint8 (a quarter of float32's bytes; STL-10's 100,000 unlabelled images stay a
-    2.7 GB memory map) and scaled to [0, 1] here, after the transfer; sensor windows are float already.
-    """
-    if isinstance(x, np.ndarray):
-        # a slice of a read-only memory map is copied (torch wants writable memory); fancy indexing copies anyway
-        x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else np.array(x))
-    if device is not None:
-        x = x.to(device, non_blocking=True)
-    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-
-
 @torch.no_grad()
-def embed(encoder, x, batch_size=1024, device="cpu"):
-    """Embeddings of a numpy array (a memory map is read batch by batch) or tensor, in eval mode."""
+def embed(encoder, x, batch_size=1024, device="cpu", precision="fp32"):
+    """Embeddings (float32, on the CPU) of a numpy array (a memory map is read batch by batch) or tensor,
+    in eval mode."""
     encoder.eval()
-    return torch.cat([encoder(as_float_input(x[i : i + batch_size], device)).float().cpu()
-                      for i in range(0, len(x), batch_size)])
+    device = torch.device(device)
+    with autocast(precision, device):
+        return torch.cat([encoder(as_float_input(x[i : i + batch_size], device)).float().cpu()
+                          for i in range(0, len(x), batch_size)])
 
 
 class BasicBlock(nn.Module):

@@ -14,20 +14,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from common.encoders import as_float_input, build_encoder, embed
-
-
-def stratified_subset(y, fraction, seed):
-    """Indices of a label subset: round(fraction * n_c) windows of every class c (at least one), fixed by seed."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
-    rng = np.random.default_rng([seed, int(round(fraction * 1e6))])
-    chosen = []
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        count = max(1, int(round(fraction * len(members))))
-        chosen.append(rng.choice(members, count, replace=False))
-    return np.sort(np.concatenate(chosen))
+from common.encoders import build_encoder, embed
+from common.runtime import autocast
+from data_processing.inputs import as_float_input
 
 
 def scores(y_true, y_pred):
@@ -88,17 +77,20 @@ class EncoderClassifier(nn.Module):
 
 
 @torch.no_grad()
-def predict(model, x, batch_size=1024, device="cpu"):
+def predict(model, x, batch_size=1024, device="cpu", precision="fp32"):
     model.eval()
-    return torch.cat([model(as_float_input(x[i : i + batch_size], device)).argmax(1).cpu()
-                      for i in range(0, len(x), batch_size)]).numpy()
+    device = torch.device(device)
+    with autocast(precision, device):
+        return torch.cat([model(as_float_input(x[i : i + batch_size], device)).argmax(1).cpu()
+                          for i in range(0, len(x), batch_size)]).numpy()
 
 
 def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, val_y, settings, seed, device="cpu"):
     """AdamW on mini-batches; every `eval_every` steps the val macro-F1 decides which weights are kept.
 
     settings: lr, weight_decay, batch_size, epochs (passes over the labelled subset, clipped to
-    [min_steps, max_steps] steps), eval_every (steps), patience (evaluations without improvement).
+    [min_steps, max_steps] steps), eval_every (steps), patience (evaluations without improvement), and
+    optionally precision (fp32 or bf16 autocast of the forward pass).
     Returns the model holding its best-on-val weights and that val macro-F1.
     """
     generator = torch.Generator().manual_seed(seed)
@@ -107,6 +99,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     n = len(train_y)
     batch_size = min(settings["batch_size"], n)
     steps = int(np.clip(settings["epochs"] * math.ceil(n / batch_size), settings["min_steps"], settings["max_steps"]))
+    precision = settings.get("precision", "fp32")
     best_f1, best_state, since_best = -1.0, None, 0
     order, position = torch.randperm(n, generator=generator), 0
     for step in range(1, steps + 1):
@@ -118,12 +111,13 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
         xb, yb = as_float_input(train_x[index.numpy()], device), train_y[index].to(device)
         if len(index) == 1:  # batch norm needs two samples: repeat the single one
             xb, yb = xb.repeat(2, *[1] * (xb.dim() - 1)), yb.repeat(2)
-        loss = F.cross_entropy(model(xb), yb)
+        with autocast(precision, torch.device(device)):
+            loss = F.cross_entropy(model(xb).float(), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step % settings["eval_every"] == 0 or step == steps:
-            f1 = f1_score(val_y, predict(model, val_x, device=device), average="macro")
+            f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision), average="macro")
             if f1 > best_f1:
                 best_f1, best_state, since_best = f1, copy.deepcopy(model.state_dict()), 0
             else:
@@ -156,13 +150,13 @@ def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, se
     groups = [{"params": model.head.parameters(), "lr": settings["lr"]},
               {"params": model.encoder.parameters(), "lr": settings["lr"] * encoder_lr_ratio}]
     model, _ = train_with_early_stopping(model, groups, train_x, train_y, val_x, val_y, settings, seed, device)
-    return lambda x: predict(model, x, device=device)
+    return lambda x: predict(model, x, device=device, precision=settings.get("precision", "fp32"))
 
 
-def frozen_embeddings(encoder, arrays, device="cpu"):
+def frozen_embeddings(encoder, arrays, device="cpu", precision="fp32"):
     """{split: embeddings} from a frozen encoder, checking that evaluation did not change its weights."""
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    out = {split: embed(encoder, x, device=device) for split, x in arrays.items()}
+    out = {split: embed(encoder, x, device=device, precision=precision) for split, x in arrays.items()}
     after = encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "frozen encoder changed during evaluation"
     return out

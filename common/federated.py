@@ -1,11 +1,14 @@
 """Federation without transport: FedAvg as a pure function and the client's local-training step.
 
 The socket prototype (HAR_federated/) and the Flower adapter both call `local_update` on the client and
-`fedavg` on the server; neither knows about the other's transport.
+`fedavg` on the server; neither knows about the other's transport. The client trains through the shared
+MultiTaskTrainer; FedProx is a gradient hook the client adds, not a case inside the loop.
 """
 import torch
 
-from common.training import MultiTaskTrainer, build_model, lr_factor, make_batches
+from common.model import build_model, task_classes
+from common.runtime import select_device
+from common.training import MultiTaskTrainer, lr_factor
 
 
 def fedavg(states, weights):
@@ -25,31 +28,49 @@ def fedavg(states, weights):
     return averaged
 
 
+class ProximalTerm:
+    """FedProx's mu/2 ||w - w_global||^2, added to the gradients as mu (w - w_global) after each backward."""
+
+    def __init__(self, mu):
+        self.mu, self.anchor = mu, None
+
+    def __call__(self, model):
+        if self.anchor is None or self.mu <= 0:
+            return
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.grad is not None:
+                    p.grad.add_(self.mu * (p - self.anchor[name]))
+
+
 class LocalTrainer:
     """A client's model, task weighting and pretext batches; `local_update` runs E local epochs.
 
     The task weighting and the optimiser state stay on the client across rounds; only the model's state
-    dict travels. Randomness is keyed by (seed, client, round), so a round is reproducible.
+    dict travels. Randomness is keyed by (client's seed, round, local epoch), so a round is reproducible.
     """
 
-    def __init__(self, config, data, client_id, device=torch.device("cpu")):
+    def __init__(self, config, data, client_id):
         torch.manual_seed(config.seed)
-        self.config, self.client_id, self.device = config, client_id, device
-        self.model = build_model(config, data.x.shape[1:], len(data.spec.transforms), data.features.shape[1]).to(device)
-        self.trainer = MultiTaskTrainer(config, self.model, device)
-        self.batches = make_batches(config, data, device=device)
+        self.config, self.client_id, self.device = config, client_id, select_device(config.device)
+        self.model = build_model(config, data.x.shape[1:], data.spec, data.features.shape[1]).to(self.device)
+        self.trainer = MultiTaskTrainer(config, self.model, self.device)
+        self.proximal = ProximalTerm(0.0)
+        self.trainer.gradient_hooks.append(self.proximal)
+        self.batches = data.batches(task_classes(config), config.batch_size, bool(config.precompute), device=self.device)
         self.num_examples = len(data.x)
 
     def local_update(self, global_state, round_index, total_rounds, local_epochs, proximal_mu=0.0):
         """Load the global weights, train local_epochs epochs, return (state dict, num_examples, mean losses)."""
         self.model.load_state_dict(global_state)
         lr = self.config.lr * lr_factor(round_index, total_rounds, 0, self.config.min_lr_ratio)
-        anchor = {k: v.detach().clone() for k, v in self.model.named_parameters()} if proximal_mu > 0 else None
+        self.proximal.mu = proximal_mu
+        self.proximal.anchor = {k: v.detach().clone() for k, v in self.model.named_parameters()} if proximal_mu > 0 else None
         losses = {}
         for local_epoch in range(local_epochs):
-            epoch_key = round_index * 1000 + local_epoch * 37 + self.client_id  # distinct data order per round
-            means, _, _ = self.trainer.train_epoch(self.batches, epoch_key, lambda step: lr, proximal_to=anchor,
-                                                   proximal_mu=proximal_mu)
+            # (round, local epoch): a distinct data order per round and epoch, for any number of clients
+            means, _, _ = self.trainer.train_epoch(self.batches, (round_index, local_epoch), lambda step: lr,
+                                                   desc=f"client {self.client_id} round {round_index + 1}")
             losses = {name: means[f"loss/{name}"] for name in self.model.tasks}
         state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         return state, self.num_examples, losses

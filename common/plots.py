@@ -10,6 +10,7 @@ from sklearn.metrics import silhouette_score  # noqa: E402
 from sklearn.model_selection import cross_val_score  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 def plot_label_efficiency(summary, curves, path, metric="macro_f1", title=None):
@@ -100,9 +101,8 @@ def plot_architecture(model, weighting_names, path, input_label="input window"):
     ax.annotate("", xy=(2.1, mid), xytext=(1.75, mid), arrowprops=dict(arrowstyle="->"))
     for i, (name, task) in enumerate(tasks):
         y = (len(tasks) - 1 - i) * 1.1 + 0.3
-        head = " -> ".join(str(m.out_features) for m in task.head if hasattr(m, "out_features"))
-        loss = {"augmentation": "cross-entropy", "reconstruction": "masked MSE", "contrastive": "NT-Xent",
-                "features": "MSE"}.get(name, type(task).__name__)
+        head = " -> ".join(str(m.out_features) for m in task.modules() if isinstance(m, nn.Linear))
+        loss = task.loss_label
         box(4.7, y, 3.0, 0.8, f"{name}\ninputs: {', '.join(task.inputs)}\nhead MLP -> {head}", "#d9ead3")
         box(8.0, y + 0.15, 1.2, 0.5, loss, "#fff2cc")
         ax.annotate("", xy=(4.7, y + 0.4), xytext=(4.15, mid), arrowprops=dict(arrowstyle="->", color="0.4"))

@@ -30,6 +30,10 @@ class ModelParameters:
 class TaskWeighting(nn.Module):
     """Equal weights: total = sum of the task losses."""
 
+    # True for a method that writes the combined encoder gradient itself from per-task gradients (DDP must
+    # then not reduce them during backward)
+    combines_task_gradients = False
+
     def __init__(self, task_names):
         super().__init__()
         self.task_names = list(task_names)
@@ -67,7 +71,6 @@ class UncertaintyWeighting(TaskWeighting):
 
     def total_loss(self, losses):
         return sum(0.5 * torch.exp(-s) * losses[name] + 0.5 * s for name, s in zip(self.task_names, self.log_variance))
-
 
 
 class DynamicWeightAverage(TaskWeighting):
@@ -156,6 +159,8 @@ def cagrad_weights(gram, c=0.5):
 
 class CAGradWeighting(TaskWeighting):
     """Conflict-averse gradient descent on the shared encoder; the heads get their own task's gradient."""
+
+    combines_task_gradients = True
 
     def __init__(self, task_names, c=0.5):
         super().__init__(task_names)

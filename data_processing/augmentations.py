@@ -13,10 +13,6 @@ import math
 import torch
 
 
-def _uniform(shape, low, high, generator):
-    return low + (high - low) * torch.rand(shape, generator=generator, device=generator.device)
-
-
 def identity(x, generator):
     return x.clone()
 

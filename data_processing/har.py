@@ -9,7 +9,6 @@ a content hash, so later loads take well under a second and a corrupt or stale c
 """
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
+from common.io import atomic_open
 from common.paths import CACHE_DIR, DATA_DIR
 from data_processing import hapt
 from data_processing.expert_features import apply_scaling, compute_expert_features_batched, fit_scaling
@@ -52,7 +52,7 @@ class HarData:
 # --------------------------------------------------------------------------- official folder
 def _read_matrix(path, columns=None, dtype=np.float32):
     if not path.is_file():
-        raise UserError(f"{path} is missing: fetch the official data with bash data/download_uci_har.sh, or use --source hapt")
+        raise UserError(f"{path} is missing: fetch the official data with bash data/download_uci_har.sh, or use --data_source hapt")
     try:
         values = np.array(path.read_text().split(), dtype=dtype)
     except ValueError:
@@ -126,11 +126,9 @@ def _read_cache(path):
 
 
 def _write_cache(path, arrays, source):
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"recipe_version": RECIPE_VERSION, "source": source, "digest": _digest(arrays)}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)  # atomic: a killed build never leaves a half-written cache behind
+    with atomic_open(path) as f:  # a killed build never leaves a half-written cache behind
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
 
 
 def resolve_source(source):

@@ -9,18 +9,16 @@
 Descriptors (colour and gradient-orientation histograms) are the `features` task's targets and the
 expert-feature baseline; STL-10's are cached under data/cache, keyed by the images' content.
 """
-import os
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from common.encoders import as_float_input
-from common.evaluation import stratified_subset
+from common.io import atomic_open
 from common.paths import CACHE_DIR
 from data_processing.image_augmentations import image_descriptors
+from data_processing.inputs import as_float_input, stratified_subset
 from data_processing.pretext import content_digest
 from data_processing.stl10 import read_folds, read_stl10
 
@@ -47,10 +45,8 @@ def cached_descriptors(images, cache_dir=None):
     except (OSError, ValueError):
         pass  # missing or corrupt: compute it again
     features = descriptors(images)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    np.save(tmp, features)
-    os.replace(tmp, path)  # atomic: a killed run never leaves half a file under the final name
+    with atomic_open(path) as f:  # a killed run never leaves half a file under the final name
+        np.save(f, features)
     return features
 
 

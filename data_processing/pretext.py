@@ -1,12 +1,16 @@
-"""Pretext batches: every target of every task, from precomputed views or made on the fly.
+"""Pretext batches: the clean inputs plus every active task's targets, precomputed or made on the fly.
+
+The data side knows no task by name. It is handed the active tasks (common/tasks/), each of which says
+how to make its targets from clean inputs (`make_targets(x, generator, spec)`), which of them the cache
+keeps and in which dtype (`stored`), and which keys to derive at batch time (`complete(batch)`).
 
 Precomputed (the default, and the speed claim): before training, `PrecomputedViews` builds once per
-(data, augmentation config, seed) several variants per window of the labelled-transformation input, the two
-contrastive views and the reconstruction mask, stored as memory-mapped arrays under data/cache/ keyed by a
-hash of what produced them. The batch producer then only indexes arrays. On the fly: the same functions,
-applied to each batch. Both yield the same dict of tensors (keys in common/tasks.py).
+(data, spec, task) several variants per input of that task's targets, stored as memory-mapped arrays under
+data/cache/pretext_<task>_<hash>/. A run with any subset of the tasks reuses them. The batch producer then
+only indexes arrays. On the fly: the same functions, applied to each batch on the training device.
 
-Randomness is keyed by (seed, epoch, rank), so an epoch is the same whether or not the run was resumed.
+Randomness is keyed by (seed, epoch, rank, task), so an epoch is the same whether or not the run was
+resumed, and a task's targets do not depend on which other tasks are active.
 """
 import hashlib
 import json
@@ -17,12 +21,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from common.encoders import as_float_input
+from common.io import atomic_write_json
 from common.paths import CACHE_DIR
-from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS, apply_labelled_transforms, random_view, span_mask
-from data_processing.image_augmentations import IMAGE_TRANSFORMS, patch_mask, simclr_view
+from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS
+from data_processing.image_augmentations import IMAGE_TRANSFORMS
+from data_processing.inputs import as_float_input
 
-PRETEXT_VERSION = 1
+PRETEXT_VERSION = 2  # 2: one cache folder per task, one random stream per task
 
 
 @dataclass(frozen=True)
@@ -42,47 +47,38 @@ class PretextSpec:
         """Rotations + colour labels, SimCLR views, patch masks of mask_span pixels."""
         return cls(transforms=tuple(IMAGE_TRANSFORMS), view_transforms=("simclr",), modality="image", **kwargs)
 
-    def generate(self, x, generator):
-        """Targets for one batch of clean inputs x (float32 tensor)."""
-        if self.modality == "image":
-            aug_x, aug_label = apply_labelled_transforms(x, self.transforms, generator, IMAGE_TRANSFORMS)
-            view1, view2 = simclr_view(x, generator), simclr_view(x, generator)
-            mask = patch_mask(x.shape, generator, self.mask_ratio, self.mask_span)
-        else:
-            aug_x, aug_label = apply_labelled_transforms(x, self.transforms, generator)
-            view1 = random_view(x, generator, self.view_transforms)
-            view2 = random_view(x, generator, self.view_transforms)
-            mask = span_mask(x.shape, generator, self.mask_ratio, self.mask_span)
-        return {"aug_x": aug_x, "aug_label": aug_label, "view1": view1, "view2": view2, "mask": mask}
 
-
-def _generator(*key, device="cpu"):
+def generator_for(*key, device="cpu"):
+    """A torch.Generator seeded by a hash of `key` (any tuple of ints and strings)."""
     seed = int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "little") >> 1
     return torch.Generator(device=device).manual_seed(seed)
 
 
-_VIEW_ARRAYS = {"aug_x": np.float16, "aug_label": np.int8, "view1": np.float16, "view2": np.float16, "mask": np.bool_}
-# images in [0, 1] are stored as uint8 (a quarter of float32's bytes), sensor windows as float16
-_IMAGE_VIEWS = ("aug_x", "view1", "view2")
+def _flat_key(epoch):
+    """An epoch key: an int, or a tuple of ints such as (round, local epoch) for a federated client."""
+    return list(epoch) if isinstance(epoch, tuple) else [epoch]
 
 
-def _storage_dtype(name, modality):
-    return np.uint8 if modality == "image" and name in _IMAGE_VIEWS else _VIEW_ARRAYS[name]
+# how a stored kind is kept: inputs like the data (float16 windows; images in [0, 1] as uint8)
+def _storage_dtype(kind, modality):
+    if kind == "input":
+        return np.uint8 if modality == "image" else np.float16
+    return np.dtype(kind)
 
 
-def _to_storage(value, name, modality):
-    if modality == "image" and name in _IMAGE_VIEWS:
+def _to_storage(value, kind, modality):
+    if kind == "input" and modality == "image":
         return (value.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    return value.numpy()
+    return value.cpu().numpy().astype(_storage_dtype(kind, modality), copy=False)
 
 
-def _from_storage(array, name, device=None):
+def _from_storage(array, kind, device=None):
     value = torch.from_numpy(np.asarray(array))
-    if name == "aug_label":
-        return value.to(device).long()
-    if name == "mask":
+    if kind == "input":
+        return as_float_input(value, device)
+    if kind == "bool":
         return value.to(device)
-    return as_float_input(value, device)
+    return value.to(device).long()  # integer labels
 
 
 def content_digest(x, chunk_size=1024):
@@ -94,58 +90,66 @@ def content_digest(x, chunk_size=1024):
 
 
 class PrecomputedViews:
-    """Memory-mapped arrays (n_variants, N, ...) of every window's pretext inputs, built once."""
+    """Memory-mapped arrays (n_variants, N, ...) of the stored targets of every task, built once per task."""
 
-    def __init__(self, x, spec, cache_dir=None, chunk_size=1024, verbose=False):
-        self.spec = spec
-        digest = content_digest(x, chunk_size)
-        digest.update(json.dumps({**asdict(spec), "version": PRETEXT_VERSION}, sort_keys=True).encode())
-        self.key = digest.hexdigest()
-        self.path = (cache_dir or CACHE_DIR) / f"pretext_{self.key}"
+    def __init__(self, x, spec, tasks, cache_dir=None, chunk_size=1024, verbose=False):
+        self.spec, self.kinds, self.paths = spec, {}, {}
+        data_digest = content_digest(x, chunk_size).hexdigest()
         self.built_now = False
-        if not self._complete(x.shape):
-            self._build(x, chunk_size, verbose)
-            self.built_now = True
-        self.arrays = {name: np.load(self.path / f"{name}.npy", mmap_mode="r") for name in _VIEW_ARRAYS}
+        self.arrays = {}
+        for task in tasks:
+            if not task.stored:
+                continue
+            digest = hashlib.blake2b(digest_size=16)
+            digest.update(json.dumps({"data": data_digest, "spec": asdict(spec), "task": task.name,
+                                      "task_version": task.version, "version": PRETEXT_VERSION},
+                                     sort_keys=True).encode())
+            path = (cache_dir or CACHE_DIR) / f"pretext_{task.name}_{digest.hexdigest()}"
+            self.paths[task.name] = path
+            if not self._complete(path, task, digest.hexdigest(), len(x)):
+                self._build(path, task, digest.hexdigest(), x, chunk_size, verbose)
+                self.built_now = True
+            for key, kind in task.stored.items():
+                self.arrays[key] = np.load(path / f"{key}.npy", mmap_mode="r")
+                self.kinds[key] = kind
 
-    def _complete(self, shape):
-        meta = self.path / "meta.json"
+    def _complete(self, path, task, key, n):
+        meta = path / "meta.json"
         if not meta.is_file():
             return False
         try:
-            info = json.loads(meta.read_text())
-            for name in _VIEW_ARRAYS:
-                array = np.load(self.path / f"{name}.npy", mmap_mode="r")
-                if list(array.shape[:2]) != [self.spec.n_variants, shape[0]]:
+            for name in task.stored:
+                array = np.load(path / f"{name}.npy", mmap_mode="r")
+                if list(array.shape[:2]) != [self.spec.n_variants, n]:
                     return False
-            return info.get("key") == self.key
+            return json.loads(meta.read_text()).get("key") == key
         except (OSError, ValueError):
             return False
 
-    def _build(self, x, chunk_size, verbose):
+    def _build(self, path, task, key, x, chunk_size, verbose):
         # build in a temporary folder and rename it: a killed build never leaves a half-made cache
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        n, v = len(x), self.spec.n_variants
+        n, v, modality = len(x), self.spec.n_variants, self.spec.modality
         out = {}
-        for name in _VIEW_ARRAYS:
-            shape = (v, n) if name == "aug_label" else (v, n) + tuple(x.shape[1:])
-            out[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+",
-                                                  dtype=_storage_dtype(name, self.spec.modality), shape=shape)
         for variant in range(v):
-            generator = _generator("precomputed", self.spec.seed, variant)
+            generator = generator_for("precomputed", self.spec.seed, variant, task.name)
             for start in range(0, n, chunk_size):
-                targets = self.spec.generate(as_float_input(x[start : start + chunk_size]), generator)
+                targets = task.make_targets(as_float_input(x[start : start + chunk_size]), generator, self.spec)
                 for name, value in targets.items():
-                    out[name][variant, start : start + chunk_size] = _to_storage(value, name, self.spec.modality)
+                    if name not in out:
+                        out[name] = np.lib.format.open_memmap(
+                            tmp / f"{name}.npy", mode="w+", dtype=_storage_dtype(task.stored[name], modality),
+                            shape=(v, n) + tuple(value.shape[1:]))
+                    out[name][variant, start : start + chunk_size] = _to_storage(value, task.stored[name], modality)
             if verbose:
-                print(f"  pretext views: variant {variant + 1}/{v} built")
+                print(f"  pretext targets of {task.name}: variant {variant + 1}/{v} built")
         for array in out.values():
             array.flush()
-        (tmp / "meta.json").write_text(json.dumps({"key": self.key, "spec": asdict(self.spec)}))
-        shutil.rmtree(self.path, ignore_errors=True)
-        os.replace(tmp, self.path)
+        atomic_write_json(tmp / "meta.json", {"key": key, "task": task.name, "spec": asdict(self.spec)})
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
 
     def nbytes(self):
         return sum(a.nbytes for a in self.arrays.values())
@@ -155,19 +159,20 @@ class PretextBatches:
     """Yields pretext batches (dicts of tensors) for one epoch at a time.
 
     x: clean inputs, (N, C, T) float32 windows or (N, 3, H, W) uint8 images (a memory map is fine: only
-    each batch is read); features (N, F) float32. mode "precomputed" reads `views`; "on_the_fly" calls
-    spec.generate per batch, on `device` (batched augmentation on the GPU when training runs there).
-    Batches come out on `device`. With world_size > 1 each rank gets its own shard.
+    each batch is read); features (N, F) float32; tasks: the active task classes. mode "precomputed" reads
+    `views`; "on_the_fly" calls each task's make_targets per batch, on `device` (batched augmentation on the
+    GPU when training runs there). Batches come out on `device`. With world_size > 1 each rank gets its
+    own shard.
     """
 
-    def __init__(self, x, features, batch_size, spec, mode="precomputed", views=None, rank=0, world_size=1,
+    def __init__(self, x, features, batch_size, spec, tasks, mode="precomputed", views=None, rank=0, world_size=1,
                  device="cpu"):
         if mode not in ("precomputed", "on_the_fly"):
             raise ValueError(f"unknown pretext mode {mode!r}")
         if mode == "precomputed" and views is None:
             raise ValueError("precomputed mode needs PrecomputedViews")
         self.x, self.features = x, torch.as_tensor(features)
-        self.batch_size, self.spec, self.mode, self.views = batch_size, spec, mode, views
+        self.batch_size, self.spec, self.tasks, self.mode, self.views = batch_size, spec, list(tasks), mode, views
         self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
         per_rank = len(self.x) // world_size
         self.batches_per_epoch = max(1, per_rank // batch_size) if per_rank >= batch_size else 1
@@ -177,11 +182,14 @@ class PretextBatches:
         return self.batches_per_epoch
 
     def epoch(self, epoch):
-        order_rng = np.random.default_rng([self.spec.seed, epoch])  # same order on every rank
+        """The batches of one epoch; `epoch` is an int or a tuple of ints (a federated (round, local epoch))."""
+        key = _flat_key(epoch)
+        order_rng = np.random.default_rng([self.spec.seed, *key])  # same order on every rank
         order = order_rng.permutation(len(self.x))[: self.samples_per_rank * self.world_size]
         shard = order[self.rank :: self.world_size]
-        variant_rng = np.random.default_rng([self.spec.seed, epoch, self.rank, 1])
-        generator = _generator("on_the_fly", self.spec.seed, epoch, self.rank, device=self.device)
+        variant_rng = np.random.default_rng([self.spec.seed, *key, self.rank, 1])
+        generators = {task.name: generator_for("on_the_fly", self.spec.seed, *key, self.rank, task.name,
+                                               device=self.device) for task in self.tasks}
         size = min(self.batch_size, len(shard))
         for b in range(self.batches_per_epoch):
             index = np.sort(shard[b * size : (b + 1) * size])  # sorted: memory-mapped reads stay local
@@ -189,8 +197,34 @@ class PretextBatches:
             if self.mode == "precomputed":
                 variant = variant_rng.integers(self.spec.n_variants, size=len(index))
                 for name, array in self.views.arrays.items():
-                    batch[name] = _from_storage(array[variant, index], name, self.device)
+                    batch[name] = _from_storage(array[variant, index], self.views.kinds[name], self.device)
             else:
-                batch.update(self.spec.generate(batch["x"], generator))
-            batch["masked_x"] = batch["x"].masked_fill(batch["mask"], 0.0)
+                for task in self.tasks:
+                    batch.update(task.make_targets(batch["x"], generators[task.name], self.spec))
+            for task in self.tasks:
+                task.complete(batch)
             yield batch
+
+
+@dataclass
+class PretrainData:
+    """What pretraining needs from a dataset: clean inputs, expert features, how to make pretext inputs."""
+
+    x: np.ndarray  # (N, *input_shape): float32 windows, or uint8 images (a memory map is read batch by batch)
+    features: np.ndarray  # (N, F) float32
+    spec: PretextSpec
+    info: dict  # recorded in the run's summary (source, split, ...)
+
+    def batches(self, tasks, batch_size, precompute=True, rank=0, world_size=1, device="cpu", verbose=False):
+        """PretextBatches on `device`, reading (building once) the precomputed views when `precompute`,
+        else making each batch's targets on `device`."""
+        views = None
+        if precompute:
+            if rank == 0:
+                views = PrecomputedViews(self.x, self.spec, tasks, verbose=verbose)
+            if world_size > 1:
+                torch.distributed.barrier()  # rank 0 builds the cache, the others then open it
+            if rank != 0:
+                views = PrecomputedViews(self.x, self.spec, tasks)
+        mode = "precomputed" if precompute else "on_the_fly"
+        return PretextBatches(self.x, self.features, batch_size, self.spec, tasks, mode, views, rank, world_size, device)

@@ -71,11 +71,6 @@ def read_folds(root=None):
     return folds
 
 
-def class_names(root=None):
-    path = Path(root or STL10_DIR) / "class_names.txt"
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
 def _extract_safely(tar, destination):
     """Extract regular files and folders only, each inside destination (tarfile's "data" filter where
     this Python has it; the same checks by hand where it does not)."""

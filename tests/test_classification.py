@@ -9,7 +9,8 @@ import torch
 from common.checkpoint import save_encoder
 from common.classification import ClassifierConfig, LabelledSplits, run_classification
 from common.encoders import build_encoder
-from common.evaluation import fine_tune, frozen_embeddings, markdown_table, stratified_subset, summarise
+from common.evaluation import fine_tune, frozen_embeddings, markdown_table, summarise
+from data_processing.inputs import stratified_subset
 from HAR_centralized import train_classifier
 
 

@@ -11,12 +11,12 @@ import torch
 
 from common.classification import load_pretrained_encoder
 from common.federated import fedavg
-from common.training import PretrainData
-from data_processing.pretext import PretextSpec
+from common.har_task import har_model
+from data_processing.pretext import PretextSpec, PretrainData
 from HAR_federated import protocol
 from HAR_federated.config import FederatedConfig
 from HAR_federated.protocol import ProtocolError, encode_frame, read_frame, send_frame
-from HAR_federated.run import global_model, run_local
+from HAR_federated.run import run_local
 
 KEY = b"k" * 32
 
@@ -133,7 +133,7 @@ def test_three_clients_two_rounds_end_to_end(tmp_path):
     model_args, state = load_pretrained_encoder(run / "encoder.pt")  # what train_classifier.py loads
     assert model_args["embedding_dim"] == 8
     # the global model moved away from its initialisation
-    init = global_model(config).encoder.state_dict()
+    init = har_model(config).encoder.state_dict()
     assert any(not torch.equal(init[k], state[k]) for k in init)
 
 

@@ -8,14 +8,18 @@ import pytest
 import torch
 
 from common.config import parse_config
-from common.encoders import as_float_input
+from data_processing.inputs import as_float_input
 from data_processing import images as image_data
 from data_processing.images import cached_descriptors, load_digits_splits, load_stl10_splits, load_stl10_unlabeled
-from data_processing.pretext import PrecomputedViews, PretextBatches, PretextSpec, _generator
+from common.model import build_model
+from common.tasks import SEED_TASKS, TASKS
+from data_processing.pretext import PrecomputedViews, PretextBatches, PretextSpec, generator_for
 from data_processing.stl10 import read_stl10
 from IR_centralized import train_classifier, train_encoder
 from IR_centralized.config import IRClassifierConfig, IRPretrainConfig
 from tests.stl10_fixture import write_stl10
+
+ALL_TASKS = [TASKS[name] for name in SEED_TASKS]
 
 TINY = ["--encoder_width", "4", "--encoder_depth", "1", "--embedding_dim", "16", "--epochs", "1", "--device", "cpu"]
 
@@ -35,9 +39,9 @@ def test_digits_splits_are_stratified_images_with_descriptors():
 def test_image_views_are_stored_as_uint8_and_read_back(tmp_path):
     x = load_digits_splits(image_size=16)["train"]["x"][:40]
     spec = PretextSpec.for_images(n_variants=1, mask_span=4)
-    views = PrecomputedViews(x, spec, cache_dir=tmp_path)
+    views = PrecomputedViews(x, spec, ALL_TASKS, cache_dir=tmp_path)
     assert views.arrays["view1"].dtype == np.uint8
-    batch = next(PretextBatches(x, np.zeros((40, 3), np.float32), 8, spec, "precomputed", views).epoch(0))
+    batch = next(PretextBatches(x, np.zeros((40, 3), np.float32), 8, spec, ALL_TASKS, "precomputed", views).epoch(0))
     assert batch["view1"].dtype == torch.float32 and 0 <= batch["view1"].min() and batch["view1"].max() <= 1
     assert batch["aug_label"].max() < len(spec.transforms) and batch["mask"].shape == batch["x"].shape
 
@@ -126,15 +130,18 @@ def test_uint8_images_give_the_same_views_from_cache_and_on_the_fly(stl10_dir, t
     folder, _ = stl10_dir
     x = read_stl10("unlabeled", folder).images[:16]  # a transposed view of the memory map
     spec = PretextSpec.for_images(n_variants=1, mask_span=16)
-    views = PrecomputedViews(x, spec, cache_dir=tmp_path / "views")
-    assert PrecomputedViews(np.array(x), spec, cache_dir=tmp_path / "views").key == views.key  # keyed by content
-    expected = spec.generate(as_float_input(x), _generator("precomputed", spec.seed, 0))
+    views = PrecomputedViews(x, spec, ALL_TASKS, cache_dir=tmp_path / "views")
+    again = PrecomputedViews(np.array(x), spec, ALL_TASKS, cache_dir=tmp_path / "views")
+    assert again.paths == views.paths and not again.built_now  # keyed by content
+    expected = {}
+    for task in ALL_TASKS:
+        expected.update(task.make_targets(as_float_input(x), generator_for("precomputed", spec.seed, 0, task.name), spec))
     for name in ("aug_x", "view1", "view2"):
         stored = torch.from_numpy(np.array(views.arrays[name][0])).float() / 255
         assert (stored - expected[name]).abs().max() <= 0.5 / 255 + 1e-6  # uint8 storage: rounding only
     np.testing.assert_array_equal(views.arrays["aug_label"][0], expected["aug_label"].numpy())
     np.testing.assert_array_equal(views.arrays["mask"][0], expected["mask"].numpy())
-    batch = next(PretextBatches(x, np.zeros((16, 2), np.float32), 8, spec, "on_the_fly").epoch(0))
+    batch = next(PretextBatches(x, np.zeros((16, 2), np.float32), 8, spec, ALL_TASKS, "on_the_fly").epoch(0))
     order = np.sort(np.random.default_rng([spec.seed, 0]).permutation(16)[:8])
     torch.testing.assert_close(batch["x"], torch.from_numpy(np.array(x[order])).float() / 255)
 
@@ -182,18 +189,20 @@ def test_classifier_refuses_an_encoder_pretrained_on_other_image_sizes(tmp_path,
 
 
 def test_each_image_task_loss_is_its_definition_on_image_batches():
-    from common.encoders import build_encoder
-    from common.tasks import TASK_NAMES, MultiTaskModel, build_tasks
-
     spec = PretextSpec.for_images(mask_ratio=0.25, mask_span=8)
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(8, 3, 32, 32, generator=generator)
-    batch = {"x": x, "features": torch.randn(8, 60, generator=generator), **spec.generate(x, generator)}
-    batch["masked_x"] = x.masked_fill(batch["mask"], 0.0)
+    batch = {"x": x, "features": torch.randn(8, 60, generator=generator)}
+    for name in SEED_TASKS:
+        batch.update(TASKS[name].make_targets(x, generator, spec))
+    for name in SEED_TASKS:
+        TASKS[name].complete(batch)
+    assert torch.equal(batch["masked_x"], x.masked_fill(batch["mask"], 0.0))
     assert batch["mask"].float().mean() == 0.25  # 4 of the 16 8x8 patches, on every channel
     torch.manual_seed(0)
-    tasks = build_tasks(TASK_NAMES, 16, (3, 32, 32), len(spec.transforms), 60, temperature=0.2)
-    model = MultiTaskModel(build_encoder("resnet18", in_channels=3, width=4, depth=2, embedding_dim=16), tasks).eval()
+    config = IRPretrainConfig(encoder_width=4, encoder_depth=2, embedding_dim=16, temperature=0.2)
+    model = build_model(config, (3, 32, 32), spec, 60).eval()
+    tasks = model.tasks
     losses = model(batch)  # eval: batch norm uses running statistics, so one pass equals one pass per input
     with torch.no_grad():
         emb = {k: model.encoder(batch[k]) for k in ("x", "aug_x", "masked_x", "view1", "view2")}
@@ -205,5 +214,5 @@ def test_each_image_task_loss_is_its_definition_on_image_batches():
         logits = (z @ z.T / 0.2).fill_diagonal_(float("-inf"))
         expected_con = torch.nn.functional.cross_entropy(logits, torch.cat([torch.arange(8, 16), torch.arange(8)]))
         expected_feat = ((tasks["features"].head(emb["x"]) - batch["features"]) ** 2).mean()
-    for name, expected in zip(TASK_NAMES, (expected_aug, expected_rec, expected_con, expected_feat)):
+    for name, expected in zip(SEED_TASKS, (expected_aug, expected_rec, expected_con, expected_feat)):
         torch.testing.assert_close(losses[name].detach(), expected, rtol=1e-4, atol=1e-5)

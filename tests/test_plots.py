@@ -4,7 +4,8 @@ from PIL import Image
 
 from common.evaluation import summarise
 from common.plots import plot_architecture, plot_label_efficiency, plot_tsne, representation_quality
-from common.training import build_model
+from common.model import build_model
+from data_processing.pretext import PretextSpec
 from HAR_centralized.config import HARPretrainConfig
 
 
@@ -31,7 +32,7 @@ def test_tsne_pictures_and_quality(tmp_path):
 
 def test_architecture_figure_follows_the_registry(tmp_path):
     config = HARPretrainConfig(model_heads=(1, 0, 1, 0), encoder_width=4)
-    model = build_model(config, (9, 128), 9, 561)
+    model = build_model(config, (9, 128), PretextSpec(), 561)
     path = tmp_path / "arch.png"
     plot_architecture(model, ["equal", "uncertainty"], path)
     assert list(model.tasks) == ["augmentation", "contrastive"] and Image.open(path).size[1] > 100

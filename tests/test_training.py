@@ -13,8 +13,8 @@ import torch
 
 from common.checkpoint import safe_torch_load
 from common.errors import UserError
-from common.training import PretrainData, lr_factor, pretrain
-from data_processing.pretext import PretextSpec
+from common.training import lr_factor, pretrain
+from data_processing.pretext import PretextSpec, PretrainData
 from HAR_centralized import train_encoder
 from HAR_centralized.config import HARPretrainConfig
 

@@ -1,0 +1,99 @@
+"""The config fields every pretraining experiment shares; each experiment's config.py sets its own defaults.
+
+SSLConfig: model, tasks, weighting, optimiser and pretext fields, used by centralized runs and federated
+clients alike. PretrainConfig adds the centralized schedule (epochs, warm-up).
+"""
+import dataclasses
+import math
+from pathlib import Path
+
+from common.config import field
+from common.encoders import ENCODERS
+from common.errors import UserError
+from common.paths import REPO_ROOT
+from common.runtime import DEVICES, PRECISIONS
+from common.tasks import SEED_TASKS, TASKS
+from common.weighting import WEIGHTINGS
+
+
+@dataclasses.dataclass
+class SSLConfig:
+    seed: int = field(42, "fixes data order, augmentations, masks and initialisation")
+    experiment_name: str = field("mtl", "first part of the run folder's name")
+    output_dir: str = field("outputs", "run folders go here (relative paths: to the repository root)")
+    model_heads: tuple[int, ...] = field((1, 1, 1, 1), "0/1 switches: augmentation, reconstruction, contrastive, features")
+    tasks: tuple[str, ...] = field((), "registered task names to train instead of the --model_heads switches")
+    use_weighted_loss: int = field(1, "0: equal task weights whatever --weighting says")
+    weighting: str = field("uncertainty", "dynamic task weighting", choices=WEIGHTINGS)
+    encoder: str = field("cnn1d", "encoder architecture (common/encoders.py)")
+    encoder_width: int = field(32, "channels of the first conv block")
+    encoder_depth: int = field(3, "conv blocks")
+    embedding_dim: int = field(128, "size of the embedding the classifier sees")
+    batch_size: int = field(128, "windows per step (per process under torchrun)")
+    lr: float = field(2e-3, "peak AdamW learning rate")
+    min_lr_ratio: float = field(0.05, "cosine schedule ends at lr * this")
+    weight_decay: float = field(1e-4, "AdamW weight decay (not on task-weighting parameters)")
+    grad_clip: float = field(5.0, "max gradient norm; 0 disables clipping")
+    temperature: float = field(0.1, "NT-Xent temperature")
+    mask_ratio: float = field(0.15, "share of each channel masked for reconstruction")
+    mask_span: int = field(8, "length of one masked span, in samples")
+    precompute: int = field(1, "1: precomputed views (fast); 0: augment each batch on the fly")
+    n_variants: int = field(8, "precomputed augmented variants per window")
+    dwa_temperature: float = field(2.0, "DWA softmax temperature")
+    gradnorm_alpha: float = field(1.5, "GradNorm restoring-force strength")
+    cagrad_c: float = field(0.5, "CAGrad conflict-aversion radius")
+    device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
+    precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere; bf16 works on CPU too",
+                           choices=PRECISIONS)
+    resume: int = field(0, "1: continue from the run folder's last checkpoint")
+
+    def validate(self):
+        if len(self.model_heads) != len(SEED_TASKS) or any(v not in (0, 1) for v in self.model_heads):
+            raise UserError(f"--model_heads takes four 0/1 values ({', '.join(SEED_TASKS)}), got {list(self.model_heads)}")
+        unknown = [name for name in self.tasks if name not in TASKS]
+        if unknown:
+            raise UserError(f"--tasks: unknown task(s) {', '.join(unknown)}; registered: {', '.join(TASKS)}")
+        if not self.tasks and not any(self.model_heads):
+            raise UserError("--model_heads turns every task off: at least one must be 1")
+        if self.encoder not in ENCODERS:
+            raise UserError(f"unknown --encoder {self.encoder!r}; known: {', '.join(sorted(ENCODERS))}")
+        for name in ("batch_size", "encoder_width", "encoder_depth", "embedding_dim", "n_variants", "mask_span"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "temperature", "dwa_temperature"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise UserError(f"--{name} must be a positive number, got {value}")
+        for name in ("weight_decay", "grad_clip", "gradnorm_alpha", "cagrad_c"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise UserError(f"--{name} must be a non-negative number, got {value}")
+        if not 0 < self.min_lr_ratio <= 1:
+            raise UserError(f"--min_lr_ratio must be in (0, 1], got {self.min_lr_ratio}")
+        if not 0 < self.mask_ratio < 1:
+            raise UserError(f"--mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.use_weighted_loss not in (0, 1) or self.precompute not in (0, 1) or self.resume not in (0, 1):
+            raise UserError("--use_weighted_loss, --precompute and --resume take 0 or 1")
+        if not self.experiment_name or "/" in self.experiment_name:
+            raise UserError(f"--experiment_name must be a plain name, got {self.experiment_name!r}")
+
+    def run_name(self):
+        heads = "tasks" + "+".join(self.tasks) if self.tasks else "heads" + "".join(map(str, self.model_heads))
+        return f"{self.experiment_name}_seed{self.seed}_{heads}"
+
+    def run_dir(self):
+        out = Path(self.output_dir)
+        return (out if out.is_absolute() else REPO_ROOT / out) / self.run_name()
+
+
+@dataclasses.dataclass
+class PretrainConfig(SSLConfig):
+    epochs: int = field(30, "pretraining epochs")
+    warmup_epochs: float = field(1.0, "linear warm-up before the cosine decay")
+
+    def validate(self):
+        super().validate()
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
+        if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
+            raise UserError(f"--warmup_epochs must be a non-negative number, got {self.warmup_epochs}")

@@ -1,0 +1,19 @@
+"""The pretext tasks, one file each, keyed by name in TASKS (common/tasks/base.py says what a task is).
+
+Batch keys every pipeline provides: x (B, *S) clean input, features (B, F) its expert features; each task
+adds its own targets (augmentation: aug_x, aug_label; reconstruction: mask, masked_x; contrastive: view1,
+view2). `--model_heads` switches the seed's four tasks in SEED_TASKS order; `--tasks` names any
+registered ones.
+"""
+from common.tasks import augmentation, contrastive, features, reconstruction  # noqa: F401 (registers them)
+from common.tasks.base import TASKS, PretextTask, TaskContext, register_task  # noqa: F401 (the package's API)
+
+# the order of the four MODEL_HEADS switches
+SEED_TASKS = ("augmentation", "reconstruction", "contrastive", "features")
+
+
+def active_task_names(model_heads, tasks=()):
+    """The tasks a run trains: `tasks` by name when given, else the seed's four switched by model_heads."""
+    if tasks:
+        return list(dict.fromkeys(tasks))
+    return [name for name, on in zip(SEED_TASKS, model_heads) if on]

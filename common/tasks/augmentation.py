@@ -1,0 +1,29 @@
+"""Augmentation classification: which of K labelled transformations produced aug_x (cross-entropy)."""
+import torch.nn.functional as F
+
+from common.heads import build_mlp
+from common.tasks.base import PretextTask, register_task
+from data_processing.augmentations import apply_labelled_transforms
+from data_processing.image_augmentations import IMAGE_TRANSFORMS
+
+
+@register_task
+class AugmentationClassificationTask(PretextTask):
+    name = "augmentation"
+    inputs = ("aug_x",)
+    stored = {"aug_x": "input", "aug_label": "int8"}
+    loss_label = "cross-entropy"
+
+    @staticmethod
+    def make_targets(x, generator, spec):
+        # windows: jitter, scaling, rotation, ... (HAR_TRANSFORMS); images: rotations, grayscale, inversion
+        registry = {"transforms": IMAGE_TRANSFORMS} if spec.modality == "image" else {}
+        aug_x, aug_label = apply_labelled_transforms(x, spec.transforms, generator, **registry)
+        return {"aug_x": aug_x, "aug_label": aug_label}
+
+    def __init__(self, context, hidden_dim=128):
+        super().__init__(context)
+        self.head = build_mlp(context.embedding_dim, [hidden_dim], len(context.spec.transforms))
+
+    def forward(self, embeddings, batch):
+        return F.cross_entropy(self.head(embeddings["aug_x"]), batch["aug_label"])

@@ -1,0 +1,30 @@
+"""Contrastive: a projection head and NT-Xent between two random augmented views of each input.
+Windows: random compositions of the sensor transformations; images: SimCLR views."""
+from common.heads import build_mlp
+from common.losses import NTXentLoss
+from common.tasks.base import PretextTask, register_task
+from data_processing.augmentations import random_view
+from data_processing.image_augmentations import simclr_view
+
+
+@register_task
+class ContrastiveTask(PretextTask):
+    name = "contrastive"
+    inputs = ("view1", "view2")
+    stored = {"view1": "input", "view2": "input"}
+    loss_label = "NT-Xent"
+
+    @staticmethod
+    def make_targets(x, generator, spec):
+        if spec.modality == "image":
+            return {"view1": simclr_view(x, generator), "view2": simclr_view(x, generator)}
+        return {"view1": random_view(x, generator, spec.view_transforms),
+                "view2": random_view(x, generator, spec.view_transforms)}
+
+    def __init__(self, context, projection_dim=64, hidden_dim=128):
+        super().__init__(context)
+        self.head = build_mlp(context.embedding_dim, [hidden_dim], projection_dim)
+        self.loss = NTXentLoss(context.config.temperature)
+
+    def forward(self, embeddings, batch):
+        return self.loss(self.head(embeddings["view1"]), self.head(embeddings["view2"]))

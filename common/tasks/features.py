@@ -1,0 +1,20 @@
+"""Expert-feature regression: predict the clean input's expert features (UCI HAR's 561, or the image
+descriptors) from its embedding (MSE). The targets come with the dataset: nothing to make or store."""
+import torch.nn.functional as F
+
+from common.heads import build_mlp
+from common.tasks.base import PretextTask, register_task
+
+
+@register_task
+class FeatureRegressionTask(PretextTask):
+    name = "features"
+    inputs = ("x",)
+    loss_label = "MSE"
+
+    def __init__(self, context, hidden_dim=256):
+        super().__init__(context)
+        self.head = build_mlp(context.embedding_dim, [hidden_dim], context.feature_dim)
+
+    def forward(self, embeddings, batch):
+        return F.mse_loss(self.head(embeddings["x"]), batch["features"])

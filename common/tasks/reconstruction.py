@@ -1,0 +1,36 @@
+"""Masked reconstruction: rebuild the clean input from the embedding of its masked version (MSE on the
+masked positions). Windows: random spans per channel; images: random square patches."""
+import math
+
+from common.heads import build_mlp
+from common.losses import MaskedMSELoss
+from common.tasks.base import PretextTask, register_task
+from data_processing.augmentations import span_mask
+from data_processing.image_augmentations import patch_mask
+
+
+@register_task
+class MaskedReconstructionTask(PretextTask):
+    name = "reconstruction"
+    inputs = ("masked_x",)
+    stored = {"mask": "bool"}
+    loss_label = "masked MSE"
+
+    @staticmethod
+    def make_targets(x, generator, spec):
+        make_mask = patch_mask if spec.modality == "image" else span_mask
+        return {"mask": make_mask(x.shape, generator, spec.mask_ratio, spec.mask_span)}  # (B, *S) True = masked
+
+    @staticmethod
+    def complete(batch):
+        batch["masked_x"] = batch["x"].masked_fill(batch["mask"], 0.0)
+
+    def __init__(self, context, hidden_dim=256):
+        super().__init__(context)
+        self.input_shape = tuple(context.input_shape)
+        self.head = build_mlp(context.embedding_dim, [hidden_dim], math.prod(self.input_shape))
+        self.loss = MaskedMSELoss()
+
+    def forward(self, embeddings, batch):
+        reconstruction = self.head(embeddings["masked_x"]).view(-1, *self.input_shape)  # (B, *S)
+        return self.loss(reconstruction, batch["x"], batch["mask"])

@@ -1,0 +1,30 @@
+"""How stored inputs become model inputs, and how label subsets are drawn: shared by data and model code.
+
+Images are stored as uint8 (a quarter of float32's bytes; STL-10's 100,000 unlabelled images stay a 2.7 GB
+memory map) and scaled to [0, 1] only at the batch, after the transfer; sensor windows are float already.
+"""
+import numpy as np
+import torch
+
+
+def as_float_input(x, device=None):
+    """A batch of stored inputs (numpy array, memory-map slice or tensor) as float32 on `device`."""
+    if isinstance(x, np.ndarray):
+        # a slice of a read-only memory map is copied (torch wants writable memory); fancy indexing copies anyway
+        x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else np.array(x))
+    if device is not None:
+        x = x.to(device, non_blocking=True)
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+
+
+def stratified_subset(y, fraction, seed):
+    """Indices of a label subset: round(fraction * n_c) windows of every class c (at least one), fixed by seed."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng([seed, int(round(fraction * 1e6))])
+    chosen = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        count = max(1, int(round(fraction * len(members))))
+        chosen.append(rng.choice(members, count, replace=False))
+    return np.sort(np.concatenate(chosen))
