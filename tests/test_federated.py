@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from common.classification import load_pretrained_encoder
-from common.federated import fedavg
+from common.config import parse_config
+from common.errors import UserError
+from common.federated import LocalTrainer, ProximalTerm, fedavg
 from common.har_task import har_model
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_federated import protocol
@@ -256,3 +258,25 @@ def test_tls_round_trip(tmp_path):
     config = tiny_config(tmp_path, rounds=1, num_clients=2, tls_cert=str(cert), tls_key=str(key), tls_ca=str(cert))
     server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
     assert history[0]["answered"] == 2 and not server.rejected
+
+
+# --------------------------------------------------------------------------- federation as an adapter
+def test_the_federated_config_has_no_flag_it_ignores(tmp_path):
+    fields = set(FederatedConfig.__dataclass_fields__)
+    assert not {"epochs", "warmup_epochs"} & fields  # the schedule is rounds x local epochs
+    with pytest.raises(UserError, match="unrecognized arguments: --epochs"):
+        parse_config(FederatedConfig, ["--epochs", "3"])
+    # device and precision reach the clients' trainers
+    client = LocalTrainer(tiny_config(tmp_path, precision="bf16"), tiny_datasets(1)[0], 0)
+    assert client.device.type == "cpu" and client.trainer.precision == "bf16"
+
+
+def test_fedprox_is_a_gradient_hook_that_pulls_towards_the_global_weights():
+    model = torch.nn.Linear(3, 1)
+    term = ProximalTerm(0.5)
+    term.anchor = {k: v.detach().clone() - 1.0 for k, v in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    term(model)
+    for p in model.parameters():
+        torch.testing.assert_close(p.grad, torch.full_like(p, 0.5))  # mu * (w - (w - 1))

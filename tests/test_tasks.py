@@ -1,0 +1,80 @@
+"""A pretext task is one file: a fifth task registered from this test file alone trains like the four."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.checkpoint import safe_torch_load
+from common.config import parse_config
+from common.errors import UserError
+from common.model import build_model
+from common.plots import plot_architecture
+from common.tasks import SEED_TASKS, TASKS, PretextTask, register_task
+from common.training import pretrain
+from data_processing.pretext import PretextSpec, PretrainData
+from HAR_centralized.config import HARPretrainConfig
+
+
+class TimeReversalTask(PretextTask):
+    """Toy task: was the window played backwards? (cross-entropy over 2 classes)."""
+
+    name = "time_reversal"
+    inputs = ("reversal_x",)
+    stored = {"reversal_x": "input", "reversal_label": "int8"}
+    loss_label = "cross-entropy"
+
+    @staticmethod
+    def make_targets(x, generator, spec):
+        label = torch.randint(2, (len(x),), generator=generator, device=generator.device)
+        return {"reversal_x": torch.where(label[:, None, None].bool(), x.flip(-1), x), "reversal_label": label}
+
+    def __init__(self, context):
+        super().__init__(context)
+        self.head = nn.Linear(context.embedding_dim, 2)
+
+    def forward(self, embeddings, batch):
+        return F.cross_entropy(self.head(embeddings["reversal_x"]), batch["reversal_label"])
+
+
+@pytest.fixture
+def toy_task(monkeypatch, tmp_path):
+    monkeypatch.setattr("data_processing.pretext.CACHE_DIR", tmp_path / "cache")
+    register_task(TimeReversalTask)
+    yield TimeReversalTask
+    TASKS.pop(TimeReversalTask.name, None)
+
+
+def tiny_data(n=48):
+    rng = np.random.default_rng(0)
+    return PretrainData(rng.normal(size=(n, 9, 128)).astype(np.float32), rng.normal(size=(n, 11)).astype(np.float32),
+                        PretextSpec(n_variants=2), {"data_source": "synthetic"})
+
+
+@pytest.mark.parametrize("precompute", [1, 0])
+def test_a_fifth_task_from_this_file_trains_through_the_shared_loop(toy_task, tmp_path, precompute):
+    config = parse_config(HARPretrainConfig, ["--tasks", "contrastive", "time_reversal", "--epochs", "1",
+                                              "--batch_size", "16", "--encoder_width", "4", "--embedding_dim", "8",
+                                              "--n_variants", "2", "--device", "cpu", "--precompute", str(precompute),
+                                              "--output_dir", str(tmp_path), "--experiment_name", "toy"])
+    summary = pretrain(config, tiny_data())
+    assert summary["tasks"] == ["contrastive", "time_reversal"]
+    run = config.run_dir()
+    assert run.name == "toy_seed42_taskscontrastive+time_reversal"
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(row["loss/time_reversal"]) and "weight/time_reversal" in row
+    assert safe_torch_load(run / "checkpoint.pt")["architecture"]["tasks"] == ["contrastive", "time_reversal"]
+    plot_architecture(build_model(config, (9, 128), PretextSpec(), 11), ["uncertainty"], tmp_path / "arch.png")
+
+
+def test_model_heads_keep_the_seeds_four_switches_in_order():
+    assert SEED_TASKS == ("augmentation", "reconstruction", "contrastive", "features")
+    config = HARPretrainConfig(model_heads=(0, 1, 0, 1))
+    assert list(build_model(config, (9, 128), PretextSpec(), 561).tasks) == ["reconstruction", "features"]
+
+
+def test_unknown_task_names_are_one_line():
+    with pytest.raises(UserError, match="unknown task.*registered: "):
+        parse_config(HARPretrainConfig, ["--tasks", "no_such_task"])
