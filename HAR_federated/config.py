@@ -5,6 +5,7 @@ federated encoder is evaluated by HAR_centralized/train_classifier.py unchanged.
 in rounds and local epochs: there is no --epochs here.
 """
 from dataclasses import dataclass
+from pathlib import Path
 
 from common.config import field
 from common.errors import UserError
@@ -55,3 +56,22 @@ class FederatedConfig(HARDataConfig, SSLConfig):
             raise UserError("--min_clients cannot exceed --num_clients")
         if self.proximal_mu < 0 or self.max_frame_mb <= 0:
             raise UserError("--proximal_mu must be non-negative and --max_frame_mb positive")
+        for name in ("io_timeout_s", "round_timeout_s", "connect_wait_s"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name} must be a positive number of seconds, got {getattr(self, name)}")
+        if not 0 <= self.port <= 65535:
+            raise UserError(f"--port must be in 0..65535, got {self.port}")
+        if self.role == "client":
+            server_address(self.server)
+        for name in ("key_file", "tls_cert", "tls_key", "tls_ca"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise UserError(f"--{name} {path} does not exist or is not a file")
+
+
+def server_address(text):
+    """HOST:PORT -> (host, port); anything else is a one-line error naming --server."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise UserError(f"--server takes HOST:PORT with a port in 1..65535, got {text!r}")
+    return host.strip("[]"), int(port)

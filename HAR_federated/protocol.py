@@ -44,7 +44,10 @@ def load_key(key_file=""):
         path = Path(key_file)
         if not path.is_file():
             raise ProtocolError(f"key file {path} does not exist")
-        text = path.read_text().strip()
+        try:
+            text = path.read_bytes().decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ProtocolError(f"key file {path} is not text: write the key as hex or text") from None
     else:
         text = os.environ.get(KEY_ENV, "").strip()
     if len(text) < 16:

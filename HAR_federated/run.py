@@ -28,19 +28,30 @@ def server_tls(config):
     if not config.tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert, config.tls_key or None)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key or None)
+    except (ssl.SSLError, OSError) as err:
+        raise UserError(f"--tls_cert {config.tls_cert} / --tls_key: not a usable certificate and key ({err})") from None
     return context
 
 
 def client_tls(config):
-    return ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else None
+    if not config.tls_ca:
+        return None
+    try:
+        return ssl.create_default_context(cafile=config.tls_ca)
+    except (ssl.SSLError, OSError) as err:
+        raise UserError(f"--tls_ca {config.tls_ca}: not a usable CA certificate ({err})") from None
 
 
 def make_server(config, key, log=print):
     run = RunFolder(config.run_dir())
+    try:
+        server = FederatedServer(config, har_model(config), key, run, server_tls(config), log)
+    except OSError as err:  # an unknown host, a port in use or not ours to bind
+        raise UserError(f"cannot listen on --host {config.host} --port {config.port}: {err.strerror or err}") from None
     resume = bool(config.resume) and run.has_checkpoint()
-    run.start(config, resume=resume)
-    server = FederatedServer(config, har_model(config), key, run, server_tls(config), log)
+    run.start(config, resume=resume)  # only once the server can run: a failed start touches no run folder
     if resume:
         server.resume()
     return server

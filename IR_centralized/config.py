@@ -60,8 +60,8 @@ class IRPretrainConfig(PretrainConfig):
         if self.image_size < 8 or self.mask_span > self.image_size:
             raise UserError("--image_size must be at least 8 and --mask_span at most the image size")
         check_image_size(self.dataset, self.image_size)
-        if self.max_images < 0:
-            raise UserError("--max_images must be 0 (all) or positive")
+        if self.max_images < 0 or self.max_images == 1:
+            raise UserError(f"--max_images must be 0 (all) or at least 2, got {self.max_images}")
 
 
 @dataclass

@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from common.checkpoint import safe_torch_load
 from common.config import field
-from common.encoders import load_encoder_state
+from common.encoders import build_encoder, check_encoder_args, check_encoder_state
 from common.errors import UserError
+from common.io import ensure_folder
 from common.evaluation import (fine_tune, fit_logistic, frozen_embeddings, linear_head_from_probe, logistic_predictor,
                                logistic_regression, markdown_table, rebuild_encoder, scores, summarise)
 from common.paths import REPO_ROOT
@@ -66,8 +68,13 @@ class ClassifierConfig:
         for name in ("seeds", "batch_size", "epochs", "min_steps", "max_steps", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1")
-        if not self.lr > 0 or not self.encoder_lr_ratio >= 0 or not self.logistic_c > 0:
-            raise UserError("--lr and --logistic_c must be positive, --encoder_lr_ratio non-negative")
+        if not self.lr > 0 or not self.encoder_lr_ratio >= 0 or not self.logistic_c > 0 or not self.weight_decay >= 0:
+            raise UserError("--lr and --logistic_c must be positive, --encoder_lr_ratio and --weight_decay "
+                            "non-negative")
+        select_device(self.device)
+        if self.output_dir:
+            out = Path(self.output_dir)
+            ensure_folder(out if out.is_absolute() else REPO_ROOT / out, "--output_dir")
 
     def training_settings(self):
         return {k: getattr(self, k) for k in ("lr", "weight_decay", "batch_size", "epochs", "min_steps",
@@ -125,12 +132,22 @@ def load_pretrained_encoder(path, input_shape=None):
     if input_shape is not None and trained_on is not None and list(trained_on) != list(input_shape):
         raise UserError(f"{path} was pretrained on inputs of shape {tuple(trained_on)}, these data have "
                         f"{tuple(input_shape)}: use the same dataset and --image_size as for pretraining")
+    model_args, state_dict = saved["model_args"], saved["state_dict"]
     try:
-        encoder = rebuild_encoder(saved["model_args"])
-        load_encoder_state(encoder, saved["state_dict"])
+        if not isinstance(model_args, dict) or not isinstance(model_args.get("name"), str):
+            raise ValueError("model_args has no encoder name")
+        check_encoder_args(**model_args)  # sane bounds before anything is built
+        with torch.device("meta"):  # the architecture's shapes, without allocating its weights
+            skeleton = build_encoder(**model_args)
+        check_encoder_state(skeleton, state_dict)
     except (TypeError, ValueError) as err:
         raise UserError(f"{path}: {err}") from None
-    return saved["model_args"], saved["state_dict"]
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise UserError(f"{path}: weight {key} holds NaN or infinite values: the encoder is broken")
+        if key.endswith("running_var") and (tensor < 0).any():
+            raise UserError(f"{path}: batch-norm variance {key} is negative: the encoder is broken")
+    return model_args, state_dict
 
 
 def _flat(x):
@@ -161,6 +178,8 @@ def run_classification(config, splits):
         encoder = rebuild_encoder(model_args, state_dict).to(device)
         embeddings = {k: v.numpy() for k, v in frozen_embeddings(
             encoder, {"train": train["x"], "test": test["x"]}, device, precision).items()}
+        if not all(np.isfinite(e).all() for e in embeddings.values()):
+            raise UserError(f"{encoder_path}: the encoder's embeddings of these data hold NaN or infinite values")
 
     rows = []
     start = time.time()

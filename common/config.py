@@ -7,6 +7,7 @@ Each experiment's `config.py` holds one dataclass; `parse_config(cls)` turns eve
 import argparse
 import dataclasses
 import json
+import math
 import typing
 
 from common.errors import UserError
@@ -87,8 +88,24 @@ def parse_config(config_cls, argv=None, description=None):
         if typing.get_origin(hints[name]) is tuple and value is not None:
             values[name] = tuple(value)
     config = config_cls(**values)
+    check_generic_ranges(config)
     config.validate()
     return config
+
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
+
+
+def check_generic_ranges(config):
+    """What holds for every config: numbers are finite, seeds are numpy seeds."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserError(f"--{f.name} must be a finite number, got {v}")
+        if f.name.endswith("seed") and isinstance(value, int) and not 0 <= value <= MAX_SEED:
+            raise UserError(f"--{f.name} must be between 0 and {MAX_SEED}, got {value}")
 
 
 def config_to_dict(config):

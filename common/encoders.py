@@ -3,6 +3,8 @@
 The architecture travels as `model_args` ({"name": ..., **kwargs}) in every saved encoder, so evaluation
 rebuilds it with `build_encoder(**model_args)` without guessing.
 """
+import inspect
+
 import torch
 from torch import nn
 
@@ -20,9 +22,23 @@ def register_encoder(name):
     return decorate
 
 
-def build_encoder(name, **kwargs):
+def check_encoder_args(name, **kwargs):
+    """ValueError naming what is wrong with an encoder's arguments, before anything is built: its name,
+    unknown arguments, integers outside the class's LIMITS (a corrupt model_args must not allocate 40 TB)."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; known: {', '.join(sorted(ENCODERS))}")
+    cls = ENCODERS[name]
+    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = set(kwargs) - known
+    if unknown:
+        raise ValueError(f"encoder {name} takes no argument(s) {', '.join(sorted(unknown))}")
+    for key, (low, high) in cls.LIMITS.items():
+        if key in kwargs and not (type(kwargs[key]) is int and low <= kwargs[key] <= high):
+            raise ValueError(f"encoder {name}: {key} must be an integer in {low}..{high}, got {kwargs[key]!r}")
+
+
+def build_encoder(name, **kwargs):
+    check_encoder_args(name, **kwargs)
     encoder = ENCODERS[name](**kwargs)
     encoder.model_args = {"name": name, **kwargs}
     return encoder
@@ -36,10 +52,11 @@ class Conv1DEncoder(nn.Module):
     stride 2 from the second block on; global average pooling; a linear projection to the embedding.
     """
 
+    LIMITS = {"in_channels": (1, 1024), "width": (1, 4096), "depth": (1, 16), "embedding_dim": (1, 65536),
+              "kernel_size": (1, 63)}
+
     def __init__(self, in_channels=9, width=64, depth=3, embedding_dim=128, kernel_size=5):
         super().__init__()
-        if depth < 1 or width < 1 or embedding_dim < 1:
-            raise ValueError("depth, width and embedding_dim must be positive")
         blocks, channels = [], in_channels
         for i in range(depth):
             out = width * 2 ** min(i, 2)
@@ -62,9 +79,11 @@ def count_parameters(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def load_encoder_state(encoder, state_dict):
-    """Load strictly; a mismatch names the first differing keys instead of torch's wall of text."""
+def check_encoder_state(encoder, state_dict):
+    """ValueError naming the first keys where `state_dict` does not fit `encoder` (names and shapes)."""
     own = encoder.state_dict()
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise ValueError("the saved state_dict is not a dict of tensors")
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     wrong_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
@@ -72,6 +91,11 @@ def load_encoder_state(encoder, state_dict):
         detail = "; ".join(f"{what}: {', '.join(keys[:3])}" for what, keys in
                            (("missing", missing), ("unexpected", unexpected), ("shape differs", wrong_shape)) if keys)
         raise ValueError(f"encoder weights do not fit this architecture ({detail})")
+
+
+def load_encoder_state(encoder, state_dict):
+    """Load strictly; a mismatch names the first differing keys instead of torch's wall of text."""
+    check_encoder_state(encoder, state_dict)
     encoder.load_state_dict(state_dict, strict=True)
     return encoder
 
@@ -115,10 +139,10 @@ class ResNet18Encoder(nn.Module):
     the standard ResNet-18; a small width runs on CPU); global average pooling; a linear projection.
     """
 
+    LIMITS = {"in_channels": (1, 64), "width": (1, 1024), "depth": (1, 4), "embedding_dim": (1, 65536)}
+
     def __init__(self, in_channels=3, width=64, depth=4, embedding_dim=128):
         super().__init__()
-        if not 1 <= depth <= 4 or width < 1 or embedding_dim < 1:
-            raise ValueError("resnet18 takes depth 1..4 stages and positive width and embedding_dim")
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
                                   nn.ReLU(inplace=True), nn.MaxPool2d(2))
         stages, channels = [], width

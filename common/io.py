@@ -9,6 +9,19 @@ import json
 import os
 from pathlib import Path
 
+from common.errors import UserError
+
+
+def ensure_folder(path, flag):
+    """Create the folder `path` (an output folder, not yet a run's) or fail in one line naming `flag`."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{flag} {path}: cannot create that folder ({err.strerror or err})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: that folder is not writable")
+
 
 @contextlib.contextmanager
 def atomic_open(path, mode="wb", keep_previous=False, **kwargs):
@@ -18,6 +31,8 @@ def atomic_open(path, mode="wb", keep_previous=False, **kwargs):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "a folder is in the way", str(path))
         with open(tmp, mode, **kwargs) as f:
             yield f
             f.flush()
@@ -25,6 +40,8 @@ def atomic_open(path, mode="wb", keep_previous=False, **kwargs):
         if keep_previous and path.exists():
             os.replace(path, path.with_name(path.name + ".prev"))
         os.replace(tmp, path)
+    except OSError as err:  # a folder in the way, no permission, a full disk: the user can fix each
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -8,10 +8,11 @@ import math
 from pathlib import Path
 
 from common.config import field
-from common.encoders import ENCODERS
+from common.encoders import check_encoder_args
 from common.errors import UserError
+from common.io import ensure_folder
 from common.paths import REPO_ROOT
-from common.runtime import DEVICES, PRECISIONS
+from common.runtime import DEVICES, PRECISIONS, select_device
 from common.tasks import SEED_TASKS, TASKS
 from common.weighting import WEIGHTINGS
 
@@ -55,9 +56,14 @@ class SSLConfig:
             raise UserError(f"--tasks: unknown task(s) {', '.join(unknown)}; registered: {', '.join(TASKS)}")
         if not self.tasks and not any(self.model_heads):
             raise UserError("--model_heads turns every task off: at least one must be 1")
-        if self.encoder not in ENCODERS:
-            raise UserError(f"unknown --encoder {self.encoder!r}; known: {', '.join(sorted(ENCODERS))}")
-        for name in ("batch_size", "encoder_width", "encoder_depth", "embedding_dim", "n_variants", "mask_span"):
+        try:
+            check_encoder_args(self.encoder, width=self.encoder_width, depth=self.encoder_depth,
+                               embedding_dim=self.embedding_dim)
+        except ValueError as err:
+            raise UserError(f"{err} (flags --encoder, --encoder_width, --encoder_depth, --embedding_dim)") from None
+        if self.batch_size < 2:  # batch norm needs two inputs per step
+            raise UserError(f"--batch_size must be at least 2, got {self.batch_size}")
+        for name in ("n_variants", "mask_span"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "temperature", "dwa_temperature"):
@@ -76,6 +82,8 @@ class SSLConfig:
             raise UserError("--use_weighted_loss, --precompute and --resume take 0 or 1")
         if not self.experiment_name or "/" in self.experiment_name:
             raise UserError(f"--experiment_name must be a plain name, got {self.experiment_name!r}")
+        select_device(self.device)  # an accelerator that is not there is a config error, found before any work
+        ensure_folder(self.run_dir().parent, "--output_dir")
 
     def run_name(self):
         heads = "tasks" + "+".join(self.tasks) if self.tasks else "heads" + "".join(map(str, self.model_heads))

@@ -110,12 +110,14 @@ def pretrain(config, data, on_epoch_end=None):
     is_main = rank == 0
     seed_everything(config.seed)
     run = RunFolder(config.run_dir(), writer=is_main)
-    run.start(config, resume=bool(config.resume))
     precision = resolve_precision(config.precision, device)
     if is_main:
         print(f"run folder: {run.path}  (device {device}, {precision}, {world_size} process(es), commit {run.commit})")
 
     # ------------------------------------------------------------------ data
+    if len(data.x) // world_size < 2:  # batch norm needs two inputs per step
+        raise UserError(f"{len(data.x)} pretraining input(s) for {world_size} process(es): at least 2 per process "
+                        f"are needed")
     start = time.time()
     tasks = task_classes(config)
     batches = data.batches(tasks, config.batch_size, bool(config.precompute), rank, world_size, device, verbose=is_main)
@@ -144,6 +146,7 @@ def pretrain(config, data, on_epoch_end=None):
             print(f"resumed from {run / run.CHECKPOINT} after epoch {start_epoch}")
     elif config.resume and is_main:
         print(f"--resume 1 but no checkpoint in {run.path}: starting fresh")
+    run.start(config, resume=start_epoch > 0)  # the run folder is touched only once the run can start
     if is_main:
         print(f"tasks: {', '.join(model.tasks)}; weighting: {type(trainer.weighting).__name__}; "
               f"encoder parameters: {count_parameters(model.encoder):,}; {len(data.x)} inputs, "

@@ -146,6 +146,8 @@ def load_har_arrays(source="auto", cache_dir=None, verbose=False):
     """All windows of a source as a dict (x, y, subject, is_test, features), built once then cached."""
     source = resolve_source(source)
     path = cache_path(source, cache_dir)
+    if path.is_dir():  # found before the build, not after it
+        raise UserError(f"{path} is a folder where the UCI HAR cache file belongs: remove or rename it")
     mtime = path.stat().st_mtime_ns if path.is_file() else None
     if mtime is not None and _loaded.get(path, (None,))[0] == mtime:
         return _loaded[path][1], source
