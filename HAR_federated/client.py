@@ -1,6 +1,14 @@
-"""Federated client: connects, says hello, answers each "train" with its local update, rejoins if cut off."""
+"""Federated client: connects, says hello, answers each "train" with its local update, rejoins if cut off.
+
+Between rounds the client keeps its optimiser and task-weighting state; it checkpoints that state after
+each round (<run folder>/clients/client<id>.pt, the previous one kept), so a resumed run trains exactly
+as an uninterrupted one would.
+"""
+import copy
 import threading
 
+from common.checkpoint import atomic_torch_save, safe_torch_load
+from common.errors import UserError
 from common.federated import LocalTrainer
 from HAR_federated.protocol import ProtocolError, check_tensors, connect, read_frame, send_frame
 
@@ -14,6 +22,28 @@ class FederatedClient:
         self.max_payload = int(config.max_frame_mb * 2**20)
         self.rounds_done = 0
         self.stop_event = threading.Event()  # set by whoever runs the client in a thread, to end its rejoin loop
+        self.state_path = config.run_dir() / "clients" / f"client{client_id}.pt"
+        self.initial_state = copy.deepcopy(self.local.training_state(-1))
+        self.state_round = None  # the round the training state in memory follows; None: not loaded yet
+        if not config.resume:  # a fresh run never picks up an earlier run's client state
+            for path in (self.state_path, self.state_path.with_name(self.state_path.name + ".prev")):
+                path.unlink(missing_ok=True)
+
+    def _training_state_before(self, round_index):
+        """The optimiser and weighting state this client had after its last round before round_index: the one
+        in memory, else the newest saved one (a resumed run, or a round the server is redoing)."""
+        if self.state_round is not None and self.state_round < round_index:
+            return
+        chosen = self.initial_state
+        for path in (self.state_path, self.state_path.with_name(self.state_path.name + ".prev")):
+            try:
+                saved = safe_torch_load(path) if path.exists() else None
+            except UserError:
+                saved = None  # a torn write: the other file still holds a complete state
+            if saved is not None and chosen["round"] < saved["round"] < round_index:
+                chosen = saved
+        self.local.load_training_state(copy.deepcopy(chosen))
+        self.state_round = chosen["round"]
 
     def _session(self):
         """One connection: hello, then train/update until "done". Returns True when the server is done."""
@@ -30,8 +60,11 @@ class FederatedClient:
                 if header["type"] != "train":
                     raise ProtocolError(f"unexpected message {header['type']!r}")
                 check_tensors(tensors, self.template)
+                self._training_state_before(header["round"])
                 state, count, losses = self.local.local_update(tensors, header["round"], header["rounds"],
                                                                header["local_epochs"], header.get("proximal_mu", 0.0))
+                atomic_torch_save(self.local.training_state(header["round"]), self.state_path)
+                self.state_round = header["round"]
                 send_frame(sock, self.key, {"type": "update", "round": header["round"], "num_examples": count,
                                             "losses": losses}, state)
                 self.rounds_done += 1

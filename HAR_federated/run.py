@@ -51,9 +51,18 @@ def make_server(config, key, log=print):
     except OSError as err:  # an unknown host, a port in use or not ours to bind
         raise UserError(f"cannot listen on --host {config.host} --port {config.port}: {err.strerror or err}") from None
     resume = bool(config.resume) and run.has_checkpoint()
+    if resume:
+        server.resume()  # reads the checkpoint, writes nothing
+        if server.start_round >= config.rounds and (run / run.SUMMARY).exists() and (run / run.ENCODER).exists():
+            log(f"{run.path} has finished all {config.rounds} rounds: nothing to resume "
+                f"(--rounds N continues it further, --overwrite 1 replaces it)")
+            server.finished = True
+            return server
+    else:
+        run.check_can_start(resume=False, overwrite=config.overwrite)
     run.start(config, resume=resume)  # only once the server can run: a failed start touches no run folder
     if resume:
-        server.resume()
+        run.prune_metrics("round", server.start_round)
     return server
 
 

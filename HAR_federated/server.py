@@ -46,6 +46,7 @@ class FederatedServer:
         self.port = self.listener.getsockname()[1]
         self.start_round = 0
         self.history = []
+        self.finished = False  # a resumed run that had already finished: run() changes nothing
 
     # ------------------------------------------------------------------ connections
     def serve_forever(self):
@@ -168,6 +169,9 @@ class FederatedServer:
 
     def run(self, on_round_end=None):
         """All rounds; saves the encoder and summary in the run folder. Returns the per-round rows."""
+        if self.finished:
+            self.stop()
+            return self.history
         acceptor = threading.Thread(target=self.serve_forever, daemon=True)
         acceptor.start()
         try:

@@ -72,6 +72,8 @@ class ClassifierConfig:
             raise UserError("--lr and --logistic_c must be positive, --encoder_lr_ratio and --weight_decay "
                             "non-negative")
         select_device(self.device)
+
+    def check_outputs(self):
         if self.output_dir:
             out = Path(self.output_dir)
             ensure_folder(out if out.is_absolute() else REPO_ROOT / out, "--output_dir")

@@ -90,6 +90,8 @@ def parse_config(config_cls, argv=None, description=None):
     config = config_cls(**values)
     check_generic_ranges(config)
     config.validate()
+    if hasattr(config, "check_outputs"):  # the file system, once every value is known to be valid
+        config.check_outputs()
     return config
 
 

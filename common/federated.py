@@ -60,6 +60,16 @@ class LocalTrainer:
         self.batches = data.batches(task_classes(config), config.batch_size, bool(config.precompute), device=self.device)
         self.num_examples = len(data.x)
 
+    def training_state(self, round_index):
+        """What the client carries from round to round besides the global weights: optimiser and weighting
+        state, tagged with the round it follows (checkpointed by the client, so a resumed run is exact)."""
+        return {"round": round_index, "optimizer": self.trainer.optimizer.state_dict(),
+                "weighting": self.trainer.weighting.state_dict()}
+
+    def load_training_state(self, state):
+        self.trainer.optimizer.load_state_dict(state["optimizer"])
+        self.trainer.weighting.load_state_dict(state["weighting"])
+
     def local_update(self, global_state, round_index, total_rounds, local_epochs, proximal_mu=0.0):
         """Load the global weights, train local_epochs epochs, return (state dict, num_examples, mean losses)."""
         self.model.load_state_dict(global_state)

@@ -12,6 +12,7 @@ from common.encoders import check_encoder_args
 from common.errors import UserError
 from common.io import ensure_folder
 from common.paths import REPO_ROOT
+from common.run_folder import RunFolder
 from common.runtime import DEVICES, PRECISIONS, select_device
 from common.tasks import SEED_TASKS, TASKS
 from common.weighting import WEIGHTINGS
@@ -47,6 +48,7 @@ class SSLConfig:
     precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere; bf16 works on CPU too",
                            choices=PRECISIONS)
     resume: int = field(0, "1: continue from the run folder's last checkpoint")
+    overwrite: int = field(0, "1: replace an earlier run of the same name (otherwise such a run is refused)")
 
     def validate(self):
         if len(self.model_heads) != len(SEED_TASKS) or any(v not in (0, 1) for v in self.model_heads):
@@ -78,12 +80,18 @@ class SSLConfig:
             raise UserError(f"--min_lr_ratio must be in (0, 1], got {self.min_lr_ratio}")
         if not 0 < self.mask_ratio < 1:
             raise UserError(f"--mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if self.use_weighted_loss not in (0, 1) or self.precompute not in (0, 1) or self.resume not in (0, 1):
-            raise UserError("--use_weighted_loss, --precompute and --resume take 0 or 1")
+        if any(getattr(self, name) not in (0, 1) for name in ("use_weighted_loss", "precompute", "resume", "overwrite")):
+            raise UserError("--use_weighted_loss, --precompute, --resume and --overwrite take 0 or 1")
+        if self.resume and self.overwrite:
+            raise UserError("--resume 1 and --overwrite 1 contradict each other: choose one")
         if not self.experiment_name or "/" in self.experiment_name:
             raise UserError(f"--experiment_name must be a plain name, got {self.experiment_name!r}")
         select_device(self.device)  # an accelerator that is not there is a config error, found before any work
+
+    def check_outputs(self):
+        """After every value is valid: the output folder can be written and holds no run this would replace."""
         ensure_folder(self.run_dir().parent, "--output_dir")
+        RunFolder(self.run_dir(), writer=False).check_can_start(self.resume, self.overwrite)
 
     def run_name(self):
         heads = "tasks" + "+".join(self.tasks) if self.tasks else "heads" + "".join(map(str, self.model_heads))

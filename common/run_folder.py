@@ -5,12 +5,14 @@ study) goes through RunFolder, so every folder has the same files and every summ
 that produced it. Only the writer (rank 0, the server) writes; other processes get a RunFolder that
 reads. Every file is written atomically (common/io.py).
 """
+import functools
 import json
 import subprocess
 from pathlib import Path
 
 from common.checkpoint import atomic_torch_save, load_checkpoint, save_encoder
 from common.config import config_to_dict
+from common.errors import UserError
 from common.io import atomic_write_json, atomic_write_text
 from common.paths import REPO_ROOT
 
@@ -28,19 +30,44 @@ class RunFolder:
 
     def __init__(self, path, writer=True):
         self.path, self.writer = Path(path), writer
-        self.commit = git_commit()
+
+    @functools.cached_property
+    def commit(self):
+        return git_commit()
 
     def __truediv__(self, name):
         return self.path / name
 
     def start(self, config, resume=False):
-        """Create the folder and record the config; a fresh (not resumed) run starts a new metrics log."""
+        """Create the folder and record the config; a fresh run (an --overwrite) clears the old records."""
         if not self.writer:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        if not resume and (self / self.METRICS).exists():
-            (self / self.METRICS).unlink()  # a fresh run replaces an old run of the same name
+        if not resume:
+            for name in (self.METRICS, self.SUMMARY, self.ENCODER, self.CHECKPOINT, self.CHECKPOINT + ".prev"):
+                if (self / name).exists():
+                    (self / name).unlink()
         atomic_write_json(self / self.CONFIG, config_to_dict(config))
+
+    def holds_a_run(self):
+        """Whether an earlier run left records here (a checkpoint, an encoder or a summary)."""
+        return self.has_checkpoint() or (self / self.ENCODER).exists() or (self / self.SUMMARY).exists()
+
+    def check_can_start(self, resume, overwrite):
+        """Refuse, before anything is touched, to replace an earlier run that was not asked to be replaced."""
+        if self.holds_a_run() and not resume and not overwrite:
+            raise UserError(f"{self.path} already holds a run: --resume 1 continues it, --overwrite 1 replaces it, "
+                            f"or choose another --experiment_name")
+
+    def prune_metrics(self, key, last):
+        """Keep the metrics rows up to `last` (by `key`, epoch or round): rows of work a resume redoes go."""
+        path = self / self.METRICS
+        if not self.writer or not path.exists():
+            return
+        rows = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = [line for line in rows if json.loads(line).get(key, 0) <= last]
+        if len(kept) != len(rows):
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def has_checkpoint(self):
         checkpoint = self / self.CHECKPOINT

@@ -5,6 +5,7 @@ Story of a run (`pretrain`): device, precision and seeds -> pretext batches from
 epochs (progress bar, one JSON row per epoch, atomic checkpoint) -> encoder + summary.
 Only rank 0 prints and writes; under torchrun the model is wrapped in DistributedDataParallel.
 """
+import json
 import math
 import time
 from collections import defaultdict
@@ -131,22 +132,36 @@ def pretrain(config, data, on_epoch_end=None):
     total_steps, warmup_steps = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
 
     # ------------------------------------------------------------------ resume
-    start_epoch = 0
+    start_epoch, mean_losses = 0, {}
     if config.resume and run.has_checkpoint():
         state = run.load_checkpoint()
         if state.get("architecture") != model.architecture():
             raise UserError(f"{run / run.CHECKPOINT} holds another architecture ({state.get('architecture')}); "
                             f"use another --experiment_name or the same model flags")
+        start_epoch = state["epoch"] + 1
+        if start_epoch >= config.epochs and (run / run.SUMMARY).exists() and (run / run.ENCODER).exists():
+            if is_main:
+                print(f"{run.path} has finished all {config.epochs} epochs: nothing to resume "
+                      f"(--epochs N continues it further, --overwrite 1 replaces it)")
+            cleanup_distributed()
+            return json.loads((run / run.SUMMARY).read_text())
         model.load_state_dict(state["model"])
         trainer.weighting.load_state_dict(state["weighting"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
-        start_epoch = state["epoch"] + 1
+        mean_losses = state.get("mean_losses", {})
         if is_main:
             print(f"resumed from {run / run.CHECKPOINT} after epoch {start_epoch}")
     elif config.resume and is_main:
         print(f"--resume 1 but no checkpoint in {run.path}: starting fresh")
-    run.start(config, resume=start_epoch > 0)  # the run folder is touched only once the run can start
+    else:
+        run.check_can_start(resume=False, overwrite=config.overwrite)
+    # the run folder is touched only once the run can start; a resumed run drops the rows of the epochs it
+    # redoes and rewrites the encoder from the checkpoint (a kill may have left a newer or older one)
+    run.start(config, resume=start_epoch > 0)
+    if start_epoch > 0:
+        run.prune_metrics("epoch", start_epoch)
+        run.save_encoder(model.encoder, input_shape)
     if is_main:
         print(f"tasks: {', '.join(model.tasks)}; weighting: {type(trainer.weighting).__name__}; "
               f"encoder parameters: {count_parameters(model.encoder):,}; {len(data.x)} inputs, "
@@ -154,7 +169,6 @@ def pretrain(config, data, on_epoch_end=None):
 
     # ------------------------------------------------------------------ loop
     train_start = time.time()
-    mean_losses = {}
     for epoch in range(start_epoch, config.epochs):
         def lr_at_step(i, epoch=epoch):
             return config.lr * lr_factor(epoch * steps_per_epoch + i, total_steps, warmup_steps, config.min_lr_ratio)
@@ -168,12 +182,13 @@ def pretrain(config, data, on_epoch_end=None):
         if is_main:
             print(f"epoch {epoch + 1}/{config.epochs} " + " ".join(f"{n}={v:.4f}" for n, v in mean_losses.items())
                   + f" ({seconds:.1f} s)")
+        # the encoder first, the checkpoint last: a checkpoint marks an epoch done only when all its records are
+        run.save_encoder(model.encoder, input_shape)
         run.save_checkpoint({
             "model": model.state_dict(), "weighting": trainer.weighting.state_dict(),
             "optimizer": trainer.optimizer.state_dict(), "epoch": epoch, "torch_rng": torch.get_rng_state(),
-            "architecture": model.architecture(), "config": config_to_dict(config),
+            "architecture": model.architecture(), "config": config_to_dict(config), "mean_losses": mean_losses,
         })
-        run.save_encoder(model.encoder, input_shape)
         if on_epoch_end is not None:
             on_epoch_end(epoch, model)
 

@@ -89,15 +89,18 @@ CASES = [
     ("server_without_port", FED, ["--role", "client", "--server", "localhost"], "--server takes HOST:PORT"),
     ("server_port_not_a_number", FED, ["--role", "client", "--server", "127.0.0.1:http"], "--server takes HOST:PORT"),
     ("round_timeout_zero", FED, ["--round_timeout_s", "0"], "--round_timeout_s"),
+    ("rerun_of_a_finished_run", HAR, ["--overwrite", "0"], "already holds a run: --resume 1 continues it"),
+    ("resume_and_overwrite", HAR, ["--resume", "1"], "contradict each other"),
 ]
 
 
 @pytest.mark.parametrize("entrypoint, flags, words", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_bad_input_is_one_line_and_touches_nothing(workspace, capsys, entrypoint, flags, words):
     before = {p.name: p.read_bytes() for p in workspace["good"].iterdir()}
-    argv = [f.format(**workspace) for f in flags]
-    if entrypoint is not CLASSIFIER:
-        argv += ["--experiment_name", "good"] + ([] if "--output_dir" in flags else ["--output_dir", str(workspace["runs"])])
+    argv = []
+    if entrypoint is not CLASSIFIER:  # aimed at the good run, and allowed to replace it: nothing may reach it
+        argv = ["--experiment_name", "good", "--overwrite", "1", "--output_dir", str(workspace["runs"])]
+    argv += [f.format(**workspace) for f in flags]  # later flags win
     with pytest.raises(SystemExit) as exit_info:
         entrypoint(argv)
     err = capsys.readouterr().err

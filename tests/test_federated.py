@@ -280,3 +280,37 @@ def test_fedprox_is_a_gradient_hook_that_pulls_towards_the_global_weights():
     term(model)
     for p in model.parameters():
         torch.testing.assert_close(p.grad, torch.full_like(p, 0.5))  # mu * (w - (w - 1))
+
+
+# --------------------------------------------------------------------------- nothing lost
+@pytest.mark.parametrize("weighting", ["uncertainty", "dwa"])
+def test_a_resumed_federated_run_equals_an_uninterrupted_one(tmp_path, weighting):
+    # each client checkpoints its optimiser and weighting state: a resume trains exactly as before
+    straight = tiny_config(tmp_path / "a", rounds=3, weighting=weighting)
+    run_local(straight, tiny_datasets(), KEY, log=quiet)
+    killed = tiny_config(tmp_path / "b", rounds=3, weighting=weighting)
+
+    def kill_after_second_round(round_index):
+        if round_index == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_local(killed, tiny_datasets(), KEY, on_round_end=kill_after_second_round, log=quiet)
+    run_local(dataclasses.replace(killed, resume=1), tiny_datasets(), KEY, log=quiet)
+    _, expected = load_pretrained_encoder(straight.run_dir() / "encoder.pt")
+    _, got = load_pretrained_encoder(killed.run_dir() / "encoder.pt")
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
+
+
+def test_a_finished_federated_run_is_neither_replaced_nor_resumed(tmp_path):
+    config = tiny_config(tmp_path, rounds=1, num_clients=2)
+    run_local(config, tiny_datasets(2), KEY, log=quiet)
+    run = config.run_dir()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match="already holds a run"):
+        tiny_config(tmp_path, rounds=1, num_clients=2).check_outputs()
+    messages = []
+    server, history = run_local(dataclasses.replace(config, resume=1), tiny_datasets(2), KEY, log=messages.append)
+    assert any("has finished all 1 rounds" in m for m in messages)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

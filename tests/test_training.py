@@ -13,6 +13,7 @@ import torch
 
 from common.checkpoint import safe_torch_load
 from common.errors import UserError
+from common.run_folder import RunFolder
 from common.training import lr_factor, pretrain
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_centralized import train_encoder
@@ -96,6 +97,8 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # a torn write
     summary = pretrain(dataclasses.replace(config, resume=1, epochs=3), tiny_data())
     assert safe_torch_load(checkpoint)["epoch"] == 2 and summary["final_losses"]
+    rows = (config.run_dir() / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3]  # the redone epoch's old row was dropped
 
 
 def test_resuming_another_architecture_is_refused(tmp_path):
@@ -163,3 +166,59 @@ def test_torchrun_two_processes(tmp_path, har_cache, weighting, port):
     rows = (tmp_path / "ddp_seed42_heads1111" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # only rank 0 logs
     assert result.stdout.count("done in") == 1
+
+
+# --------------------------------------------------------------------------- nothing lost
+def files_of(run):
+    return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+
+def test_a_finished_run_is_never_replaced_without_overwrite(tmp_path):
+    config = tiny_config(tmp_path, epochs=1)
+    pretrain(config, tiny_data())
+    before = files_of(config.run_dir())
+    with pytest.raises(UserError, match="already holds a run: --resume 1 continues it, --overwrite 1 replaces it"):
+        tiny_config(tmp_path, epochs=1).check_outputs()  # the config check, before any data is loaded
+    with pytest.raises(UserError, match="already holds a run"):
+        pretrain(config, tiny_data())  # and the loop's own check
+    assert files_of(config.run_dir()) == before
+    summary = pretrain(dataclasses.replace(config, overwrite=1, seed=42), tiny_data(seed=1))
+    assert summary["epochs"] == 1 and files_of(config.run_dir())["encoder.pt"] != before["encoder.pt"]
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, capsys):
+    config = tiny_config(tmp_path, epochs=2)
+    first = pretrain(config, tiny_data())
+    before = files_of(config.run_dir())
+    again = pretrain(dataclasses.replace(config, resume=1), tiny_data())
+    assert "has finished all 2 epochs" in capsys.readouterr().out
+    assert again == json.loads(json.dumps(first)) and files_of(config.run_dir()) == before
+
+
+def test_a_kill_before_the_last_checkpoint_or_the_summary_loses_nothing(tmp_path, monkeypatch):
+    straight = tiny_config(tmp_path / "a")
+    pretrain(straight, tiny_data())
+    killed = tiny_config(tmp_path / "b")
+    original = RunFolder.save_checkpoint
+
+    def die_before_the_last_checkpoint(self, state):
+        if state["epoch"] == 2:
+            raise Interrupted  # the encoder of epoch 3 is written, its checkpoint is not
+        original(self, state)
+
+    monkeypatch.setattr(RunFolder, "save_checkpoint", die_before_the_last_checkpoint)
+    with pytest.raises(Interrupted):
+        pretrain(killed, tiny_data())
+    monkeypatch.setattr(RunFolder, "save_checkpoint", original)
+    resumed = dataclasses.replace(killed, resume=1)
+    pretrain(resumed, tiny_data())
+    run, reference = killed.run_dir(), straight.run_dir()
+    assert [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    for key, value in safe_torch_load(reference / "encoder.pt")["state_dict"].items():
+        assert torch.equal(safe_torch_load(run / "encoder.pt")["state_dict"][key], value)
+    # a kill after the last checkpoint but before the summary: the resume writes the summary it would have
+    final = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").unlink()
+    (run / "encoder.pt").unlink()
+    rebuilt = pretrain(resumed, tiny_data())
+    assert rebuilt["final_losses"] == final["final_losses"] and (run / "encoder.pt").exists()
