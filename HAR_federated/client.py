@@ -5,6 +5,7 @@ each round (<run folder>/clients/client<id>.pt, the previous one kept), so a res
 as an uninterrupted one would.
 """
 import copy
+import ssl
 import threading
 
 from common.checkpoint import atomic_torch_save, safe_torch_load
@@ -53,7 +54,7 @@ class FederatedClient:
                                         "num_examples": self.local.num_examples})
             while True:
                 sock.settimeout(None)  # between rounds the server may be busy with other clients
-                header, tensors, _ = read_frame(sock, self.key, self.max_payload)
+                header, tensors, _ = read_frame(sock, self.key, self.max_payload, self.config.io_timeout_s)
                 sock.settimeout(self.config.io_timeout_s)
                 if header["type"] == "done":
                     return True
@@ -72,16 +73,27 @@ class FederatedClient:
             sock.close()
 
     def run(self, max_reconnects=20, backoff_s=0.5):
-        """Serve rounds until the server says done; reconnect (rejoin) after a dropped connection."""
-        for attempt in range(max_reconnects + 1):
-            if self.stop_event.is_set():
-                return self.rounds_done
+        """Serve rounds until the server says done; reconnect (rejoin) after a dropped connection.
+
+        Up to max_reconnects failed connections in a row: a session that completed a round resets the count,
+        so a long run with occasional drops keeps its clients. A server certificate that fails verification
+        ends the client at once: retrying cannot fix it.
+        """
+        failures = 0
+        while not self.stop_event.is_set():
+            rounds_before = self.rounds_done
             try:
                 if self._session():
                     return self.rounds_done
+            except ssl.SSLCertVerificationError as err:
+                raise ProtocolError(f"client {self.client_id}: the server's TLS certificate failed verification "
+                                    f"({err.verify_message}); check --tls_ca and the --server host name") from None
             except (OSError, ProtocolError) as err:
                 if self.stop_event.is_set():
-                    return self.rounds_done
+                    break
                 self.log(f"client {self.client_id}: connection lost ({err}); rejoining")
-            self.stop_event.wait(backoff_s * min(2**attempt, 8))
-        raise ProtocolError(f"client {self.client_id}: gave up after {max_reconnects} reconnects")
+            failures = 1 if self.rounds_done > rounds_before else failures + 1
+            if failures > max_reconnects:
+                raise ProtocolError(f"client {self.client_id}: gave up after {max_reconnects} failed reconnects in a row")
+            self.stop_event.wait(backoff_s * min(2 ** (failures - 1), 8))
+        return self.rounds_done

@@ -37,8 +37,10 @@ class FederatedConfig(HARDataConfig, SSLConfig):
     tls_cert: str = field("", "server certificate (PEM): enables TLS")
     tls_key: str = field("", "server private key (PEM)")
     tls_ca: str = field("", "CA certificate the client verifies the server against: enables TLS")
+    flower_node_auth: int = field(0, "flower backend: the SuperLink accepts only SuperNodes whose keys it registered "
+                                     "(needs --tls_cert, --tls_key, --tls_ca)")
     max_frame_mb: float = field(64.0, "frames larger than this are rejected")
-    io_timeout_s: float = field(30.0, "socket timeout for connecting and handshakes")
+    io_timeout_s: float = field(30.0, "socket timeout for connecting and handshakes; a started frame must be whole within it")
     round_timeout_s: float = field(600.0, "how long the server waits for a client's update")
     connect_wait_s: float = field(60.0, "how long the server waits for min_clients to connect")
     # a client holds ~350 windows: batches of 128 would give it 2 steps an epoch (measured: 3.4 points of
@@ -63,6 +65,12 @@ class FederatedConfig(HARDataConfig, SSLConfig):
             raise UserError(f"--port must be in 0..65535, got {self.port}")
         if self.role == "client":
             server_address(self.server)
+        if self.flower_node_auth not in (0, 1) or (self.flower_node_auth and not (self.tls_cert and self.tls_ca)):
+            raise UserError("--flower_node_auth takes 0 or 1, and 1 needs TLS: --tls_cert, --tls_key and --tls_ca")
+        if self.backend == "flower" and self.tls_cert and not self.tls_ca:
+            raise UserError("the flower backend with TLS also needs --tls_ca (what the SuperNodes verify the SuperLink by)")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise UserError("--tls_cert and --tls_key go together: give the server's certificate and its private key")
         for name in ("key_file", "tls_cert", "tls_key", "tls_ca"):
             path = getattr(self, name)
             if path and not Path(path).is_file():

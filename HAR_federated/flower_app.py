@@ -9,6 +9,7 @@ num-partitions=N"`) and submit the app folder HAR_federated/flower/ to your Supe
 
 Install with `pip install -e .[flower]`.
 """
+import ipaddress
 import json
 import os
 import shutil
@@ -25,10 +26,13 @@ from common.federated import LocalTrainer
 from common.har_task import HAR_INPUT_SHAPE, har_client_datasets, har_model
 from common.run_folder import RunFolder
 from HAR_federated.config import FederatedConfig
+from HAR_federated.protocol import ProtocolError, check_tensors
 
 APP_DIR = Path(__file__).resolve().parent / "flower"
 
 try:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
     from flwr.serverapp import Grid, ServerApp
@@ -41,7 +45,44 @@ def _config(json_text):
     return config_from_dict(FederatedConfig, json.loads(json_text))
 
 
+def checked_replies(replies, template, rejected):
+    """The training replies whose update passes the socket server's checks (names, shapes, dtypes, finite
+    values, a positive integer num-examples); the others are logged in `rejected` and left out of the average."""
+    kept = []
+    for message in replies:
+        if message.has_error():
+            kept.append(message)  # Flower's strategy logs and drops these itself
+            continue
+        try:
+            check_tensors(message.content["arrays"].to_torch_state_dict(), template)
+            count = message.content["metrics"]["num-examples"]
+            if type(count) is not int or count < 1:
+                raise ProtocolError(f"num-examples {count!r} is not a positive integer")
+        except (ProtocolError, KeyError, TypeError, ValueError) as err:
+            rejected.append(f"rejected the update of node {message.metadata.src_node_id}: {err}")
+            continue
+        kept.append(message)
+    return kept
+
+
 if ServerApp is not None:
+
+    class CheckedUpdates:
+        """Mixed into a Flower strategy: each client's update is checked before it is averaged."""
+
+        def __init__(self, template, **kwargs):
+            super().__init__(**kwargs)
+            self.template, self.rejected = template, []
+
+        def aggregate_train(self, server_round, replies):
+            return super().aggregate_train(server_round, checked_replies(list(replies), self.template, self.rejected))
+
+    class CheckedFedAvg(CheckedUpdates, FedAvg):
+        pass
+
+    class CheckedFedProx(CheckedUpdates, FedProx):
+        pass
+
     server_app = ServerApp()
     client_app = ClientApp()
     _trainers = {}  # one LocalTrainer per client and config, kept while the ClientApp process lives
@@ -54,7 +95,9 @@ if ServerApp is not None:
         run.start(config)
         common = dict(fraction_train=config.client_fraction, fraction_evaluate=0.0, min_train_nodes=config.min_clients,
                       min_available_nodes=config.min_clients)
-        strategy = FedProx(proximal_mu=config.proximal_mu, **common) if config.proximal_mu > 0 else FedAvg(**common)
+        template = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        strategy = (CheckedFedProx(template, proximal_mu=config.proximal_mu, **common) if config.proximal_mu > 0
+                    else CheckedFedAvg(template, **common))
         start = time.time()
         result = strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=config.rounds,
                                 train_config=ConfigRecord({"config-json": context.run_config["config-json"]}))
@@ -65,6 +108,7 @@ if ServerApp is not None:
         run.save_encoder(model.encoder, HAR_INPUT_SHAPE)
         metrics = {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()}
         run.write_summary({"run": config.run_name(), "backend": "flower", "rounds": config.rounds,
+                           "rejected": strategy.rejected[-20:],
                            "train_seconds": round(time.time() - start, 2), "train_metrics": metrics})
 
     @client_app.train()
@@ -84,26 +128,51 @@ if ServerApp is not None:
         return Message(content=RecordDict({"arrays": ArrayRecord(state), "metrics": metrics}), reply_to=msg)
 
 
-def _free_port():
+def _free_port(host="127.0.0.1"):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
-def _wait_for_port(port, processes, logs, timeout=60):
+def _wait_for_port(host, port, processes, logs, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if any(p.poll() is not None for p in processes):
             raise UserError(f"a Flower process exited early; logs in {logs}")
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.2)
     raise UserError(f"a Flower process did not open port {port} within {timeout} s")
 
 
+def toml_string(text):
+    """A TOML basic string holding `text` exactly: JSON's escapes are TOML's, plus DEL, which TOML forbids raw."""
+    return json.dumps(text).replace("\x7f", "\\u007f")
+
+
+def _node_keys(folder, count):
+    """One P-384 key pair per SuperNode, in OpenSSH format (what Flower's node authentication reads)."""
+    keys = []
+    for node in range(count):
+        private = ec.generate_private_key(ec.SECP384R1())
+        private_path, public_path = folder / f"node{node}", folder / f"node{node}.pub"
+        private_path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                       serialization.NoEncryption()))
+        private_path.chmod(0o600)
+        public_path.write_bytes(private.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                                  serialization.PublicFormat.OpenSSH))
+        keys.append((private_path, public_path))
+    return keys
+
+
 def run_flower(config, timeout_s=1800):
-    """SuperLink + one SuperNode per client on 127.0.0.1 (gRPC), then `flwr run` of the app; blocks."""
+    """SuperLink + one SuperNode per client (gRPC), then `flwr run` of the app; blocks.
+
+    With --tls_cert/--tls_key/--tls_ca every Flower connection is TLS; --flower_node_auth 1 also registers
+    each SuperNode's public key with the SuperLink, which then refuses any node it does not know. Without
+    TLS the processes talk in plaintext, which is only safe on loopback: any other --host gets a warning.
+    """
     if ServerApp is None:
         raise UserError("the flower backend needs Flower: pip install -e .[flower]")
     bin_dir = Path(sys.executable).parent
@@ -112,11 +181,17 @@ def run_flower(config, timeout_s=1800):
     home = Path(tempfile.mkdtemp(prefix="flwr_home_"))
     # Flower's processes start further Flower executables by name: this environment's come first
     env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    link = _free_port()  # the SuperLink serves its Fleet, Control and runtime APIs on one HTTP port
-    (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n')
+    tls = bool(config.tls_cert)
+    if not tls and not ipaddress.ip_address(socket.gethostbyname(config.host)).is_loopback:
+        print(f"warning: the Flower processes talk in plaintext on {config.host}: give --tls_cert, --tls_key and "
+              f"--tls_ca (and --flower_node_auth 1) for anything beyond this machine")
+    link = _free_port(config.host)  # the SuperLink serves its Fleet, Control and runtime APIs on one port
+    address = f"{config.host}:{link}"
+    security = f"root-certificates = {toml_string(str(Path(config.tls_ca).resolve()))}\n" if tls else "insecure = true\n"
+    (home / "config.toml").write_text(f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
+                                      f"address = {toml_string(address)}\n{security}")
     run_config = home / "run_config.toml"
-    run_config.write_text(f"config-json = '{json.dumps(config_to_dict(config))}'\n")
+    run_config.write_text(f"config-json = {toml_string(json.dumps(config_to_dict(config)))}\n")
     logs = home / "logs"
     logs.mkdir()
     processes = []
@@ -126,20 +201,33 @@ def run_flower(config, timeout_s=1800):
         processes.append(subprocess.Popen([tool[args[0]], *args[1:]], env=env, stdout=log, stderr=subprocess.STDOUT,
                                           cwd=home))
 
+    def flwr(*args, timeout=120):
+        result = subprocess.run([tool["flwr"], *args], env=env, cwd=home, capture_output=True, text=True,
+                                timeout=timeout)
+        (logs / f"flwr_{args[0]}.log").open("a").write(result.stdout + result.stderr)
+        return result
+
+    link_security = (["--ssl-certfile", config.tls_cert, "--ssl-keyfile", config.tls_key, "--ssl-ca-certfile",
+                      config.tls_ca] if tls else ["--insecure"])
+    node_security = ["--root-certificates", config.tls_ca] if tls else ["--insecure"]
     try:
-        start("superlink", ["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(link),
+        start("superlink", ["flower-superlink", *link_security, "--host", config.host, "--port", str(link),
                             "--database", str(home / "state.db"),
+                            *(["--enable-supernode-auth"] if config.flower_node_auth else []),
                             # the app's dependencies are this environment's; never fetch them at run time
                             "--disable-runtime-dependency-installation"])
-        _wait_for_port(link, processes, logs)
+        _wait_for_port(config.host, link, processes, logs)
+        keys = _node_keys(home, config.num_clients) if config.flower_node_auth else []
+        for private, public in keys:
+            if flwr("supernode", "register", str(public), "loopback").returncode != 0:
+                raise UserError(f"registering a SuperNode's key failed; logs in {logs}")
         for client_id in range(config.num_clients):
+            auth = ["--auth-supernode-private-key", str(keys[client_id][0])] if keys else []
             start(f"supernode{client_id}", [
-                "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}",
+                "flower-supernode", *node_security, *auth, "--superlink", address,
                 "--host", "127.0.0.1", "--port", str(_free_port()),
                 "--node-config", f"partition-id={client_id} num-partitions={config.num_clients}"])
-        result = subprocess.run([tool["flwr"], "run", str(APP_DIR), "loopback", "--run-config", str(run_config),
-                                 "--stream"], env=env, cwd=home, capture_output=True, text=True, timeout=timeout_s)
-        (logs / "flwr_run.log").write_text(result.stdout + result.stderr)
+        result = flwr("run", str(APP_DIR), "loopback", "--run-config", str(run_config), "--stream", timeout=timeout_s)
         if result.returncode != 0 or not (config.run_dir() / "encoder.pt").exists():
             raise UserError(f"the Flower run failed; logs in {logs}")
         print(result.stdout[-2000:])

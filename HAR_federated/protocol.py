@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import struct
+import time
 from pathlib import Path
 
 import torch
@@ -68,10 +69,25 @@ def encode_frame(key, header, tensors=None):
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
 
-def _recv_exact(sock, size):
+def _reject_constant(name):
+    raise ValueError(f"non-finite number {name} in a header")
+
+
+def _recv_exact(sock, size, deadline=None):
+    """size bytes; with a deadline (time.monotonic), a sender that dribbles them too slowly is cut off."""
     chunks, remaining = [], size
     while remaining:
-        chunk = sock.recv(min(remaining, 1 << 20))
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError(f"frame not complete before its deadline ({remaining} of {size} bytes unread)")
+            sock.settimeout(left)
+        try:
+            chunk = sock.recv(min(remaining, 1 << 20))
+        except TimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ProtocolError(f"frame not complete before its deadline ({remaining} of {size} bytes unread)") from None
+            raise
         if not chunk:
             raise ProtocolError(f"connection closed with {remaining} of {size} bytes unread (truncated frame)")
         chunks.append(chunk)
@@ -79,9 +95,15 @@ def _recv_exact(sock, size):
     return b"".join(chunks)
 
 
-def read_frame(sock, key, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES):
-    """(header dict, tensors dict, bytes read) of the next frame; ProtocolError on anything wrong."""
-    prefix = _recv_exact(sock, PREFIX.size)
+def read_frame(sock, key, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES, deadline_s=None):
+    """(header dict, tensors dict, bytes read) of the next frame; ProtocolError on anything wrong.
+
+    The first byte may take as long as the socket's timeout allows; once it is in, the rest of the frame
+    must arrive within deadline_s (None: no deadline), whatever the pace of single reads.
+    """
+    first = _recv_exact(sock, 1)
+    deadline = time.monotonic() + deadline_s if deadline_s is not None else None
+    prefix = first + _recv_exact(sock, PREFIX.size - 1, deadline)
     magic, version, header_len, payload_len = PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise ProtocolError("bad magic: not a frame of this protocol")
@@ -91,14 +113,14 @@ def read_frame(sock, key, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES):
         raise ProtocolError(f"header of {header_len} bytes exceeds the cap of {MAX_HEADER_BYTES}")
     if payload_len > max_payload_bytes:
         raise ProtocolError(f"payload of {payload_len} bytes exceeds the cap of {max_payload_bytes}")
-    rest = _recv_exact(sock, header_len + payload_len + MAC_SIZE)
+    rest = _recv_exact(sock, header_len + payload_len + MAC_SIZE, deadline)
     body, mac = prefix + rest[:-MAC_SIZE], rest[-MAC_SIZE:]
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
         raise ProtocolError("bad MAC: wrong key or tampered frame")
     try:
-        header = json.loads(rest[:header_len].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProtocolError("malformed JSON header") from None
+        header = json.loads(rest[:header_len].decode(), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        raise ProtocolError(f"malformed JSON header ({type(err).__name__})") from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
         raise ProtocolError("header is not a JSON object with a 'type'")
     tensors = {}

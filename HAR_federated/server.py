@@ -63,7 +63,7 @@ class FederatedServer:
             sock.settimeout(self.config.io_timeout_s)
             if self.tls_context:
                 sock = self.tls_context.wrap_socket(sock, server_side=True)
-            header, _, _ = read_frame(sock, self.key, self.max_payload)
+            header, _, _ = read_frame(sock, self.key, self.max_payload, self.config.io_timeout_s)
             if header.get("type") != "hello" or not isinstance(header.get("client_id"), int) \
                     or not isinstance(header.get("num_examples"), int) or header["num_examples"] < 1:
                 raise ProtocolError(f"expected a hello with client_id and num_examples, got {header.get('type')!r}")
@@ -108,7 +108,7 @@ class FederatedServer:
             connection.sock.settimeout(self.config.io_timeout_s)
             sent = send_frame(connection.sock, self.key, header, self.global_state)
             connection.sock.settimeout(self.config.round_timeout_s)
-            reply, tensors, received = read_frame(connection.sock, self.key, self.max_payload)
+            reply, tensors, received = read_frame(connection.sock, self.key, self.max_payload, self.config.io_timeout_s)
             with self.lock:
                 traffic["sent"] += sent
                 traffic["received"] += received

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from common.errors import UserError
 from common.io import atomic_write_json
 from common.paths import CACHE_DIR
 from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS
@@ -93,7 +94,7 @@ class PrecomputedViews:
     """Memory-mapped arrays (n_variants, N, ...) of the stored targets of every task, built once per task."""
 
     def __init__(self, x, spec, tasks, cache_dir=None, chunk_size=1024, verbose=False):
-        self.spec, self.kinds, self.paths = spec, {}, {}
+        self.spec, self.kinds, self.paths, self.folder_of = spec, {}, {}, {}
         data_digest = content_digest(x, chunk_size).hexdigest()
         self.built_now = False
         self.arrays = {}
@@ -111,7 +112,7 @@ class PrecomputedViews:
                 self.built_now = True
             for key, kind in task.stored.items():
                 self.arrays[key] = np.load(path / f"{key}.npy", mmap_mode="r")
-                self.kinds[key] = kind
+                self.kinds[key], self.folder_of[key] = kind, path
 
     def _complete(self, path, task, key, n):
         meta = path / "meta.json"
@@ -138,6 +139,9 @@ class PrecomputedViews:
             for start in range(0, n, chunk_size):
                 targets = task.make_targets(as_float_input(x[start : start + chunk_size]), generator, self.spec)
                 for name, value in targets.items():
+                    if value.is_floating_point() and not torch.isfinite(value).all():
+                        raise UserError(f"the {task.name} task made NaN or infinite {name} from these inputs: "
+                                        f"check the data for NaN or infinite values")
                     if name not in out:
                         out[name] = np.lib.format.open_memmap(
                             tmp / f"{name}.npy", mode="w+", dtype=_storage_dtype(task.stored[name], modality),
@@ -198,6 +202,9 @@ class PretextBatches:
                 variant = variant_rng.integers(self.spec.n_variants, size=len(index))
                 for name, array in self.views.arrays.items():
                     batch[name] = _from_storage(array[variant, index], self.views.kinds[name], self.device)
+                    if batch[name].is_floating_point() and not torch.isfinite(batch[name]).all():
+                        raise UserError(f"the pretext cache {self.views.folder_of[name]} holds NaN or infinite "
+                                        f"values ({name}): delete that folder and it is rebuilt on the next run")
             else:
                 for task in self.tasks:
                     batch.update(task.make_targets(batch["x"], generators[task.name], self.spec))

@@ -4,6 +4,7 @@ import json
 import pickle
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from common.federated import LocalTrainer, ProximalTerm, fedavg
 from common.har_task import har_model
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_federated import protocol
+from HAR_federated import run as run_module
+from HAR_federated.client import FederatedClient
 from HAR_federated.config import FederatedConfig
 from HAR_federated.protocol import ProtocolError, encode_frame, read_frame, send_frame
 from HAR_federated.run import run_local
@@ -173,8 +176,6 @@ def test_a_client_crashing_mid_round_is_dropped_and_the_round_completes(tmp_path
         sock.close()  # dies after receiving the weights, before answering
         return "stop"
 
-    import HAR_federated.run as run_module
-
     original = run_module.make_server
 
     def make_server_with_crasher(config, key, log=print):
@@ -193,8 +194,6 @@ def test_a_client_crashing_mid_round_is_dropped_and_the_round_completes(tmp_path
 
 def test_attacks_are_rejected_while_good_clients_complete(tmp_path, monkeypatch):
     config = tiny_config(tmp_path, num_clients=2, min_clients=2)
-    import HAR_federated.run as run_module
-
     original = run_module.make_server
 
     def wrong_tensors(sock, header, tensors):
@@ -314,3 +313,77 @@ def test_a_finished_federated_run_is_neither_replaced_nor_resumed(tmp_path):
     server, history = run_local(dataclasses.replace(config, resume=1), tiny_datasets(2), KEY, log=messages.append)
     assert any("has finished all 1 rounds" in m for m in messages)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_headers_with_nan_or_infinity_and_deep_nesting_are_refused():
+    for text in ('{"type": "update", "num_examples": NaN}', '{"type": "update", "x": Infinity}',
+                 '{"type": "hello", "x": ' + "[" * 30000 + "]" * 30000 + "}"):  # RecursionError in json
+        body = text.encode()
+        prefix = protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, len(body), 0)
+        frame = prefix + body
+        frame += protocol.hmac.new(KEY, frame, protocol.hashlib.sha256).digest()
+        assert len(body) <= protocol.MAX_HEADER_BYTES
+        a, b = socket.socketpair()
+        with a, b:
+            a.sendall(frame)
+            with pytest.raises(ProtocolError, match="malformed JSON header"):
+                read_frame(b, KEY)
+
+
+def test_a_frame_dribbled_slower_than_its_deadline_is_cut_off():
+    frame = encode_frame(KEY, {"type": "hello", "client_id": 0, "num_examples": 5})
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+
+        def dribble():
+            for byte in frame[:20]:
+                a.sendall(bytes([byte]))
+                time.sleep(0.05)
+
+        sender = threading.Thread(target=dribble)
+        sender.start()
+        start = time.monotonic()
+        with pytest.raises(ProtocolError, match="deadline"):
+            read_frame(b, KEY, deadline_s=0.3)
+        assert time.monotonic() - start < 1.5
+        sender.join()
+
+
+def test_the_reconnect_budget_resets_after_a_completed_round(tmp_path):
+    client = FederatedClient(tiny_config(tmp_path), tiny_datasets(1)[0], 0, KEY, "127.0.0.1:9")
+    sessions = iter([*[("round", OSError("dropped"))] * 30, *[(None, OSError("refused"))] * 4])
+
+    def session():
+        did, error = next(sessions)
+        if did:
+            client.rounds_done += 1
+        raise error
+
+    client._session = session
+    with pytest.raises(ProtocolError, match="gave up after 3 failed reconnects in a row"):
+        client.run(max_reconnects=3, backoff_s=0)
+    assert client.rounds_done == 30  # 30 drops, each after a round: never counted against the budget
+
+
+def test_a_server_certificate_that_fails_verification_ends_the_client_at_once(tmp_path):
+    import subprocess
+
+    for name in ("server", "other"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / f"{name}.key"),
+                        "-out", str(tmp_path / f"{name}.pem"), "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    config = tiny_config(tmp_path, rounds=1, num_clients=2, tls_cert=str(tmp_path / "server.pem"),
+                         tls_key=str(tmp_path / "server.key"), tls_ca=str(tmp_path / "other.pem"))
+    server = run_module.make_server(dataclasses.replace(config, port=0), KEY, log=quiet)
+    acceptor = threading.Thread(target=server.serve_forever, daemon=True)
+    acceptor.start()
+    try:
+        client = FederatedClient(config, tiny_datasets(1)[0], 0, KEY, f"127.0.0.1:{server.port}",
+                                 run_module.client_tls(config), log=quiet)
+        start = time.monotonic()
+        with pytest.raises(ProtocolError, match="certificate failed verification"):
+            client.run(backoff_s=0.5)
+        assert time.monotonic() - start < 5
+    finally:
+        server.stop()

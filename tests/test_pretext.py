@@ -93,3 +93,22 @@ def test_ranks_get_disjoint_shards(data, tmp_path):
         batches = PretextBatches(x, f, 8, spec, ALL_TASKS, "on_the_fly", rank=rank, world_size=2)
         seen.append({tuple(row[0, :4].tolist()) for b in batches.epoch(0) for row in b["x"]})
     assert not seen[0] & seen[1] and len(seen[0]) == len(seen[1]) == 16
+
+
+def test_a_cache_holding_nan_names_itself_and_how_to_rebuild(data, tmp_path):
+    from common.errors import UserError
+
+    x, f = data
+    spec = PretextSpec(n_variants=1)
+    views = PrecomputedViews(x, spec, ALL_TASKS, cache_dir=tmp_path)
+    folder = views.paths["contrastive"]
+    view1 = np.load(folder / "view1.npy", mmap_mode="r+")  # header intact, contents corrupted
+    view1[0, :] = np.nan
+    view1.flush()
+    views = PrecomputedViews(x, spec, ALL_TASKS, cache_dir=tmp_path)
+    with pytest.raises(UserError, match=f"{folder}.*delete that folder"):
+        list(PretextBatches(x, f, 16, spec, ALL_TASKS, "precomputed", views).epoch(0))
+    bad = x.copy()
+    bad[3, 0, 0] = np.nan
+    with pytest.raises(UserError, match="check the data"):
+        PrecomputedViews(bad, spec, [TASKS["contrastive"]], cache_dir=tmp_path)
