@@ -14,7 +14,7 @@ from common.io import ensure_folder
 from common.paths import REPO_ROOT
 from common.run_folder import RunFolder
 from common.runtime import DEVICES, PRECISIONS, select_device
-from common.tasks import SEED_TASKS, TASKS
+from common.tasks import SEED_TASKS, TASKS, active_task_names
 from common.weighting import WEIGHTINGS
 
 
@@ -44,6 +44,9 @@ class SSLConfig:
     dwa_temperature: float = field(2.0, "DWA softmax temperature")
     gradnorm_alpha: float = field(1.5, "GradNorm restoring-force strength")
     cagrad_c: float = field(0.5, "CAGrad conflict-aversion radius")
+    task_weights: tuple[float, ...] = field((), "static weighting: one weight per active task, in their order")
+    famo_lr: float = field(0.025, "FAMO: Adam learning rate of the task logits")
+    famo_gamma: float = field(0.01, "FAMO: weight decay of the task logits")
     device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
     precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere; bf16 works on CPU too",
                            choices=PRECISIONS)
@@ -72,7 +75,15 @@ class SSLConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise UserError(f"--{name} must be a positive number, got {value}")
-        for name in ("weight_decay", "grad_clip", "gradnorm_alpha", "cagrad_c"):
+        if self.weighting == "static" and self.use_weighted_loss:
+            active = active_task_names(self.model_heads, self.tasks)
+            if len(self.task_weights) != len(active) or min(self.task_weights, default=0) < 0:
+                raise UserError(f"--weighting static takes {len(active)} non-negative --task_weights "
+                                f"({', '.join(active)}), got {list(self.task_weights)}")
+        for name in ("famo_lr",):
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name} must be positive, got {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip", "gradnorm_alpha", "cagrad_c", "famo_gamma"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise UserError(f"--{name} must be a non-negative number, got {value}")

@@ -7,8 +7,11 @@ state_dict and so in every checkpoint. The training loop calls, per step:
 and `weighting.end_epoch(mean_losses)` once per epoch. `params` is a ModelParameters (shared encoder
 parameters, the encoder's last layer, the heads' parameters).
 
-Methods: equal; uncertainty (Kendall et al., CVPR 2018); dwa (Liu et al., CVPR 2019); gradnorm (Chen et
-al., ICML 2018); cagrad (Liu et al., NeurIPS 2021), which combines per-task gradients of the encoder.
+Methods: equal; static (fixed weights per task, tuned on the validation subjects); uncertainty (Kendall et
+al., CVPR 2018); dwa (Liu et al., CVPR 2019); gradnorm (Chen et al., ICML 2018); famo (Liu et al.,
+NeurIPS 2023); and two that combine the tasks' gradients of the encoder themselves: cagrad (Liu et al.,
+NeurIPS 2021) and upgrad (Quinton & Rey 2024). Logged weights are the weights each task's loss or
+gradient actually gets in the step.
 """
 from dataclasses import dataclass
 
@@ -17,7 +20,7 @@ import torch
 from scipy.optimize import minimize
 from torch import nn
 
-WEIGHTINGS = ("equal", "uncertainty", "dwa", "gradnorm", "cagrad")
+WEIGHTINGS = ("equal", "static", "uncertainty", "dwa", "gradnorm", "cagrad", "famo", "upgrad")
 
 
 @dataclass
@@ -137,40 +140,75 @@ class GradNormWeighting(TaskWeighting):
         self.task_weights.mul_(len(self.task_names) / self.task_weights.sum())
 
 
+def _minimize(objective, start, gradient, bounds, constraints=()):
+    # a tight absolute tolerance: the problems below are solved on trace-normalised Gram matrices, O(1)
+    return minimize(objective, start, jac=gradient, bounds=bounds, constraints=constraints, method="SLSQP",
+                    options={"ftol": 1e-12, "maxiter": 500}).x
+
+
+def normalised_gram(gram):
+    """G / (trace(G) / K): the same directions at unit mean squared norm, so solvers see O(1) numbers
+    whatever the scale of the gradients (None when every gradient vanishes)."""
+    scale = np.trace(gram) / len(gram)
+    return gram / scale if scale > 1e-30 else None
+
+
 def cagrad_weights(gram, c=0.5):
     """CAGrad's inner problem on the tasks' gradient Gram matrix G G^T (K x K).
 
     min over the simplex of  w^T G g0 + c ||g0|| ||G^T w||, with g0 the mean gradient; returns w and the
-    coefficient sqrt(phi) / ||G^T w|| of the conflict-averse step d = g0 + that * G^T w, phi = c^2 ||g0||^2.
+    coefficient lambda = c ||g0|| / ||G^T w|| of the conflict-averse step d = g0 + lambda G^T w. Solved on the
+    trace-normalised Gram matrix: lambda is a ratio of norms, so the answer does not depend on the
+    gradients' scale (on the raw matrix, small gradients left SLSQP at its start: equal weighting).
     """
     k = gram.shape[0]
     mean_vec = np.full(k, 1.0 / k)
-    g0_norm = np.sqrt(max(mean_vec @ gram @ mean_vec, 1e-20))
-    sqrt_phi = c * g0_norm
+    gram = normalised_gram(np.asarray(gram, dtype=np.float64))
+    if gram is None:
+        return mean_vec, 0.0
+    sqrt_phi = c * np.sqrt(max(mean_vec @ gram @ mean_vec, 0.0))
 
     def objective(w):
         return w @ gram @ mean_vec + sqrt_phi * np.sqrt(max(w @ gram @ w, 1e-20))
 
-    result = minimize(objective, mean_vec, bounds=[(0, 1)] * k, method="SLSQP",
-                      constraints=({"type": "eq", "fun": lambda w: w.sum() - 1},))
-    w = result.x
+    def gradient(w):
+        return gram @ mean_vec + sqrt_phi * (gram @ w) / np.sqrt(max(w @ gram @ w, 1e-20))
+
+    w = _minimize(objective, mean_vec, gradient, [(0, 1)] * k, ({"type": "eq", "fun": lambda w: w.sum() - 1},))
+    w = np.clip(w, 0, None) / np.clip(w, 0, None).sum()
     return w, sqrt_phi / np.sqrt(max(w @ gram @ w, 1e-20))
 
 
-class CAGradWeighting(TaskWeighting):
-    """Conflict-averse gradient descent on the shared encoder; the heads get their own task's gradient."""
+def upgrad_weights(gram):
+    """UPGrad (Quinton & Rey 2024): the weights w with J^T w = mean_i of J^T e_i projected onto the dual cone
+    of the rows of J, i.e. w = mean_i argmin_{v >= e_i} v^T G v (G = J J^T). Every task's gradient then has
+    a non-negative inner product with the step."""
+    k = gram.shape[0]
+    gram = normalised_gram(np.asarray(gram, dtype=np.float64))
+    if gram is None:
+        return np.full(k, 1.0 / k)
+    projected = []
+    for i in range(k):
+        bounds = [(1.0 if j == i else 0.0, None) for j in range(k)]
+        projected.append(_minimize(lambda v: v @ gram @ v, np.eye(k)[i], lambda v: 2 * gram @ v, bounds))
+    return np.mean(projected, axis=0)
+
+
+class GradientCombination(TaskWeighting):
+    """Methods that combine the tasks' gradients of the shared encoder (rows of the Jacobian J, K x P) into one
+    step J^T a; the heads get their own task's gradient. Subclasses give `coefficients(gram) -> a`."""
 
     combines_task_gradients = True
 
-    def __init__(self, task_names, c=0.5):
+    def __init__(self, task_names):
         super().__init__(task_names)
-        if c < 0:
-            raise ValueError("CAGrad c must be non-negative")
-        self.c = c
         self.register_buffer("last_weights", torch.ones(len(self.task_names)))
 
     def weights(self):
         return dict(zip(self.task_names, self.last_weights.tolist()))
+
+    def coefficients(self, gram):
+        raise NotImplementedError
 
     def backward(self, losses, params):
         per_task = []
@@ -178,32 +216,128 @@ class CAGradWeighting(TaskWeighting):
             grads = torch.autograd.grad(losses[name], params.shared, retain_graph=True, allow_unused=True)
             per_task.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                                        for g, p in zip(grads, params.shared)]))
-        stacked = torch.stack(per_task)  # (K, P)
-        gram = (stacked @ stacked.t()).double().cpu().numpy()
-        w, coefficient = cagrad_weights(gram, self.c)
-        w_t = torch.as_tensor(w, dtype=stacked.dtype, device=stacked.device)
-        direction = stacked.mean(0) + coefficient * (w_t @ stacked)
-        direction = direction / (1 + self.c)  # as in the paper's code, keeps the step size comparable
+        jacobian = torch.stack(per_task)  # (K, P)
+        applied = self.coefficients((jacobian @ jacobian.t()).double().cpu().numpy())
+        direction = torch.as_tensor(applied, dtype=jacobian.dtype, device=jacobian.device) @ jacobian
         sum(losses[name] for name in self.task_names).backward(inputs=params.heads)
         offset = 0
         for p in params.shared:
             n = p.numel()
             p.grad = direction[offset : offset + n].view_as(p).clone()
             offset += n
-        # the weight each task's gradient gets in the step: 1/K + coefficient * w_i
-        self.last_weights.copy_(torch.as_tensor(1.0 / len(w) + coefficient * w) * len(w) / (1 + self.c))
+        self.last_weights.copy_(torch.as_tensor(applied))  # logged: the weight each task's gradient got
         return self.logged_weights()
 
 
-def build_weighting(name, task_names, use_weighted_loss=True, dwa_temperature=2.0, gradnorm_alpha=1.5, cagrad_c=0.5):
+class CAGradWeighting(GradientCombination):
+    """Conflict-averse gradient descent (Liu et al., NeurIPS 2021): d = (g0 + lambda G^T w) / (1 + c)."""
+
+    def __init__(self, task_names, c=0.5):
+        super().__init__(task_names)
+        if c < 0:
+            raise ValueError("CAGrad c must be non-negative")
+        self.c = c
+
+    def coefficients(self, gram):
+        w, coefficient = cagrad_weights(gram, self.c)
+        # d = J^T (1/K + lambda w) / (1 + c): dividing by 1 + c, as the paper's code does, keeps the step size
+        return (1.0 / len(w) + coefficient * w) / (1 + self.c)
+
+
+class UPGradWeighting(GradientCombination):
+    """UPGrad (Quinton & Rey 2024, torchjd): the mean of the tasks' gradients projected onto the dual cone."""
+
+    def coefficients(self, gram):
+        return upgrad_weights(gram)
+
+
+class StaticWeighting(TaskWeighting):
+    """Fixed weights, one per task (a tuned scalarisation: Kurin et al. 2022, Xin et al. 2022)."""
+
+    def __init__(self, task_names, task_weights):
+        super().__init__(task_names)
+        if len(task_weights) != len(self.task_names) or min(task_weights) < 0:
+            raise ValueError(f"static weighting needs {len(self.task_names)} non-negative --task_weights "
+                             f"({', '.join(self.task_names)})")
+        self.register_buffer("static_weights", torch.as_tensor(task_weights, dtype=torch.float32))
+
+    def weights(self):
+        return dict(zip(self.task_names, self.static_weights.tolist()))
+
+
+class FAMOWeighting(TaskWeighting):
+    """FAMO (Liu et al., NeurIPS 2023), O(1) in the number of tasks: the step follows
+    sum_i z_i log L_i / c with z = softmax(xi), c = sum_i z_i / L_i (z, c held constant), so task i's
+    gradient gets weight z_i / (c L_i); xi moves to balance the tasks' log-loss decrease
+    delta_i = log L_i(before) - log L_i(after): its gradient is J_softmax(xi)^T delta, applied by Adam
+    (lr, weight decay gamma). The loss "after" a step is read at the next step's batch (the paper re-reads
+    the same batch): no extra forward pass.
+    """
+
+    def __init__(self, task_names, lr=0.025, gamma=0.01, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(task_names)
+        if not lr > 0 or gamma < 0:
+            raise ValueError("FAMO needs a positive lr and a non-negative gamma")
+        self.lr, self.gamma, self.betas, self.eps = lr, gamma, betas, eps
+        k = len(self.task_names)
+        for name in ("logits", "adam_m", "adam_v", "previous_losses", "applied"):
+            self.register_buffer(name, torch.zeros(k))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("has_previous", torch.zeros((), dtype=torch.bool))
+
+    def weights(self):
+        return dict(zip(self.task_names, self.applied.tolist() if self.has_previous else [1.0] * len(self.task_names)))
+
+    @torch.no_grad()
+    def update_logits(self, previous, current):
+        """One Adam step on xi along J_softmax(xi)^T delta (+ gamma xi, Adam's L2 weight decay)."""
+        delta = (previous + 1e-8).log() - (current + 1e-8).log()
+        z = torch.softmax(self.logits, 0)
+        grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits  # softmax Jacobian is symmetric
+        self.steps += 1
+        b1, b2 = self.betas
+        self.adam_m.mul_(b1).add_(grad, alpha=1 - b1)
+        self.adam_v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        m_hat = self.adam_m / (1 - b1 ** self.steps.item())
+        v_hat = self.adam_v / (1 - b2 ** self.steps.item())
+        self.logits.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+
+    def backward(self, losses, params):
+        vector = torch.stack([losses[name] for name in self.task_names])
+        current = all_reduce_mean_tensor(vector.detach().float())
+        if self.has_previous:
+            self.update_logits(self.previous_losses, current)
+        z = torch.softmax(self.logits, 0).to(vector.device)
+        c = (z / (current.to(vector.device) + 1e-8)).sum()
+        ((z / c) * (vector + 1e-8).log()).sum().backward()
+        self.applied.copy_((z / (c * (current.to(vector.device) + 1e-8))).cpu())
+        self.previous_losses.copy_(current.cpu())
+        self.has_previous.fill_(True)
+        return self.logged_weights()
+
+
+def all_reduce_mean_tensor(value):
+    """The mean of `value` over the processes of a torchrun group (every rank then takes the same step)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        value = value.clone()
+        torch.distributed.all_reduce(value)
+        value /= torch.distributed.get_world_size()
+    return value
+
+
+def build_weighting(name, task_names, use_weighted_loss=True, dwa_temperature=2.0, gradnorm_alpha=1.5, cagrad_c=0.5,
+                    task_weights=(), famo_lr=0.025, famo_gamma=0.01):
     """USE_WEIGHTED_LOSS=0 means equal weights whatever the name."""
     if name not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {name!r}; choose one of {', '.join(WEIGHTINGS)}")
     if not use_weighted_loss or name == "equal":
         return TaskWeighting(task_names)
     return {
+        "static": lambda: StaticWeighting(task_names, task_weights),
         "uncertainty": lambda: UncertaintyWeighting(task_names),
         "dwa": lambda: DynamicWeightAverage(task_names, dwa_temperature),
         "gradnorm": lambda: GradNormWeighting(task_names, gradnorm_alpha),
         "cagrad": lambda: CAGradWeighting(task_names, cagrad_c),
+        "famo": lambda: FAMOWeighting(task_names, famo_lr, famo_gamma),
+        "upgrad": lambda: UPGradWeighting(task_names),
     }[name]()

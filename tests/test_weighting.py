@@ -5,8 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from common.weighting import (CAGradWeighting, DynamicWeightAverage, GradNormWeighting, ModelParameters,
-                              TaskWeighting, UncertaintyWeighting, build_weighting, cagrad_weights)
+from torchjd.aggregation import UPGrad
+from torchjd.linalg import QuadprogProjector
+
+from common.weighting import (CAGradWeighting, DynamicWeightAverage, FAMOWeighting, GradNormWeighting,
+                              ModelParameters, StaticWeighting, TaskWeighting, UncertaintyWeighting,
+                              UPGradWeighting, build_weighting, cagrad_weights, upgrad_weights)
 
 TASKS = ["a", "b"]
 
@@ -88,9 +92,9 @@ def test_cagrad_with_c_zero_is_the_mean_gradient():
     torch.testing.assert_close(head_a.weight.grad, head_grad)  # heads get their own task's gradient
 
 
-@pytest.mark.parametrize("name", ["uncertainty", "dwa", "gradnorm", "cagrad"])
+@pytest.mark.parametrize("name", ["static", "uncertainty", "dwa", "gradnorm", "cagrad", "famo", "upgrad"])
 def test_state_survives_a_state_dict_round_trip(name):
-    weighting = build_weighting(name, TASKS)
+    weighting = build_weighting(name, TASKS, task_weights=(1.0, 2.0))
     losses, params, _ = tiny_problem()
     weighting.backward(losses, params)
     weighting.end_epoch({"a": 1.0, "b": 2.0})
@@ -98,7 +102,8 @@ def test_state_survives_a_state_dict_round_trip(name):
     with torch.no_grad():
         for p in weighting.parameters():
             p.add_(0.3)
-    restored = build_weighting(name, TASKS)
+    weighting.backward(*tiny_problem(1)[:2])
+    restored = build_weighting(name, TASKS, task_weights=(1.0, 2.0))
     restored.load_state_dict(weighting.state_dict())
     assert restored.logged_weights() == weighting.logged_weights()
 
@@ -107,3 +112,81 @@ def test_use_weighted_loss_zero_means_equal_and_unknown_names_fail():
     assert type(build_weighting("gradnorm", TASKS, use_weighted_loss=False)) is TaskWeighting
     with pytest.raises(ValueError, match="unknown weighting"):
         build_weighting("magic", TASKS)
+
+
+# --------------------------------------------------------------------------- the fixed CAGrad, and the new methods
+def test_cagrad_is_scale_free_and_optimal():
+    rng = np.random.default_rng(0)
+    jacobian = rng.normal(size=(3, 6))
+    jacobian[1] = -0.8 * jacobian[0] + 0.3 * rng.normal(size=6)  # a conflict
+    gram = jacobian @ jacobian.T
+    w, coefficient = cagrad_weights(gram, c=0.5)
+    small_w, small_coefficient = cagrad_weights(gram * 1e-8, c=0.5)  # tiny gradients: the same answer
+    np.testing.assert_allclose(small_w, w, atol=1e-6)
+    assert small_coefficient == pytest.approx(coefficient, rel=1e-6)
+    # the objective at w is the minimum over a fine grid of the simplex
+    g0 = jacobian.mean(0)
+
+    def objective(v):
+        return v @ jacobian @ g0 + 0.5 * np.linalg.norm(g0) * np.linalg.norm(v @ jacobian)
+
+    grid = [np.array([a, b, 1 - a - b]) for a in np.linspace(0, 1, 101) for b in np.linspace(0, 1, 101) if a + b <= 1]
+    assert objective(w) <= min(objective(v) for v in grid) + 1e-9
+    assert coefficient == pytest.approx(0.5 * np.linalg.norm(g0) / np.linalg.norm(w @ jacobian), rel=1e-6)
+
+
+def test_gradient_combinations_log_the_weights_they_apply():
+    for weighting in (CAGradWeighting(TASKS, c=0.5), UPGradWeighting(TASKS)):
+        losses, params, (shared, *_) = tiny_problem()
+        grads = [torch.autograd.grad(losses[t], shared.weight, retain_graph=True)[0] for t in TASKS]
+        weights = weighting.backward(losses, params)
+        torch.testing.assert_close(shared.weight.grad, sum(weights[t] * g for t, g in zip(TASKS, grads)))
+        assert all(0 < v < 10 for v in weights.values())  # the applied coefficients, not K times them
+
+
+def test_upgrad_matches_torchjd():
+    rng = np.random.default_rng(1)
+    for k in (2, 3, 4):
+        jacobian = torch.as_tensor(rng.normal(size=(k, 12)))
+        jacobian[1] = -0.9 * jacobian[0] + 0.2 * jacobian[1]
+        expected = UPGrad(projector=QuadprogProjector(norm_eps=0.0, reg_eps=0.0))(jacobian)
+        ours = torch.as_tensor(upgrad_weights((jacobian @ jacobian.T).numpy())) @ jacobian
+        torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
+        assert ((jacobian @ ours) >= -1e-9).all()  # no task's loss goes up to first order
+
+
+def test_static_weights_scale_each_gradient():
+    losses, params, (shared, *_) = tiny_problem()
+    expected = torch.autograd.grad(0.5 * losses["a"] + 3.0 * losses["b"], shared.weight, retain_graph=True)[0]
+    assert StaticWeighting(TASKS, (0.5, 3.0)).backward(losses, params) == {"a": 0.5, "b": 3.0}
+    torch.testing.assert_close(shared.weight.grad, expected)
+    with pytest.raises(ValueError, match="non-negative"):
+        StaticWeighting(TASKS, (1.0,))
+
+
+def test_famo_follows_its_paper():
+    """Against a naive transcription: softmax logits xi trained by torch.optim.Adam (weight decay gamma) on
+    the gradient autograd gives for softmax(xi) . delta, delta = log L_before - log L_after; the step's
+    objective sum z log L / c with c = sum z / L."""
+    weighting = FAMOWeighting(TASKS, lr=0.1, gamma=0.01)
+    xi = torch.zeros(2, requires_grad=True)
+    adam = torch.optim.Adam([xi], lr=0.1, weight_decay=0.01)
+    sequence = [(2.0, 1.0), (1.5, 0.9), (1.4, 0.5), (1.0, 0.45)]
+    previous = None
+    for la, lb in sequence:
+        theta = torch.tensor(1.0, requires_grad=True)
+        losses = {"a": theta * la, "b": theta * lb}
+        weights = weighting.backward(losses, ModelParameters([theta], [theta], []))
+        current = torch.tensor([la, lb])
+        if previous is not None:
+            delta = previous.log() - current.log()
+            adam.zero_grad()
+            xi.grad = torch.autograd.grad(torch.softmax(xi, 0), xi, grad_outputs=delta)[0]
+            adam.step()
+        z = torch.softmax(xi.detach(), 0)
+        c = (z / current).sum()
+        torch.testing.assert_close(weighting.logits, xi.detach(), atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(theta.grad, (z / c).sum(), atol=1e-6, rtol=1e-5)  # d/dtheta sum z log(theta L) / c
+        np.testing.assert_allclose([weights["a"], weights["b"]], (z / (c * current)).numpy(), rtol=1e-5)
+        previous = current
+    assert weighting.logits[0] != weighting.logits[1]
