@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from common.classification import ClassifierConfig
 from common.config import field
-from common.har_task import HARDataConfig
+from common.har_task import HARDataConfig, HARPretrainDataConfig
 from common.pretrain_config import PretrainConfig
 
 
 @dataclass
-class HARPretrainConfig(HARDataConfig, PretrainConfig):
+class HARPretrainConfig(HARPretrainDataConfig, PretrainConfig):
     output_dir: str = field("HAR_centralized/outputs", "run folders go here")
     # sized so the default pretraining finishes in under 10 minutes on 2 CPU cores
     epochs: int = field(30, "pretraining epochs")

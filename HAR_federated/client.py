@@ -5,13 +5,24 @@ each round (<run folder>/clients/client<id>.pt, the previous one kept), so a res
 as an uninterrupted one would.
 """
 import copy
+import math
 import ssl
 import threading
 
 from common.checkpoint import atomic_torch_save, safe_torch_load
 from common.errors import UserError
 from common.federated import LocalTrainer
-from HAR_federated.protocol import ProtocolError, check_tensors, connect, read_frame, send_frame
+from HAR_federated.protocol import ProtocolError, check_tensors, client_handshake, connect
+
+
+def check_train_header(header):
+    """(round, rounds, local_epochs, proximal_mu) of a train frame, each of the right type and range."""
+    round_index, rounds, epochs, mu = (header.get(k) for k in ("round", "rounds", "local_epochs", "proximal_mu"))
+    if header.get("type") != "train" or type(round_index) is not int or type(rounds) is not int \
+            or not 0 <= round_index < rounds or type(epochs) is not int or not 1 <= epochs <= 1000 \
+            or type(mu) not in (int, float) or not (math.isfinite(mu) and mu >= 0):
+        raise ProtocolError(f"malformed train message: {str(header)[:200]}")
+    return round_index, rounds, epochs, float(mu)
 
 
 class FederatedClient:
@@ -47,27 +58,23 @@ class FederatedClient:
         self.state_round = chosen["round"]
 
     def _session(self):
-        """One connection: hello, then train/update until "done". Returns True when the server is done."""
+        """One connection: the handshake, then train/update until "done". Returns True when the server is done."""
         sock = connect(self.address, self.config.io_timeout_s, self.tls_context)
         try:
-            send_frame(sock, self.key, {"type": "hello", "client_id": self.client_id,
-                                        "num_examples": self.local.num_examples})
+            channel = client_handshake(sock, self.key, self.client_id, self.local.num_examples, self.config.io_timeout_s)
             while True:
                 sock.settimeout(None)  # between rounds the server may be busy with other clients
-                header, tensors, _ = read_frame(sock, self.key, self.max_payload, self.config.io_timeout_s)
+                header, tensors, _ = channel.receive(self.max_payload, self.config.io_timeout_s)
                 sock.settimeout(self.config.io_timeout_s)
                 if header["type"] == "done":
                     return True
-                if header["type"] != "train":
-                    raise ProtocolError(f"unexpected message {header['type']!r}")
+                round_index, rounds, local_epochs, mu = check_train_header(header)
                 check_tensors(tensors, self.template)
-                self._training_state_before(header["round"])
-                state, count, losses = self.local.local_update(tensors, header["round"], header["rounds"],
-                                                               header["local_epochs"], header.get("proximal_mu", 0.0))
-                atomic_torch_save(self.local.training_state(header["round"]), self.state_path)
-                self.state_round = header["round"]
-                send_frame(sock, self.key, {"type": "update", "round": header["round"], "num_examples": count,
-                                            "losses": losses}, state)
+                self._training_state_before(round_index)
+                state, count, losses = self.local.local_update(tensors, round_index, rounds, local_epochs, mu)
+                atomic_torch_save(self.local.training_state(round_index), self.state_path)
+                self.state_round = round_index
+                channel.send({"type": "update", "round": round_index, "num_examples": count, "losses": losses}, state)
                 self.rounds_done += 1
         finally:
             sock.close()

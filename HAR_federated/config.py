@@ -9,12 +9,13 @@ from pathlib import Path
 
 from common.config import field
 from common.errors import UserError
-from common.har_task import HARDataConfig
+from common.federated import AGGREGATIONS
+from common.har_task import HARPretrainDataConfig
 from common.pretrain_config import SSLConfig
 
 
 @dataclass
-class FederatedConfig(HARDataConfig, SSLConfig):
+class FederatedConfig(HARPretrainDataConfig, SSLConfig):
     output_dir: str = field("HAR_federated/outputs", "run folders go here")
     experiment_name: str = field("fedavg", "first part of the run folder's name")
     backend: str = field("socket", "socket: this repository's prototype; flower: the Flower engine",
@@ -39,6 +40,15 @@ class FederatedConfig(HARDataConfig, SSLConfig):
     tls_ca: str = field("", "CA certificate the client verifies the server against: enables TLS")
     flower_node_auth: int = field(0, "flower backend: the SuperLink accepts only SuperNodes whose keys it registered "
                                      "(needs --tls_cert, --tls_key, --tls_ca)")
+    aggregation: str = field("fedavg", "fedavg (weighted by sample counts), or robust to a minority of bad "
+                                       "clients: median, trimmed_mean", choices=AGGREGATIONS)
+    trim_fraction: float = field(0.2, "trimmed_mean: share of clients dropped at each end, per coordinate")
+    update_clip: float = field(0.0, "bound on the L2 norm of each client's update (its weights minus the global "
+                                    "ones); 0: no bound")
+    max_connections: int = field(64, "server: open connections at most; more are closed at once")
+    max_handshakes: int = field(16, "server: handshakes in progress at most")
+    max_inflight_mb: float = field(512.0, "server: payload bytes being received at once, over all connections")
+    max_examples: int = field(1_000_000, "server: the largest sample count a client may declare")
     max_frame_mb: float = field(64.0, "frames larger than this are rejected")
     io_timeout_s: float = field(30.0, "socket timeout for connecting and handshakes; a started frame must be whole within it")
     round_timeout_s: float = field(600.0, "how long the server waits for a client's update")
@@ -58,6 +68,12 @@ class FederatedConfig(HARDataConfig, SSLConfig):
             raise UserError("--min_clients cannot exceed --num_clients")
         if self.proximal_mu < 0 or self.max_frame_mb <= 0:
             raise UserError("--proximal_mu must be non-negative and --max_frame_mb positive")
+        for name in ("max_connections", "max_handshakes", "max_examples"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.trim_fraction < 0.5 or self.update_clip < 0 or not self.max_inflight_mb >= self.max_frame_mb:
+            raise UserError("--trim_fraction must be in [0, 0.5), --update_clip non-negative and --max_inflight_mb "
+                            "at least --max_frame_mb")
         for name in ("io_timeout_s", "round_timeout_s", "connect_wait_s"):
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name} must be a positive number of seconds, got {getattr(self, name)}")

@@ -1,14 +1,26 @@
-"""The wire between federated server and clients: authenticated, length-prefixed frames.
+"""The wire between federated server and clients: authenticated sessions of length-prefixed frames.
 
 Frame = prefix | header | payload | mac
   prefix  b"MTFL", version (1 byte), header length (4 bytes), payload length (8 bytes), big-endian
-  header  JSON object with at least "type" (hello, train, update, done, error)
+  header  JSON object: "type" (hello, challenge, proof, welcome, train, update, done), "dir" ("c2s" client
+          to server, "s2c" server to client), "seq" (the frame's number in its direction: 0 for the hello
+          and the challenge, then 1, 2, ... each exactly one more than the last), "session" (after the
+          handshake), and the message's own fields
   payload safetensors bytes of the model's tensors (may be empty)
-  mac     HMAC-SHA256 over prefix + header + payload with the shared key
+  mac     HMAC-SHA256 over prefix + header + payload: with the shared key for hello and challenge, with the
+          session key for every later frame
 
-Lengths are checked against caps before anything is read, the MAC before anything is parsed, and
-tensors are parsed by safetensors (a flat format: nothing received is ever unpickled), then checked
-against the model's names, shapes and dtypes and for non-finite values.
+Handshake (both sides prove they hold the shared key, for this session only):
+  client -> server  hello {client_id, num_examples, nonce: fresh client nonce}           (shared key)
+  server -> client  challenge {client_nonce: echoed, nonce: fresh server nonce}           (shared key)
+  both derive       session key = HMAC(shared key, "session" | client nonce | server nonce), session id
+  client -> server  proof {}                                                             (session key)
+  server -> client  welcome {}                                                           (session key)
+The server registers a client only after its proof; the client trusts the server only after the welcome.
+A captured hello replayed later cannot produce the proof for a new server nonce; a captured frame of an
+old session fails the new session's MAC; a frame out of order or sent back the other way fails the seq or
+dir check. Lengths are checked against caps before anything is read, the MAC before anything is parsed;
+tensors are parsed by safetensors (nothing received is ever unpickled), then checked against the model.
 """
 import hashlib
 import hmac
@@ -17,6 +29,7 @@ import os
 import secrets
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +39,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 MAGIC = b"MTFL"
-VERSION = 1
+VERSION = 2  # 2: sessions (nonces, session keys, seq and dir under the MAC)
 PREFIX = struct.Struct(">4sBIQ")
 MAC_SIZE = 32
 MAX_HEADER_BYTES = 64 * 1024
@@ -36,6 +49,25 @@ KEY_ENV = "MTSSL_FED_KEY"
 
 class ProtocolError(Exception):
     """A frame that must be rejected; the message is the logged reason."""
+
+
+class MemoryBudget:
+    """Bytes of frame payloads being read at once, across every connection: a frame that would exceed it
+    is refused before its payload is read."""
+
+    def __init__(self, limit_bytes):
+        self.limit, self.used, self.lock = limit_bytes, 0, threading.Lock()
+
+    def reserve(self, size):
+        with self.lock:
+            if self.used + size > self.limit:
+                raise ProtocolError(f"payload of {size} bytes refused: {self.used} of the {self.limit}-byte budget "
+                                    f"for frames in flight are taken")
+            self.used += size
+
+    def release(self, size):
+        with self.lock:
+            self.used -= size
 
 
 # --------------------------------------------------------------------------- keys
@@ -95,11 +127,12 @@ def _recv_exact(sock, size, deadline=None):
     return b"".join(chunks)
 
 
-def read_frame(sock, key, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES, deadline_s=None):
+def read_frame(sock, key, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES, deadline_s=None, budget=None):
     """(header dict, tensors dict, bytes read) of the next frame; ProtocolError on anything wrong.
 
     The first byte may take as long as the socket's timeout allows; once it is in, the rest of the frame
-    must arrive within deadline_s (None: no deadline), whatever the pace of single reads.
+    must arrive within deadline_s (None: no deadline), whatever the pace of single reads. With a
+    MemoryBudget, the payload's bytes are reserved before they are read and released once parsed.
     """
     first = _recv_exact(sock, 1)
     deadline = time.monotonic() + deadline_s if deadline_s is not None else None
@@ -113,6 +146,16 @@ def read_frame(sock, key, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES, deadline_
         raise ProtocolError(f"header of {header_len} bytes exceeds the cap of {MAX_HEADER_BYTES}")
     if payload_len > max_payload_bytes:
         raise ProtocolError(f"payload of {payload_len} bytes exceeds the cap of {max_payload_bytes}")
+    if budget is not None:
+        budget.reserve(payload_len)
+    try:
+        return _read_rest(sock, key, prefix, header_len, payload_len, deadline)
+    finally:
+        if budget is not None:
+            budget.release(payload_len)
+
+
+def _read_rest(sock, key, prefix, header_len, payload_len, deadline):
     rest = _recv_exact(sock, header_len + payload_len + MAC_SIZE, deadline)
     body, mac = prefix + rest[:-MAC_SIZE], rest[-MAC_SIZE:]
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
@@ -138,6 +181,91 @@ def send_frame(sock, key, header, tensors=None):
     return len(frame)
 
 
+# --------------------------------------------------------------------------- sessions
+def _session_key(key, client_nonce, server_nonce):
+    material = hmac.new(key, b"session|" + client_nonce.encode() + b"|" + server_nonce.encode(), hashlib.sha256)
+    return material.digest(), hashlib.sha256(b"id|" + material.digest()).hexdigest()[:32]
+
+
+def _nonce(header, name):
+    value = header.get(name)
+    if not isinstance(value, str) or len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+        raise ProtocolError(f"{header.get('type')!r} without a fresh 128-bit hex {name}")
+    return value
+
+
+def _expect(header, kind, direction, seq):
+    if header.get("type") != kind or header.get("dir") != direction or header.get("seq") != seq:
+        raise ProtocolError(f"expected {kind} ({direction} #{seq}), got {header.get('type')!r} "
+                            f"({header.get('dir')!r} #{header.get('seq')!r})")
+
+
+class Channel:
+    """One authenticated session: frames under the session key, carrying its id, their direction and a
+    sequence number one more than the last; anything else is refused."""
+
+    def __init__(self, sock, session_key, session_id, role):
+        self.sock, self.key, self.session = sock, session_key, session_id
+        self.send_dir, self.recv_dir = ("c2s", "s2c") if role == "client" else ("s2c", "c2s")
+        self.send_seq = self.recv_seq = 1
+
+    def send(self, header, tensors=None):
+        size = send_frame(self.sock, self.key, {**header, "session": self.session, "dir": self.send_dir,
+                                                 "seq": self.send_seq}, tensors)
+        self.send_seq += 1
+        return size
+
+    def receive(self, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES, deadline_s=None, budget=None):
+        header, tensors, size = read_frame(self.sock, self.key, max_payload_bytes, deadline_s, budget)
+        if header.get("session") != self.session or header.get("dir") != self.recv_dir:
+            raise ProtocolError(f"frame of another session or direction ({header.get('dir')!r})")
+        if header.get("seq") != self.recv_seq:
+            raise ProtocolError(f"frame #{header.get('seq')!r} out of order (expected #{self.recv_seq}): a replay?")
+        self.recv_seq += 1
+        return header, tensors, size
+
+
+def _handshake_read(sock, key, deadline, max_payload_bytes=0):
+    sock.settimeout(max(0.001, deadline - time.monotonic()))
+    return read_frame(sock, key, max_payload_bytes, max(0.001, deadline - time.monotonic()))
+
+
+def client_handshake(sock, key, client_id, num_examples, timeout_s):
+    """The client's half of the handshake: a Channel once the server has proved it holds the key."""
+    deadline = time.monotonic() + timeout_s
+    client_nonce = secrets.token_hex(16)
+    send_frame(sock, key, {"type": "hello", "client_id": client_id, "num_examples": num_examples,
+                           "nonce": client_nonce, "dir": "c2s", "seq": 0})
+    challenge, _, _ = _handshake_read(sock, key, deadline)
+    _expect(challenge, "challenge", "s2c", 0)
+    if challenge.get("client_nonce") != client_nonce:
+        raise ProtocolError("challenge for another hello: a replayed server frame?")
+    channel = Channel(sock, *_session_key(key, client_nonce, _nonce(challenge, "nonce")), "client")
+    channel.send({"type": "proof"})
+    sock.settimeout(max(0.001, deadline - time.monotonic()))
+    welcome, _, _ = channel.receive(0, max(0.001, deadline - time.monotonic()))
+    if welcome.get("type") != "welcome":
+        raise ProtocolError(f"expected welcome, got {welcome.get('type')!r}")
+    return channel
+
+
+def server_handshake(sock, key, timeout_s):
+    """The server's half: (the client's hello header, a Channel) once the client has proved it holds the key."""
+    deadline = time.monotonic() + timeout_s
+    hello, _, _ = _handshake_read(sock, key, deadline)
+    _expect(hello, "hello", "c2s", 0)
+    client_nonce, server_nonce = _nonce(hello, "nonce"), secrets.token_hex(16)
+    send_frame(sock, key, {"type": "challenge", "client_nonce": client_nonce, "nonce": server_nonce, "dir": "s2c",
+                           "seq": 0})
+    channel = Channel(sock, *_session_key(key, client_nonce, server_nonce), "server")
+    sock.settimeout(max(0.001, deadline - time.monotonic()))
+    proof, _, _ = channel.receive(0, max(0.001, deadline - time.monotonic()))
+    if proof.get("type") != "proof":
+        raise ProtocolError(f"expected proof, got {proof.get('type')!r}")
+    channel.send({"type": "welcome"})
+    return hello, channel
+
+
 def check_tensors(tensors, template):
     """The received tensors must be exactly the model's: same names, shapes, dtypes, all finite."""
     if set(tensors) != set(template):
@@ -150,6 +278,8 @@ def check_tensors(tensors, template):
                                 f"{tuple(reference.shape)} {reference.dtype}")
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise ProtocolError(f"tensor {name} has non-finite values")
+        if name.endswith("running_var") and (value < 0).any():
+            raise ProtocolError(f"tensor {name} holds negative variances")
 
 
 def connect(address, timeout, tls_context=None):

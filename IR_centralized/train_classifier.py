@@ -10,7 +10,8 @@ from scratch, expert_features (colour and gradient-orientation descriptors), raw
 """
 import sys
 
-from common.classification import LabelledSplits, run_classification
+from common.classification import run_classification
+from data_processing.inputs import LabelledSplits
 from common.config import parse_config
 from common.errors import exit_on_user_error
 from data_processing.images import load_digits_splits, load_stl10_splits

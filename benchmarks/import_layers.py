@@ -9,49 +9,16 @@ prints: the layers' floors (longest import chain between layers), pairs of layer
 tests/test_layers.py asserts the picture stays clean.
 """
 import argparse
-import ast
 import sys
 from collections import defaultdict
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("common", "data_processing", "HAR_centralized", "HAR_federated", "IR_centralized", "benchmarks", "data")
+from common.provenance import PACKAGES, REPO_ROOT, module_files, project_imports
+
 GROUND = {"common.errors", "common.paths", "common.io"}
-
-
-def module_name(path):
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def layer(module):
     return "ground" if module in GROUND else module.split(".")[0]
-
-
-def project_imports(path, modules):
-    """[(imported module, inside a function?)] of one file, restricted to the project's modules."""
-    tree = ast.parse(path.read_text())
-    found = []
-
-    def visit(node, nested):
-        for child in ast.iter_child_nodes(node):
-            inner = nested or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
-            names = []
-            if isinstance(child, ast.Import):
-                names = [alias.name for alias in child.names]
-            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-                # `from package import module` imports that module; `from module import name` the module
-                names = [f"{child.module}.{alias.name}" if f"{child.module}.{alias.name}" in modules else child.module
-                         for alias in child.names]
-            for name in names:
-                while name and name not in modules:
-                    name = name.rpartition(".")[0]
-                if name:
-                    found.append((name, inner))
-            visit(child, inner)
-
-    visit(tree, False)
-    return found
 
 
 def strongly_connected(graph):
@@ -86,8 +53,8 @@ def strongly_connected(graph):
     return components
 
 
-def picture():
-    files = {module_name(p): p for package in PACKAGES for p in (REPO / package).rglob("*.py")}
+def picture(repo=REPO_ROOT, packages=PACKAGES):
+    files = module_files(repo, packages)
     modules = set(files)
     module_graph, hidden = defaultdict(set), []
     for module, path in files.items():

@@ -46,11 +46,18 @@ class ClassifierConfig:
     encoder_lr_ratio: float = field(0.1, "fine-tuning: encoder lr = lr * this")
     weight_decay: float = field(1e-4, "AdamW weight decay")
     batch_size: int = field(64, "labelled windows per step")
-    epochs: int = field(30, "passes over the labelled subset (clipped to [min_steps, max_steps] steps)")
+    # one recipe for fine-tuning and supervised-from-scratch: augmented labelled inputs, label smoothing, a
+    # warm-up + cosine schedule run to its end, the weights kept that scored best on the val subjects
+    epochs: int = field(40, "passes over the labelled subset (clipped to [min_steps, max_steps] steps)")
     min_steps: int = field(200, "at least this many steps, however few the labels")
-    max_steps: int = field(3000, "at most this many steps")
+    max_steps: int = field(8000, "at most this many steps")
     eval_every: int = field(50, "steps between validation checks")
-    patience: int = field(6, "validation checks without improvement before stopping")
+    patience: int = field(0, "validation checks without improvement before stopping; 0: run the whole schedule")
+    init_seed: int = field(0, "supervised from scratch starts from the init of seed init_seed * 1000 + label seed: "
+                              "a study repeats it as it repeats pretraining")
+    train_augment: int = field(1, "1: gradient-trained classifiers see augmented labelled inputs (the data's own "
+                               "transforms); 0: the inputs as they are")
+    label_smoothing: float = field(0.1, "cross-entropy label smoothing of gradient-trained classifiers")
     output_dir: str = field("", "results folder; empty: <encoder run folder>/classifier")
     device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
     precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere", choices=PRECISIONS)
@@ -65,9 +72,11 @@ class ClassifierConfig:
         for fraction in self.label_fractions:
             if not 0 < fraction <= 1:
                 raise UserError(f"label fraction {fraction} is outside (0, 1]")
-        for name in ("seeds", "batch_size", "epochs", "min_steps", "max_steps", "eval_every", "patience"):
+        for name in ("seeds", "batch_size", "epochs", "min_steps", "max_steps", "eval_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1")
+        if self.patience < 0 or self.train_augment not in (0, 1) or not 0 <= self.label_smoothing < 1:
+            raise UserError("--patience must be >= 0, --train_augment 0 or 1, --label_smoothing in [0, 1)")
         if not self.lr > 0 or not self.encoder_lr_ratio >= 0 or not self.logistic_c > 0 or not self.weight_decay >= 0:
             raise UserError("--lr and --logistic_c must be positive, --encoder_lr_ratio and --weight_decay "
                             "non-negative")
@@ -80,22 +89,7 @@ class ClassifierConfig:
 
     def training_settings(self):
         return {k: getattr(self, k) for k in ("lr", "weight_decay", "batch_size", "epochs", "min_steps",
-                                              "max_steps", "eval_every", "patience")}
-
-
-@dataclasses.dataclass
-class LabelledSplits:
-    """train / val / test arrays: x (N, *S) float32 or uint8 images, y (N,) int64, features (N, F) float32.
-
-    label_sets: named lists of predefined labelled subsets (indices into train), evaluated beside the
-    stratified fractions, one subset per "seed": STL-10's official training folds.
-    """
-
-    train: dict
-    val: dict
-    test: dict
-    info: dict
-    label_sets: dict = dataclasses.field(default_factory=dict)
+                                              "max_steps", "eval_every", "patience", "label_smoothing")}
 
 
 def label_budgets(config, splits):
@@ -171,7 +165,8 @@ def run_classification(config, splits):
     results.start(config)
     train, val, test = splits.train, splits.val, splits.test
     num_classes = int(train["y"].max()) + 1
-    settings = {**config.training_settings(), "precision": precision}
+    settings = {**config.training_settings(), "precision": precision,
+                "augment": splits.augment if config.train_augment else None}
 
     probe_needed = "encoder" in config.methods and (
         "linear" in config.modes or ("finetune" in config.modes and config.finetune_head == "linear_probe"))
@@ -203,8 +198,8 @@ def run_classification(config, splits):
                 seed, config.encoder_lr_ratio, device, head_init)(test["x"])))
         if "supervised" in config.methods:
             runs.append(("supervised", "finetune", lambda: fine_tune(
-                rebuild_encoder(model_args, None, seed), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
-                seed, 1.0, device)(test["x"])))
+                rebuild_encoder(model_args, None, config.init_seed * 1000 + seed), num_classes, x_sub, y_sub, val["x"],
+                val["y"], settings, config.init_seed * 1000 + seed, 1.0, device)(test["x"])))
         if "expert_features" in config.methods:
             runs.append(("expert_features", "linear", lambda: logistic_regression(
                 train["features"][subset], y_sub, config.logistic_c, seed, train["features"])(test["features"])))

@@ -86,20 +86,24 @@ def predict(model, x, batch_size=1024, device="cpu", precision="fp32"):
 
 
 def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, val_y, settings, seed, device="cpu"):
-    """AdamW on mini-batches; every `eval_every` steps the val macro-F1 decides which weights are kept.
+    """AdamW on mini-batches with a warm-up + cosine schedule; every `eval_every` steps the val macro-F1
+    decides which weights are kept.
 
     settings: lr, weight_decay, batch_size, epochs (passes over the labelled subset, clipped to
     [min_steps, max_steps] steps), eval_every (steps), patience (evaluations without improvement), and
-    optionally precision (fp32 or bf16 autocast of the forward pass).
+    optionally precision (fp32 or bf16 autocast of the forward pass), augment (a function (x, generator)
+    -> x applied to each training batch, or None), label_smoothing.
     Returns the model holding its best-on-val weights and that val macro-F1.
     """
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(parameter_groups, weight_decay=settings["weight_decay"])
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     train_y = torch.as_tensor(train_y)
     n = len(train_y)
     batch_size = min(settings["batch_size"], n)
     steps = int(np.clip(settings["epochs"] * math.ceil(n / batch_size), settings["min_steps"], settings["max_steps"]))
-    precision = settings.get("precision", "fp32")
+    warmup = max(1, steps // 20)
+    precision, augment = settings.get("precision", "fp32"), settings.get("augment")
     best_f1, best_state, since_best = -1.0, None, 0
     order, position = torch.randperm(n, generator=generator), 0
     for step in range(1, steps + 1):
@@ -109,10 +113,15 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
         index = order[position : position + batch_size]
         position += batch_size
         xb, yb = as_float_input(train_x[index.numpy()], device), train_y[index].to(device)
+        if augment is not None:
+            xb = augment(xb, generator)
         if len(index) == 1:  # batch norm needs two samples: repeat the single one
             xb, yb = xb.repeat(2, *[1] * (xb.dim() - 1)), yb.repeat(2)
+        factor = step / warmup if step <= warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * factor
         with autocast(precision, torch.device(device)):
-            loss = F.cross_entropy(model(xb).float(), yb)
+            loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=settings.get("label_smoothing", 0.0))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -122,7 +131,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
                 best_f1, best_state, since_best = f1, copy.deepcopy(model.state_dict()), 0
             else:
                 since_best += 1
-                if since_best >= settings["patience"]:
+                if settings["patience"] and since_best >= settings["patience"]:
                     break
     model.load_state_dict(best_state)
     return model, best_f1

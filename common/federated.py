@@ -28,6 +28,47 @@ def fedavg(states, weights):
     return averaged
 
 
+AGGREGATIONS = ("fedavg", "median", "trimmed_mean")
+
+
+def aggregate(states, weights, method="fedavg", trim_fraction=0.2):
+    """The new global state from the clients' states.
+
+    fedavg: the average weighted by sample counts. median / trimmed_mean (Yin et al. 2018): per coordinate,
+    unweighted, the median, or the mean after dropping the trim_fraction largest and smallest values; a
+    minority of clients sending anything cannot move them far. Integer buffers are rounded back.
+    """
+    if method == "fedavg":
+        return fedavg(states, weights)
+    if method not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {method!r}; choose one of {', '.join(AGGREGATIONS)}")
+    out = {}
+    for name, reference in states[0].items():
+        stacked = torch.stack([state[name].double() for state in states])  # (clients, *shape)
+        if method == "median":
+            value = stacked.median(dim=0).values if len(states) % 2 else stacked.sort(dim=0).values[
+                len(states) // 2 - 1 : len(states) // 2 + 1].mean(0)
+        else:
+            k = int(trim_fraction * len(states))
+            value = stacked.sort(dim=0).values[k : len(states) - k].mean(0)
+        out[name] = value.to(reference.dtype) if reference.is_floating_point() else value.round().to(reference.dtype)
+    return out
+
+
+def clip_update(state, reference, max_norm):
+    """The client's state with its update (state - reference, over the floating tensors) scaled down to an
+    L2 norm of at most max_norm; 0 disables the bound."""
+    if not max_norm:
+        return state
+    deltas = {k: state[k].double() - reference[k].double() for k in state if state[k].is_floating_point()}
+    norm = float(torch.sqrt(sum((d ** 2).sum() for d in deltas.values())))
+    if norm <= max_norm:
+        return state
+    scale = max_norm / norm
+    return {k: (reference[k].double() + deltas[k] * scale).to(state[k].dtype) if k in deltas else state[k]
+            for k in state}
+
+
 class ProximalTerm:
     """FedProx's mu/2 ||w - w_global||^2, added to the gradients as mu (w - w_global) after each backward."""
 

@@ -110,3 +110,29 @@ def plot_architecture(model, weighting_names, path, input_label="input window"):
     box(9.6, mid - 0.55, 1.3, 1.1, "task weighting\n" + "\n".join(weighting_names), "#f4cccc")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def plot_weighting_study(table, seconds_per_epoch, path, mode="linear"):
+    """The weighting study: macro-F1 (mean +- std over pretraining seeds) per method at each label fraction,
+    and each method's seconds per epoch. table: aggregated rows (method, mode, fraction, macro_f1_mean/std)."""
+    methods = [m for m in seconds_per_epoch]
+    fractions = sorted({r["fraction"] for r in table if r["method"] in methods and r["mode"] == mode})
+    cell = {(r["method"], r["fraction"]): r for r in table if r["mode"] == mode}
+    fig, (ax, ax_time) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
+    width = 0.8 / max(1, len(methods))
+    for i, method in enumerate(methods):
+        x = np.arange(len(fractions)) + (i - (len(methods) - 1) / 2) * width
+        rows = [cell.get((method, f)) for f in fractions]
+        ax.bar(x, [r["macro_f1_mean"] if r else 0 for r in rows], width, yerr=[r["macro_f1_std"] if r else 0 for r in rows],
+               label=method.replace("MTL ", ""), capsize=2)
+    ax.set_xticks(np.arange(len(fractions)), [f"{100 * f:g}% labels" for f in fractions])
+    low = min((r["macro_f1_mean"] - r["macro_f1_std"] for r in cell.values() if r["method"] in methods), default=0.5)
+    ax.set_ylim(max(0.0, low - 0.03), 1.0)
+    ax.set_ylabel("macro-F1, linear probe (test subjects)")
+    ax.legend(fontsize=7, ncol=4, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    ax_time.barh([m.replace("MTL ", "") for m in methods], [float(np.median(v)) for v in seconds_per_epoch.values()])
+    ax_time.set_xlabel("seconds per epoch (2 CPU cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -7,6 +7,7 @@ Only rank 0 prints and writes; under torchrun the model is wrapped in Distribute
 """
 import json
 import math
+import sys
 import time
 from collections import defaultdict
 from contextlib import nullcontext
@@ -67,8 +68,9 @@ class MultiTaskTrainer:
         # a weighting that combines per-task gradients itself must not have DDP reduce them: forward and
         # backward both run under no_sync, then average_gradients reduces the combined gradient
         combines = self.weighting.combines_task_gradients and self.world_size > 1
-        progress = tqdm(batches.epoch(epoch), total=len(batches), disable=not show_progress, leave=False,
-                        mininterval=2, desc=desc)
+        # a bar for people at a terminal; in a log file the loop's one line per epoch is enough
+        progress = tqdm(batches.epoch(epoch), total=len(batches), disable=not (show_progress and sys.stderr.isatty()),
+                        leave=False, mininterval=2, desc=desc)
         for step_in_epoch, batch in enumerate(progress):
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at_step(step_in_epoch)

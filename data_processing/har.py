@@ -177,6 +177,28 @@ def split_mask(subject, is_test, split, merge_val=False):
     return ~is_test if merge_val else ~is_test & ~is_val
 
 
+def load_har_recordings(subjects, step=hapt.STEP, cache_dir=None):
+    """Every window (labelled or not) of the raw HAPT sessions of `subjects`, `step` samples apart, with
+    expert features min-max scaled on these windows: x (N, 9, 128), subject (N,), features (N, 561).
+    Only the HAPT source has whole recordings; test subjects are refused. Cached like load_har_arrays."""
+    subjects = sorted(int(s) for s in subjects)
+    if set(subjects) & set(OFFICIAL_TEST_SUBJECTS):
+        raise UserError("pretraining on the test subjects' recordings is not allowed")
+    key = hashlib.blake2b(repr((subjects, step, RECIPE_VERSION)).encode(), digest_size=8).hexdigest()
+    path = Path(cache_dir or CACHE_DIR) / f"hapt_recordings_step{step}_{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in ("x", "subject", "features")}
+    except (OSError, ValueError, KeyError):
+        pass  # missing or corrupt: build it
+    x, subject = hapt.recording_windows(hapt.read_hapt_sessions(), set(subjects), step)
+    raw = compute_expert_features_batched(x)
+    arrays = {"x": x, "subject": subject, "features": apply_scaling(raw, *fit_scaling(raw))}
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
+    return arrays
+
+
 def load_har(split, source="auto", merge_val=False, cache_dir=None):
     """UCI HAR windows of one split ("train", "val", "test"); merge_val puts the val subjects back in train."""
     arrays, source = load_har_arrays(source, cache_dir)

@@ -3,6 +3,8 @@
 Images are stored as uint8 (a quarter of float32's bytes; STL-10's 100,000 unlabelled images stay a 2.7 GB
 memory map) and scaled to [0, 1] only at the batch, after the transfer; sensor windows are float already.
 """
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -28,3 +30,19 @@ def stratified_subset(y, fraction, seed):
         count = max(1, int(round(fraction * len(members))))
         chosen.append(rng.choice(members, count, replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+@dataclasses.dataclass
+class LabelledSplits:
+    """train / val / test arrays: x (N, *S) float32 or uint8 images, y (N,) int64, features (N, F) float32.
+
+    label_sets: named lists of predefined labelled subsets (indices into train), evaluated beside the
+    stratified fractions, one subset per "seed": STL-10's official training folds.
+    """
+
+    train: dict
+    val: dict
+    test: dict
+    info: dict
+    label_sets: dict = dataclasses.field(default_factory=dict)
+    augment: object = None  # (x, generator) -> x: training augmentation of labelled batches, or None

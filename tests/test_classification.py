@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from common.checkpoint import save_encoder
-from common.classification import ClassifierConfig, LabelledSplits, run_classification
+from common.classification import ClassifierConfig, run_classification
+from data_processing.inputs import LabelledSplits
 from common.encoders import build_encoder
 from common.evaluation import fine_tune, frozen_embeddings, markdown_table, summarise
 from data_processing.inputs import stratified_subset
@@ -50,8 +51,8 @@ def tiny_encoder(tmp_path):
 
 
 def test_every_method_and_mode_writes_results(tiny_encoder, tmp_path):
-    config = ClassifierConfig(encoder=str(tiny_encoder), label_fractions=(0.2, 1.0), seeds=2, min_steps=30,
-                              max_steps=60, eval_every=10, device="cpu")
+    config = ClassifierConfig(encoder=str(tiny_encoder), label_fractions=(0.2, 1.0), seeds=2, min_steps=150,
+                              max_steps=150, eval_every=25, device="cpu")
     config.validate()
     rows, summary, out = run_classification(config, separable_splits())
     assert out == tiny_encoder / "classifier"
@@ -88,7 +89,7 @@ def test_fine_tuning_moves_the_encoder_at_its_own_rate():
 
 
 def test_label_budgets_add_predefined_sets_to_the_fractions():
-    from common.classification import LabelledSplits, label_budgets
+    from common.classification import label_budgets
     from IR_centralized.config import IRClassifierConfig
 
     y = np.arange(100) % 10

@@ -13,7 +13,7 @@ import torch
 from common.classification import load_pretrained_encoder
 from common.config import parse_config
 from common.errors import UserError
-from common.federated import LocalTrainer, ProximalTerm, fedavg
+from common.federated import LocalTrainer, ProximalTerm, aggregate, clip_update, fedavg
 from common.har_task import har_model
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_federated import protocol
@@ -87,7 +87,7 @@ def test_frame_round_trip():
 
 @pytest.mark.parametrize("make_frame, reason", [
     (lambda: encode_frame(b"x" * 32, {"type": "hello"}), "bad MAC"),
-    (lambda: protocol.PREFIX.pack(protocol.MAGIC, 1, 10, 10**12), "exceeds the cap"),
+    (lambda: protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, 10, 10**12), "exceeds the cap"),
     (lambda: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "bad magic"),
     (lambda: encode_frame(KEY, {"type": "hello"})[:-5], "truncated"),
     (lambda: protocol.PREFIX.pack(protocol.MAGIC, 9, 2, 0) + b"{}" + b"0" * 32, "version"),
@@ -142,18 +142,29 @@ def test_three_clients_two_rounds_end_to_end(tmp_path):
     assert any(not torch.equal(init[k], state[k]) for k in init)
 
 
-def raw_client(port, hello, on_train):
-    """A hand-rolled peer: sends `hello` bytes, then calls on_train(sock, header, tensors) at each train."""
+def raw_bytes(port, data):
+    """A one-shot attacker: sends `data`, then hangs up."""
+    def run():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(data)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def insider(port, client_id, on_train, num_examples=10):
+    """A peer holding the key: a real handshake, then on_train(channel, header, tensors) at each train."""
     def run():
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sock.sendall(hello)
-            if on_train is None:  # a one-shot attacker: send, then hang up
-                sock.close()
-                return
+            channel = protocol.client_handshake(sock, KEY, client_id, num_examples, 10)
             while True:
-                header, tensors, _ = read_frame(sock, KEY)
-                if header["type"] != "train" or on_train(sock, header, tensors) == "stop":
+                header, tensors, _ = channel.receive()
+                if header["type"] != "train" or on_train(channel, header, tensors) == "stop":
                     break
         except (OSError, ProtocolError):
             pass
@@ -163,60 +174,61 @@ def raw_client(port, hello, on_train):
     return thread
 
 
-def hello(client_id):
-    return encode_frame(KEY, {"type": "hello", "client_id": client_id, "num_examples": 10})
-
-
 def test_a_client_crashing_mid_round_is_dropped_and_the_round_completes(tmp_path, monkeypatch):
-    config = tiny_config(tmp_path, connect_wait_s=20.0, min_clients=2)
     crashed = []
 
-    def crash(sock, header, tensors):
+    def crash(channel, header, tensors):
         crashed.append(header["round"])
-        sock.close()  # dies after receiving the weights, before answering
+        channel.sock.close()  # dies after receiving the weights, before answering
         return "stop"
 
     original = run_module.make_server
 
     def make_server_with_crasher(config, key, log=print):
         server = original(config, key, log)
-        raw_client(server.port, hello(99), crash)
+        insider(server.port, 2, crash)
         return server
 
     monkeypatch.setattr(run_module, "make_server", make_server_with_crasher)
-    config = dataclasses.replace(config, num_clients=2)
+    config = tiny_config(tmp_path, connect_wait_s=20.0, min_clients=2, num_clients=3)
     server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
     assert len(history) == 2 and crashed
     first = history[0]
     assert first["asked"] == 3 and first["answered"] == 2 and first["dropped"] == 1
-    assert any("client 99" in reason for reason in server.rejected)
+    assert any("client 2" in reason for reason in server.rejected)
 
 
 def test_attacks_are_rejected_while_good_clients_complete(tmp_path, monkeypatch):
-    config = tiny_config(tmp_path, num_clients=2, min_clients=2)
-    original = run_module.make_server
+    config = tiny_config(tmp_path, num_clients=4, min_clients=2)
 
-    def wrong_tensors(sock, header, tensors):
-        send_frame(sock, KEY, {"type": "update", "round": header["round"], "num_examples": 5},
-                   {"encoder.projection.weight": torch.zeros(3, 3)})
+    def wrong_tensors(channel, header, tensors):
+        channel.send({"type": "update", "round": header["round"], "num_examples": 5},
+                     {"encoder.projection.weight": torch.zeros(3, 3)})
         return "stop"
+
+    def hello_bytes(client_id, key=KEY):
+        return encode_frame(key, {"type": "hello", "client_id": client_id, "num_examples": 1, "nonce": "a" * 32,
+                                  "dir": "c2s", "seq": 0})
+
+    original = run_module.make_server
 
     def attack(config, key, log=print):
         server = original(config, key, log)
         port = server.port
-        raw_client(port, encode_frame(b"w" * 32, {"type": "hello", "client_id": 50, "num_examples": 1}), None)
-        raw_client(port, protocol.PREFIX.pack(protocol.MAGIC, 1, 10, 2**40), None)
-        raw_client(port, b"\x00garbage\xff" * 10, None)
-        raw_client(port, authenticated_frame(b'{"type":"hello","client_id":51,"num_examples":1}', pickle.dumps([1, 2])), None)
-        raw_client(port, hello(52)[:20], None)  # truncated, then the socket closes
-        raw_client(port, hello(53), wrong_tensors)
+        raw_bytes(port, hello_bytes(2, b"w" * 32))
+        raw_bytes(port, protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, 10, 2**40))
+        raw_bytes(port, b"\x00garbage\xff" * 10)
+        raw_bytes(port, authenticated_frame(b'{"type":"hello","client_id":2,"num_examples":1}', pickle.dumps([1, 2])))
+        raw_bytes(port, hello_bytes(2)[:20])  # truncated, then the socket closes
+        raw_bytes(port, hello_bytes(2))  # a replayed hello: no proof follows
+        insider(port, 3, wrong_tensors)
         return server
 
     monkeypatch.setattr(run_module, "make_server", attack)
     server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
     assert len(history) == 2 and all(r["answered"] >= 2 for r in history)
     reasons = "\n".join(server.rejected)
-    for expected in ("bad MAC", "exceeds the cap", "bad magic", "not safetensors", "truncated", "names differ"):
+    for expected in ("bad MAC", "exceeds the cap", "bad magic", "exceeds the cap of 0", "truncated", "names differ"):
         assert expected in reasons, (expected, reasons)
 
 
@@ -387,3 +399,203 @@ def test_a_server_certificate_that_fails_verification_ends_the_client_at_once(tm
         assert time.monotonic() - start < 5
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- sessions, bounds, schemas, robustness
+def session_pair():
+    """A server and a client channel over a socket pair, after a real handshake."""
+    a, b = socket.socketpair()
+    result = {}
+    server = threading.Thread(target=lambda: result.update(zip(("hello", "channel"), protocol.server_handshake(b, KEY, 5))))
+    server.start()
+    client = protocol.client_handshake(a, KEY, 1, 10, 5)
+    server.join()
+    return client, result["channel"], result["hello"], (a, b)
+
+
+def test_the_handshake_binds_frames_to_a_session_a_direction_and_an_order():
+    client, server, hello, sockets = session_pair()
+    with sockets[0], sockets[1]:
+        assert hello["client_id"] == 1 and client.session == server.session
+        client.send({"type": "update", "round": 0})
+        assert server.receive()[0]["round"] == 0
+        # a captured server frame replayed to the client (the same bytes again) is out of order
+        sent = encode_frame(server.key, {"type": "done", "session": server.session, "dir": "s2c", "seq": server.send_seq})
+        sockets[1].sendall(sent)
+        assert client.receive()[0]["type"] == "done"
+        sockets[1].sendall(sent)
+        with pytest.raises(ProtocolError, match="out of order"):
+            client.receive()
+        # a client frame reflected back to the client has the wrong direction
+        sockets[1].sendall(encode_frame(server.key, {"type": "done", "session": server.session, "dir": "c2s", "seq": 3}))
+        with pytest.raises(ProtocolError, match="another session or direction"):
+            client.receive()
+        # another session's frame fails its MAC: the key is the session's
+        other_client, other_server, _, other = session_pair()
+        with other[0], other[1]:
+            sockets[1].sendall(encode_frame(other_server.key, {"type": "done", "session": other_server.session,
+                                                               "dir": "s2c", "seq": 4}))
+            with pytest.raises(ProtocolError, match="bad MAC"):
+                client.receive()
+
+
+def test_a_replayed_hello_cannot_evict_a_client_nor_a_replayed_done_end_one(tmp_path):
+    config = tiny_config(tmp_path, rounds=1, num_clients=2)
+    server = run_module.make_server(dataclasses.replace(config, port=0), KEY, log=quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # capture an honest hello on the wire, then replay it from an attacker's connection
+        a, b = socket.socketpair()
+        captured = []
+        thread = threading.Thread(target=lambda: captured.append(protocol.read_frame(b, KEY, 0)))
+        thread.start()
+        with pytest.raises(OSError):
+            protocol.client_handshake(a, KEY, 0, 10, 0.5)  # nobody answers: only the hello leaves
+        thread.join()
+        a.close()
+        b.close()
+        honest = insider(server.port, 0, lambda *args: "stop")
+        assert server.wait_for_clients(1, 10)
+        hello_frame = encode_frame(KEY, captured[0][0])
+        for _ in range(3):
+            raw_bytes(server.port, hello_frame).join()
+        time.sleep(0.5)
+        with server.lock:
+            assert list(server.clients) == [0]  # the honest registration stands
+        assert sum("rejected" in r for r in server.rejected) >= 3
+        del honest
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("hello_fields, reason", [
+    ({"client_id": True}, "client_id must be an integer"),
+    ({"client_id": 7}, "client_id must be an integer in 0..1"),
+    ({"num_examples": 1e300}, "num_examples must be an integer"),
+    ({"num_examples": 10**9}, "num_examples must be an integer in 1..1000000"),
+])
+def test_hello_fields_are_typed_and_bounded(tmp_path, hello_fields, reason):
+    config = tiny_config(tmp_path, num_clients=2)
+    server = run_module.make_server(dataclasses.replace(config, port=0), KEY, log=quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fields = {"client_id": 0, "num_examples": 10, **hello_fields}
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            try:
+                protocol.client_handshake(sock, KEY, fields["client_id"], fields["num_examples"], 5)
+            except (OSError, ProtocolError):
+                pass
+        deadline = time.time() + 5
+        while not any(reason in r for r in server.rejected) and time.time() < deadline:
+            time.sleep(0.05)
+        assert any(reason in r for r in server.rejected), server.rejected
+        assert not server.clients
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("aggregation", ["median", "trimmed_mean"])
+def test_robust_aggregation_holds_against_one_poisoned_client_of_five(aggregation):
+    torch.manual_seed(0)
+    base = {"w": torch.randn(50), "n": torch.tensor(3)}
+    honest = [{"w": base["w"] + 0.01 * torch.randn(50), "n": torch.tensor(3)} for _ in range(4)]
+    poisoned = {"w": torch.full((50,), 1e6), "n": torch.tensor(3)}
+    honest_mean = fedavg(honest, [1] * 4)["w"]
+    plain = aggregate(honest + [poisoned], [1] * 5, "fedavg")["w"]
+    robust = aggregate(honest + [poisoned], [1] * 5, aggregation, trim_fraction=0.2)["w"]
+    assert (plain - honest_mean).norm() > 1e5
+    assert (robust - honest_mean).norm() < 0.1
+    # a norm bound on each update caps what one client can move, whatever the aggregation
+    clipped = clip_update(poisoned, base, 1.0)
+    assert (clipped["w"] - base["w"]).norm() == pytest.approx(1.0, rel=1e-5) and clipped["n"] is poisoned["n"]
+
+
+def test_huge_and_negative_variance_updates_are_refused():
+    template = {"bn.running_var": torch.ones(3), "w": torch.zeros(3)}
+    with pytest.raises(ProtocolError, match="negative variances"):
+        protocol.check_tensors({"bn.running_var": -torch.ones(3), "w": torch.zeros(3)}, template)
+
+
+def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkeypatch):
+    """Bounded (about 300 hostile peers, loopback only): garbage, truncated and oversized frames, wrong keys,
+    replayed hellos, nesting under a valid MAC, slow senders, a flood of idle connections and insiders
+    sending bad updates, while two honest clients finish their rounds."""
+    rng = np.random.default_rng(0)
+    config = tiny_config(tmp_path, rounds=3, num_clients=4, min_clients=2, max_connections=32, max_handshakes=8,
+                         io_timeout_s=2.0)
+    original = run_module.make_server
+    idle = []
+
+    def bad_update(kind):
+        def answer(channel, header, tensors):
+            state = {k: v.clone() for k, v in tensors.items()}
+            if kind == "infinite":
+                state = {k: (torch.full_like(v, float("inf")) if v.is_floating_point() else v) for k, v in state.items()}
+            fields = {"type": "update", "round": header["round"], "num_examples": 10}
+            if kind == "count":
+                fields["num_examples"] = 10**6
+            if kind == "round":
+                fields["round"] = header["round"] + 5
+            channel.send(fields, state)
+            return "stop"
+        return answer
+
+    def attack(config, key, log=print):
+        server = original(config, key, log)
+        threading.Thread(target=flood, args=(server,), daemon=True).start()
+        return server
+
+    def flood(server):
+        port = server.port
+        frames = [bytes(rng.integers(0, 256, int(rng.integers(1, 300)), dtype=np.uint8)) for _ in range(120)]
+        honest_hello = encode_frame(KEY, {"type": "hello", "client_id": 0, "num_examples": 5, "nonce": "b" * 32,
+                                          "dir": "c2s", "seq": 0})
+        frames += [honest_hello] * 30 + [honest_hello[: int(rng.integers(1, len(honest_hello)))] for _ in range(30)]
+        frames += [encode_frame(b"x" * 32, {"type": "hello"}) for _ in range(20)]
+        frames += [protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, 10, 2**40) for _ in range(20)]
+        nested = ('{"type":"hello","x":' + "[" * 20000 + "]" * 20000 + "}").encode()
+        frames += [authenticated_frame(nested, b"") for _ in range(10)]
+        for client_id, kind in ((2, "infinite"), (3, "count")):  # insiders join before the flood fills the caps
+            insider(port, client_id, bad_update(kind))
+        server.wait_for_clients(4, 20)  # the two honest clients and the two insiders
+        # one of each kind first, each answered, so every kind is seen whatever the caps refuse later
+        for frame in (frames[0], honest_hello, frames[-40], frames[-20], frames[-1]):
+            before = len(server.rejected)
+            raw_bytes(port, frame).join()
+            deadline = time.time() + 5
+            while len(server.rejected) == before and time.time() < deadline:
+                time.sleep(0.01)
+        for _ in range(60):  # a flood of idle connections, held open
+            try:
+                idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            except OSError:
+                pass
+        for frame in frames:
+            raw_bytes(port, frame)
+
+        def slow():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                    for byte in honest_hello[:30]:
+                        sock.sendall(bytes([byte]))
+                        time.sleep(0.2)
+            except OSError:
+                pass
+
+        for _ in range(3):
+            threading.Thread(target=slow, daemon=True).start()
+
+    monkeypatch.setattr(run_module, "make_server", attack)
+    start = time.time()
+    try:
+        server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
+    finally:
+        for sock in idle:
+            sock.close()
+    assert [r["round"] for r in history] == [1, 2, 3] and all(r["answered"] >= 2 for r in history)
+    reasons = "\n".join(server.rejected)
+    for expected in ("bad magic", "bad MAC", "exceeds the cap", "connection refused", "malformed JSON",
+                     "non-finite", "num_examples must be an integer in 1..10"):
+        assert expected in reasons, expected
+    assert torch.isfinite(torch.cat([v.double().flatten() for v in server.global_state.values()])).all()
+    assert time.time() - start < 120

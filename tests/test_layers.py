@@ -2,6 +2,8 @@
 import importlib.util
 from pathlib import Path
 
+from common.provenance import import_closure, module_files, source_digest
+
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("import_layers", REPO / "benchmarks" / "import_layers.py")
 import_layers = importlib.util.module_from_spec(spec)
@@ -37,7 +39,21 @@ def test_the_picture_sees_imports_inside_functions(tmp_path, monkeypatch):
     package.mkdir()
     (package / "a.py").write_text("def f():\n    from common import b\n")
     (package / "b.py").write_text("import common.a\n")
-    monkeypatch.setattr(import_layers, "REPO", tmp_path)
-    monkeypatch.setattr(import_layers, "PACKAGES", ("common",))
-    picture = import_layers.picture()
+    picture = import_layers.picture(tmp_path, ("common",))
     assert picture["hidden"] == [("common.a", "common.b")] and picture["module_circles"] == [["common.a", "common.b"]]
+
+
+def test_the_source_digest_follows_the_imports(tmp_path):
+    package = tmp_path / "common"
+    package.mkdir()
+    (package / "a.py").write_text("from common import b\n")
+    (package / "b.py").write_text("x = 1\n")
+    (package / "c.py").write_text("y = 2\n")
+    where = {"repo": tmp_path, "packages": ("common",)}
+    assert import_closure("common.a", files=module_files(**{"repo": tmp_path, "packages": ("common",)})) == [
+        "common.a", "common.b"]
+    before = source_digest("common.a", **where)
+    (package / "c.py").write_text("y = 3\n")  # not imported by a: the digest stays
+    assert source_digest("common.a", **where) == before
+    (package / "b.py").write_text("x = 2\n")  # imported: the digest moves
+    assert source_digest("common.a", **where) != before
