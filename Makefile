@@ -8,9 +8,9 @@ $(VENV)/.installed: requirements.txt setup.py
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-# Flower (the federated engine for real fleets) is an optional extra; the tests exercise it
-$(VENV)/.flower: $(VENV)/.installed
-	$(VENV)/bin/pip install -q -e ".[flower]"
+# Flower (the federated engine for real fleets) and the test oracles are optional extras; the tests use both
+$(VENV)/.flower: $(VENV)/.installed setup.py
+	$(VENV)/bin/pip install -q -e ".[flower,test]"
 	touch $@
 
 venv: $(VENV)/.installed

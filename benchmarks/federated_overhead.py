@@ -4,8 +4,8 @@ Usage: python benchmarks/federated_overhead.py [--rounds 2] [--repeats 5]
 Prints, for the default HAR federated config (18 clients, the default multi-task model):
 - the model's state size; per round: wall time, clients asked/answered, bytes sent and received;
 - the wire's own cost for one client state: frame encoding (safetensors + HMAC-SHA256), a loopback socket
-  transfer and decoding with verification, against an in-process FedAvg of the round's states
-  (medians over repeats).
+  transfer and decoding with verification, against an in-process FedAvg of the round's states, and the
+  session handshake (medians over repeats).
 """
 import argparse
 import dataclasses
@@ -19,7 +19,8 @@ from common.config import parse_config
 from common.federated import fedavg
 from common.har_task import har_client_datasets, har_model
 from HAR_federated.config import FederatedConfig
-from HAR_federated.protocol import check_tensors, encode_frame, generate_key, read_frame
+from HAR_federated.protocol import (check_tensors, client_handshake, encode_frame, generate_key, read_frame,
+                                    server_handshake)
 from HAR_federated.run import run_local
 
 
@@ -61,6 +62,18 @@ def main():
     print(f"one frame: {len(frame) / 2**20:.2f} MiB ({len(frame) - state_bytes} bytes of framing, header and MAC)")
     print(f"encode (safetensors + HMAC): {1000 * encode_s:.1f} ms; loopback transfer + verify + decode + check: "
           f"{1000 * transfer_s:.1f} ms (medians of {args.repeats})")
+    def handshake():
+        left, right = socket.socketpair()
+        with left, right:
+            server = threading.Thread(target=server_handshake, args=(right, key, 10))
+            server.start()
+            client_handshake(left, key, 0, 100, 10)
+            server.join()
+
+    handshake_s = median_seconds(handshake, args.repeats)
+    session_fields = len(b',"session":"' + b"0" * 32 + b'","dir":"c2s","seq":1')
+    print(f"session framing: a handshake (hello, challenge, proof, welcome) {1000 * handshake_s:.2f} ms once per "
+          f"connection; {session_fields} more header bytes per frame (session id, direction, sequence number)")
     per_round_wire = 2 * config.num_clients * (encode_s + transfer_s)
     print(f"wire cost per round ({config.num_clients} clients, both directions, serial): {per_round_wire:.2f} s; "
           f"in-process FedAvg of {config.num_clients} states: {1000 * average_s:.1f} ms")

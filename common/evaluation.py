@@ -5,10 +5,12 @@ once on the test subjects: accuracy and macro-F1.
 """
 import copy
 import math
+import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
@@ -25,6 +27,9 @@ def scores(y_true, y_pred):
 
 
 # --------------------------------------------------------------------------- linear classifiers
+LOGISTIC_MAX_ITER = 5000
+
+
 def fit_logistic(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
     """(scaler, model): L2 logistic regression on standardised inputs, trained to convergence.
 
@@ -36,7 +41,13 @@ def fit_logistic(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
     """
     train_x = np.asarray(train_x, dtype=np.float64)
     scaler = StandardScaler().fit(train_x if unlabelled_x is None else np.asarray(unlabelled_x, dtype=np.float64))
-    model = LogisticRegression(C=c, max_iter=1000, tol=1e-3, random_state=seed).fit(scaler.transform(train_x), train_y)
+    # scikit-learn's default tolerance (1e-4): at 1e-3 lbfgs stopped early (0.932 instead of 0.940 at 100%)
+    model = LogisticRegression(C=c, max_iter=LOGISTIC_MAX_ITER, tol=1e-4, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # checked below, in one line
+        model.fit(scaler.transform(train_x), train_y)
+    if model.n_iter_.max() >= LOGISTIC_MAX_ITER:
+        print(f"warning: the logistic regression stopped at max_iter={LOGISTIC_MAX_ITER} before converging")
     return scaler, model
 
 
