@@ -108,46 +108,41 @@ class Study:
         return self._splits
 
     # ------------------------------------------------------------------ pretraining
+    def _trained(self, what, config, digest, train):
+        """The run folder of `config` once trained by train(config): reused when finished by the same sources
+        and config, resumed when killed, trained again over a run of other code or flags."""
+        run = RunFolder(config.run_dir())
+        settings = {k: v for k, v in json.loads(json.dumps(config_to_dict(config))).items() if k not in ("resume", "overwrite")}
+        wanted = {"source_digest": digest, "config": settings}
+        recorded = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").exists() else {}
+        same = recorded.get("source_digest") == digest and settings == {
+            k: v for k, v in recorded.get("config", {}).items() if k not in ("resume", "overwrite")}
+        if same and (run / run.SUMMARY).exists():
+            print(f"[{what}] reusing {run.path}")
+            return run.path
+        if not same:  # another code version or config left this folder: start it again
+            config = dataclasses.replace(config, resume=0, overwrite=1)
+        print(f"[{what}] pretraining -> {run.path}")
+        run.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run / "provenance.json", wanted)
+        train(config)
+        return run.path
+
     def pretrain(self, label, flags, seed):
         """The finished run of `label` (flags) and seed: reused, resumed, or trained."""
         name = "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
         base = ["--experiment_name", name, "--output_dir", str(self.out / "runs"), "--seed", str(seed),
                 "--data_source", self.config.data_source]
         config = parse_config(HARPretrainConfig, flags + self.extra_flags() + base + ["--resume", "1"])
-        run = RunFolder(config.run_dir())
-        wanted = {"source_digest": self.digests["pretrain"], "config": json.loads(json.dumps(config_to_dict(config)))}
-        recorded = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").exists() else None
-        same = recorded is not None and recorded["source_digest"] == wanted["source_digest"] and \
-            {k: v for k, v in recorded["config"].items() if k not in ("resume", "overwrite")} == \
-            {k: v for k, v in wanted["config"].items() if k not in ("resume", "overwrite")}
-        if same and (run / run.SUMMARY).exists():
-            print(f"[{label}, seed {seed}] reusing {run.path}")
-        else:
-            if not same:  # another code version or config left this folder: start it again
-                config = dataclasses.replace(config, resume=0, overwrite=1)
-            print(f"[{label}, seed {seed}] pretraining -> {run.path}")
-            run.path.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(run / "provenance.json", wanted)
-            pretrain(config, har_pretrain_data(config))
-        return run.path
+        return self._trained(f"{label}, seed {seed}", config, self.digests["pretrain"],
+                             lambda config: pretrain(config, har_pretrain_data(config)))
 
     def federated(self, seed):
         config = parse_config(FederatedConfig, ["--output_dir", str(self.out / "runs"), "--seed", str(seed),
                                                 "--data_source", self.config.data_source, "--experiment_name",
                                                 "federated", "--resume", "1"])
-        run = RunFolder(config.run_dir())
-        wanted = {"source_digest": self.digests["federated"]}
-        recorded = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").exists() else None
-        if recorded == wanted and (run / run.SUMMARY).exists():
-            print(f"[federated, seed {seed}] reusing {run.path}")
-        else:
-            if recorded != wanted:
-                config = dataclasses.replace(config, resume=0, overwrite=1)
-            print(f"[federated, seed {seed}] pretraining -> {run.path}")
-            run.path.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(run / "provenance.json", wanted)
-            run_local(config, har_client_datasets(config))
-        return run.path
+        return self._trained(f"federated, seed {seed}", config, self.digests["federated"],
+                             lambda config: run_local(config, har_client_datasets(config)))
 
     # ------------------------------------------------------------------ evaluation
     def classify(self, encoder_dir, out, methods, modes, splits=None, extra=()):
