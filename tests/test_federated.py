@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.checkpoint import safe_torch_load
 from common.classification import load_pretrained_encoder
 from common.config import parse_config
 from common.errors import UserError
@@ -599,3 +600,46 @@ def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkey
         assert expected in reasons, expected
     assert torch.isfinite(torch.cat([v.double().flatten() for v in server.global_state.values()])).all()
     assert time.time() - start < 120
+
+
+def test_a_failing_accept_backs_off_instead_of_spinning(tmp_path):
+    config = tiny_config(tmp_path)
+    server = run_module.make_server(dataclasses.replace(config, port=0), KEY, log=quiet)
+    calls = []
+
+    class FullTable:
+        def accept(self):
+            calls.append(time.monotonic())
+            raise OSError(24, "Too many open files")
+
+        def close(self):
+            pass
+
+    server.listener.close()
+    server.listener = FullTable()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    server.stop()
+    thread.join(timeout=5)
+    assert 3 <= len(calls) <= 25  # a busy loop would have made hundreds of thousands of calls
+
+
+def test_failing_record_writes_are_retried_and_reported_while_the_rounds_go_on(tmp_path, monkeypatch):
+    from common.run_folder import RunFolder
+
+    messages, failures = [], {"left": 4}
+    original = RunFolder.save_checkpoint
+
+    def flaky(self, state):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError(28, "No space left on device")
+        original(self, state)
+
+    monkeypatch.setattr(RunFolder, "save_checkpoint", flaky)
+    config = tiny_config(tmp_path, rounds=2)
+    server, history = run_local(config, tiny_datasets(), KEY, log=messages.append)
+    assert [r["round"] for r in history] == [1, 2]
+    assert any("round 1's records were not written" in m for m in messages)
+    assert safe_torch_load(config.run_dir() / "checkpoint.pt")["round"] == 1  # the next round's checkpoint landed
