@@ -48,7 +48,9 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
     max_connections: int = field(64, "server: open connections at most; more are closed at once")
     max_handshakes: int = field(16, "server: handshakes in progress at most")
     max_inflight_mb: float = field(512.0, "server: payload bytes being received at once, over all connections")
-    max_examples: int = field(1_000_000, "server: the largest sample count a client may declare")
+    max_examples: int = field(1_000_000, "server: the largest sample count a client may declare (with fedavg it "
+                                         "bounds one client's weight: set it near the real per-client size)")
+    max_abs_weight: float = field(1e4, "server: an update holding a weight larger in magnitude is refused")
     max_frame_mb: float = field(64.0, "frames larger than this are rejected")
     io_timeout_s: float = field(30.0, "socket timeout for connecting and handshakes; a started frame must be whole within it")
     round_timeout_s: float = field(600.0, "how long the server waits for a client's update")
@@ -71,9 +73,10 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
         for name in ("max_connections", "max_handshakes", "max_examples"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.trim_fraction < 0.5 or self.update_clip < 0 or not self.max_inflight_mb >= self.max_frame_mb:
-            raise UserError("--trim_fraction must be in [0, 0.5), --update_clip non-negative and --max_inflight_mb "
-                            "at least --max_frame_mb")
+        if not 0 <= self.trim_fraction < 0.5 or self.update_clip < 0 or not self.max_inflight_mb >= self.max_frame_mb \
+                or not self.max_abs_weight > 0:
+            raise UserError("--trim_fraction must be in [0, 0.5), --update_clip non-negative, --max_inflight_mb "
+                            "at least --max_frame_mb and --max_abs_weight positive")
         for name in ("io_timeout_s", "round_timeout_s", "connect_wait_s"):
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name} must be a positive number of seconds, got {getattr(self, name)}")

@@ -45,7 +45,7 @@ def _config(json_text):
     return config_from_dict(FederatedConfig, json.loads(json_text))
 
 
-def checked_replies(replies, template, rejected):
+def checked_replies(replies, template, rejected, max_abs=None):
     """The training replies whose update passes the socket server's checks (names, shapes, dtypes, finite
     values, a positive integer num-examples); the others are logged in `rejected` and left out of the average."""
     kept = []
@@ -54,7 +54,7 @@ def checked_replies(replies, template, rejected):
             kept.append(message)  # Flower's strategy logs and drops these itself
             continue
         try:
-            check_tensors(message.content["arrays"].to_torch_state_dict(), template)
+            check_tensors(message.content["arrays"].to_torch_state_dict(), template, max_abs)
             count = message.content["metrics"]["num-examples"]
             if type(count) is not int or count < 1:
                 raise ProtocolError(f"num-examples {count!r} is not a positive integer")
@@ -70,12 +70,13 @@ if ServerApp is not None:
     class CheckedUpdates:
         """Mixed into a Flower strategy: each client's update is checked before it is averaged."""
 
-        def __init__(self, template, **kwargs):
+        def __init__(self, template, max_abs, **kwargs):
             super().__init__(**kwargs)
-            self.template, self.rejected = template, []
+            self.template, self.max_abs, self.rejected = template, max_abs, []
 
         def aggregate_train(self, server_round, replies):
-            return super().aggregate_train(server_round, checked_replies(list(replies), self.template, self.rejected))
+            return super().aggregate_train(server_round, checked_replies(list(replies), self.template, self.rejected,
+                                                                         self.max_abs))
 
     class CheckedFedAvg(CheckedUpdates, FedAvg):
         pass
@@ -96,8 +97,8 @@ if ServerApp is not None:
         common = dict(fraction_train=config.client_fraction, fraction_evaluate=0.0, min_train_nodes=config.min_clients,
                       min_available_nodes=config.min_clients)
         template = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        strategy = (CheckedFedProx(template, proximal_mu=config.proximal_mu, **common) if config.proximal_mu > 0
-                    else CheckedFedAvg(template, **common))
+        strategy = (CheckedFedProx(template, config.max_abs_weight, proximal_mu=config.proximal_mu, **common)
+                    if config.proximal_mu > 0 else CheckedFedAvg(template, config.max_abs_weight, **common))
         start = time.time()
         result = strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=config.rounds,
                                 train_config=ConfigRecord({"config-json": context.run_config["config-json"]}))

@@ -266,8 +266,9 @@ def server_handshake(sock, key, timeout_s):
     return hello, channel
 
 
-def check_tensors(tensors, template):
-    """The received tensors must be exactly the model's: same names, shapes, dtypes, all finite."""
+def check_tensors(tensors, template, max_abs=None):
+    """The received tensors must be exactly the model's: same names, shapes, dtypes, all finite (and, with
+    max_abs, no floating value larger in magnitude), batch-norm variances non-negative."""
     if set(tensors) != set(template):
         missing, extra = sorted(set(template) - set(tensors)), sorted(set(tensors) - set(template))
         raise ProtocolError(f"tensor names differ from the model's (missing {missing[:3]}, unexpected {extra[:3]})")
@@ -278,6 +279,8 @@ def check_tensors(tensors, template):
                                 f"{tuple(reference.shape)} {reference.dtype}")
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise ProtocolError(f"tensor {name} has non-finite values")
+        if max_abs is not None and value.is_floating_point() and value.numel() and value.abs().max() > max_abs:
+            raise ProtocolError(f"tensor {name} holds values beyond +-{max_abs:g}")
         if name.endswith("running_var") and (value < 0).any():
             raise ProtocolError(f"tensor {name} holds negative variances")
 

@@ -171,7 +171,7 @@ class FederatedServer:
             if not isinstance(losses, dict) or not all(isinstance(k, str) and type(v) in (int, float)
                                                        and math.isfinite(v) for k, v in losses.items()):
                 raise ProtocolError("losses must map task names to finite numbers")
-            check_tensors(tensors, self.template)
+            check_tensors(tensors, self.template, self.config.max_abs_weight)
             results[connection.client_id] = (tensors, count, losses)
         except Exception as err:  # a broken or hostile update drops that client, never the round
             self._drop(connection, err if isinstance(err, (ProtocolError, OSError)) else f"{type(err).__name__}: {err}")

@@ -200,7 +200,7 @@ def test_a_client_crashing_mid_round_is_dropped_and_the_round_completes(tmp_path
 
 
 def test_attacks_are_rejected_while_good_clients_complete(tmp_path, monkeypatch):
-    config = tiny_config(tmp_path, num_clients=4, min_clients=2)
+    config = tiny_config(tmp_path, num_clients=4, min_clients=2, rounds=3)
 
     def wrong_tensors(channel, header, tensors):
         channel.send({"type": "update", "round": header["round"], "num_examples": 5},
@@ -222,12 +222,22 @@ def test_attacks_are_rejected_while_good_clients_complete(tmp_path, monkeypatch)
         raw_bytes(port, authenticated_frame(b'{"type":"hello","client_id":2,"num_examples":1}', pickle.dumps([1, 2])))
         raw_bytes(port, hello_bytes(2)[:20])  # truncated, then the socket closes
         raw_bytes(port, hello_bytes(2))  # a replayed hello: no proof follows
-        insider(port, 3, wrong_tensors)
+
+        servers.append(server)
+        # the insider connects once the server accepts (its own handshake has a deadline)
+        threading.Thread(target=lambda: server.wait_for_clients(2, 60) and insider(port, 3, wrong_tensors),
+                         daemon=True).start()
         return server
 
+    servers = []
+
+    def let_the_insider_in(round_index):  # it is asked in round 2 at the latest, whatever the machine's load
+        if round_index == 0:
+            servers[0].wait_for_clients(3, 60)
+
     monkeypatch.setattr(run_module, "make_server", attack)
-    server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
-    assert len(history) == 2 and all(r["answered"] >= 2 for r in history)
+    server, history = run_local(config, tiny_datasets(2), KEY, on_round_end=let_the_insider_in, log=quiet)
+    assert len(history) == 3 and all(r["answered"] >= 2 for r in history)
     reasons = "\n".join(server.rejected)
     for expected in ("bad MAC", "exceeds the cap", "bad magic", "exceeds the cap of 0", "truncated", "names differ"):
         assert expected in reasons, (expected, reasons)
@@ -512,9 +522,14 @@ def test_robust_aggregation_holds_against_one_poisoned_client_of_five(aggregatio
 
 
 def test_huge_and_negative_variance_updates_are_refused():
-    template = {"bn.running_var": torch.ones(3), "w": torch.zeros(3)}
+    template = {"bn.running_var": torch.ones(3), "w": torch.zeros(3), "n": torch.tensor(0)}
     with pytest.raises(ProtocolError, match="negative variances"):
-        protocol.check_tensors({"bn.running_var": -torch.ones(3), "w": torch.zeros(3)}, template)
+        protocol.check_tensors({"bn.running_var": -torch.ones(3), "w": torch.zeros(3), "n": torch.tensor(0)}, template)
+    with pytest.raises(ProtocolError, match="beyond"):
+        protocol.check_tensors({"bn.running_var": torch.ones(3), "w": torch.full((3,), 1e30), "n": torch.tensor(0)},
+                               template, max_abs=1e4)
+    # a large integer counter (batches seen) is not a weight
+    protocol.check_tensors({"bn.running_var": torch.ones(3), "w": torch.zeros(3), "n": torch.tensor(10**9)}, template, 1e4)
 
 
 def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkeypatch):
@@ -541,10 +556,17 @@ def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkey
             return "stop"
         return answer
 
+    servers = []
+
     def attack(config, key, log=print):
         server = original(config, key, log)
+        servers.append(server)
         threading.Thread(target=flood, args=(server,), daemon=True).start()
         return server
+
+    def let_the_insiders_in(round_index):  # asked from round 2 on at the latest, whatever the machine's load
+        if round_index == 0:
+            servers[0].wait_for_clients(4, 60)
 
     def flood(server):
         port = server.port
@@ -556,9 +578,10 @@ def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkey
         frames += [protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, 10, 2**40) for _ in range(20)]
         nested = ('{"type":"hello","x":' + "[" * 20000 + "]" * 20000 + "}").encode()
         frames += [authenticated_frame(nested, b"") for _ in range(10)]
+        server.wait_for_clients(2, 60)  # the server accepts: the two honest clients are in
         for client_id, kind in ((2, "infinite"), (3, "count")):  # insiders join before the flood fills the caps
             insider(port, client_id, bad_update(kind))
-        server.wait_for_clients(4, 20)  # the two honest clients and the two insiders
+        server.wait_for_clients(4, 60)
         # one of each kind first, each answered, so every kind is seen whatever the caps refuse later
         for frame in (frames[0], honest_hello, frames[-40], frames[-20], frames[-1]):
             before = len(server.rejected)
@@ -589,7 +612,7 @@ def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkey
     monkeypatch.setattr(run_module, "make_server", attack)
     start = time.time()
     try:
-        server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
+        server, history = run_local(config, tiny_datasets(2), KEY, on_round_end=let_the_insiders_in, log=quiet)
     finally:
         for sock in idle:
             sock.close()
