@@ -2,8 +2,9 @@
 
 Usage:
     python HAR_centralized/reproduce.py --quick 1            # the main job (make demo): one seed, ~6 min
-    python HAR_centralized/reproduce.py --part weighting     # one part of the study; each ends by writing
-    python HAR_centralized/reproduce.py --part tasks         #   resources/study/<part>.json
+    python HAR_centralized/reproduce.py --part weighting_loss      # one part of the study; each ends by
+    python HAR_centralized/reproduce.py --part weighting_gradient  #   writing resources/study/<part>.json
+    python HAR_centralized/reproduce.py --part tasks
     python HAR_centralized/reproduce.py --part baselines
     python HAR_centralized/reproduce.py --part data
     python HAR_centralized/reproduce.py --part federated
@@ -43,7 +44,11 @@ from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
 from HAR_federated.config import FederatedConfig
 from HAR_federated.run import run_local
 
-PARTS = ("weighting", "tasks", "baselines", "data", "federated")
+PARTS = ("weighting_loss", "weighting_gradient", "tasks", "baselines", "data", "federated")
+# the weighting study in two parts of under an hour each on 2 cores: methods that weight the losses, and
+# methods that look at the tasks' gradients (a backward pass per task: slower)
+WEIGHTING_PARTS = {"weighting_loss": ("equal", "static", "uncertainty", "dwa", "famo"),
+                   "weighting_gradient": ("gradnorm", "cagrad", "upgrad")}
 DEFAULT_WEIGHTING = HARPretrainConfig().weighting
 DEFAULT = f"MTL {DEFAULT_WEIGHTING}"
 # static weights (augmentation, reconstruction, contrastive, features) tried on the val subjects: the losses
@@ -175,15 +180,24 @@ class Study:
         return rows, runs
 
     # ------------------------------------------------------------------ parts
-    def part_weighting(self):
-        static = self.tune_static_weights()
+    def weighting_part(self, weightings):
+        extra = {}
+        if "static" in weightings:
+            static = self.tune_static_weights()
+            extra = {"static_weights": list(static), "static_grid": self._grid}
         rows, seconds = [], {}
-        for weighting in WEIGHTINGS:
+        for weighting in weightings:
             flags = ["--weighting", weighting] + (["--task_weights", *map(str, static)] if weighting == "static" else [])
             part_rows, runs = self.probe_encoder(f"MTL {weighting}", flags)
             rows += part_rows
             seconds[f"MTL {weighting}"] = [epoch_seconds(run) for run in runs.values()]
-        return rows, {"seconds_per_epoch": seconds, "static_weights": list(static), "static_grid": self._grid}
+        return rows, {"seconds_per_epoch": seconds, **extra}
+
+    def part_weighting_loss(self):
+        return self.weighting_part(WEIGHTING_PARTS["weighting_loss"])
+
+    def part_weighting_gradient(self):
+        return self.weighting_part(WEIGHTING_PARTS["weighting_gradient"])
 
     def tune_static_weights(self):
         """The static weights whose encoder (first pretraining seed) probes best on the val subjects at 10%
@@ -279,8 +293,9 @@ class Study:
         n = len(self.config.pretrain_seeds)
         plot_label_efficiency(bands, curves, self.figures / "MTL-vs-STL.png",
                               title=f"UCI HAR: mean ± std over {n} pretraining seeds")
-        if "weighting" in parts:
-            plot_weighting_study(table, parts["weighting"]["seconds_per_epoch"], self.figures / "weighting.png")
+        seconds = {m: v for p in WEIGHTING_PARTS if p in parts for m, v in parts[p]["seconds_per_epoch"].items()}
+        if seconds:
+            plot_weighting_study(table, seconds, self.figures / "weighting.png")
         if "federated" in parts:
             plot_label_efficiency(bands, [(f"{DEFAULT} (linear)", {"color": "C3", "linewidth": 2}),
                                           ("federated (linear)", {"color": "C0", "linewidth": 2})],
@@ -388,11 +403,14 @@ def results_markdown(table, claims, parts, config):
         lines.append(f"| {mode} {100 * fraction:g}% >= {target:.2f} | "
                      + (f"{reached['macro_f1_mean']:.3f} ({'yes' if reached['macro_f1_mean'] >= target else 'no'})"
                         if reached else "not run") + " |")
-    if "weighting" in parts:
+    seconds = {m: v for p in WEIGHTING_PARTS if p in parts for m, v in parts[p]["seconds_per_epoch"].items()}
+    if seconds:
         lines += ["", "Seconds per pretraining epoch (median over epochs, each pretraining seed):", ""]
-        lines += [f"- {m}: " + ", ".join(f"{s:.2f}" for s in v) for m, v in parts["weighting"]["seconds_per_epoch"].items()]
-        lines += ["", f"Static weights chosen on the val subjects: {parts['weighting']['static_weights']} (grid: "
-                  + "; ".join(f"{g['weights']} -> {g['val_macro_f1']:.3f}" for g in parts["weighting"]["static_grid"]) + ")"]
+        lines += [f"- {m}: " + ", ".join(f"{s:.2f}" for s in v) for m, v in seconds.items()]
+    if "static_weights" in parts.get("weighting_loss", {}):
+        grid = parts["weighting_loss"]["static_grid"]
+        lines += ["", f"Static weights chosen on the val subjects: {parts['weighting_loss']['static_weights']} (grid: "
+                  + "; ".join(f"{g['weights']} -> {g['val_macro_f1']:.3f}" for g in grid) + ")"]
     if "data" in parts:
         lines += ["", "Pretraining windows: " + ", ".join(f"{k}: {v}" for k, v in parts["data"]["windows"].items())]
     return lines
