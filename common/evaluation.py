@@ -115,7 +115,9 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     steps = int(np.clip(settings["epochs"] * math.ceil(n / batch_size), settings["min_steps"], settings["max_steps"]))
     warmup = max(1, steps // 20)
     precision, augment = settings.get("precision", "fp32"), settings.get("augment")
-    best_f1, best_state, since_best = -1.0, None, 0
+    # the starting point competes too: LP-FT keeps its fitted probe when fine-tuning does not help on val
+    best_f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision), average="macro")
+    best_state, since_best = copy.deepcopy(model.state_dict()), 0
     order, position = torch.randperm(n, generator=generator), 0
     for step in range(1, steps + 1):
         model.train()

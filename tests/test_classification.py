@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import f1_score
 
 from common.checkpoint import save_encoder
 from common.classification import ClassifierConfig, run_classification
-from data_processing.inputs import LabelledSplits
 from common.encoders import build_encoder
-from common.evaluation import fine_tune, frozen_embeddings, markdown_table, summarise
-from data_processing.inputs import stratified_subset
+from common.evaluation import (EncoderClassifier, fine_tune, frozen_embeddings, markdown_table, predict, summarise,
+                               train_with_early_stopping)
+from data_processing.inputs import LabelledSplits, stratified_subset
 from HAR_centralized import train_classifier
 
 
@@ -86,6 +87,23 @@ def test_fine_tuning_moves_the_encoder_at_its_own_rate():
     fine_tune(encoder, 3, splits.train["x"], splits.train["y"], splits.val["x"], splits.val["y"], settings, 0, 0.0)
     # encoder_lr_ratio 0: the encoder's weights stay (its batch-norm statistics may still move)
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items() if "running" not in k and "num_batches" not in k)
+
+
+def test_training_that_does_not_help_on_val_keeps_the_starting_point():
+    splits = separable_splits()
+    torch.manual_seed(0)
+    model = EncoderClassifier(build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8), 3)
+    good = dict(lr=1e-2, weight_decay=0, batch_size=16, epochs=1, min_steps=100, max_steps=100, eval_every=50, patience=0)
+    model, _ = train_with_early_stopping(model, [{"params": model.parameters(), "lr": 1e-2}], splits.train["x"],
+                                         splits.train["y"], splits.val["x"], splits.val["y"], good, 0)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    start_f1 = f1_score(splits.val["y"], predict(model, splits.val["x"]), average="macro")
+    settings = dict(lr=1e3, weight_decay=0, batch_size=16, epochs=1, min_steps=20, max_steps=20, eval_every=10, patience=0)
+    groups = [{"params": model.parameters(), "lr": 1e3}]  # steps this large only destroy
+    trained, best_f1 = train_with_early_stopping(model, groups, splits.train["x"], splits.train["y"], splits.val["x"],
+                                                 splits.val["y"], settings, 0)
+    assert start_f1 > 0.9 and best_f1 == pytest.approx(start_f1)  # the start was evaluated and stays the best
+    assert all(torch.equal(v, start[k]) for k, v in trained.state_dict().items())
 
 
 def test_label_budgets_add_predefined_sets_to_the_fractions():

@@ -538,7 +538,7 @@ def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkey
     sending bad updates, while two honest clients finish their rounds."""
     rng = np.random.default_rng(0)
     config = tiny_config(tmp_path, rounds=3, num_clients=4, min_clients=2, max_connections=32, max_handshakes=8,
-                         io_timeout_s=2.0)
+                         io_timeout_s=5.0)
     original = run_module.make_server
     idle = []
 
@@ -600,7 +600,7 @@ def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkey
         def slow():
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                    for byte in honest_hello[:30]:
+                    for byte in honest_hello[:40]:  # 8 s for 40 bytes: past the 5 s frame deadline
                         sock.sendall(bytes([byte]))
                         time.sleep(0.2)
             except OSError:
