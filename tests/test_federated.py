@@ -21,7 +21,7 @@ from HAR_federated import protocol
 from HAR_federated import run as run_module
 from HAR_federated.client import FederatedClient
 from HAR_federated.config import FederatedConfig
-from HAR_federated.protocol import ProtocolError, encode_frame, read_frame, send_frame
+from HAR_federated.protocol import ProtocolError, encode_frame, read_frame
 from HAR_federated.run import run_local
 
 KEY = b"k" * 32
