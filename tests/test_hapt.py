@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
 from data_processing import hapt, har
+from HAR_centralized import train_classifier
 
 REFERENCE = Path(__file__).resolve().parent / "reference_uci_har"
 
@@ -81,3 +82,26 @@ def test_window_starts_shift_with_label_lag():
     # a segment [100, 400): windows from 98, step 64, all ending by 398
     assert hapt.window_starts(100, 400) == [98, 162, 226]
     assert hapt.window_starts(0, 100) == []
+
+
+def test_hapt12_adds_the_transitions_to_the_same_activity_windows(rebuilt):
+    """HAPT's 12-class task: the UCI HAR windows of the 6 activities, plus the windows that fit inside a
+    postural transition; 10,929 windows in all (7,767 train / 3,162 test), the instance count of UCI HAPT."""
+    arrays, source = har.load_har_arrays("hapt", task="hapt12")
+    har6 = rebuilt
+    assert source == "hapt" and len(arrays["y"]) == 10929 and int(arrays["is_test"].sum()) == 3162
+    assert np.bincount(arrays["y"]).tolist()[:6] == np.bincount(har6["y"]).tolist()
+    assert (np.bincount(arrays["y"])[6:] >= 30).all()  # every transition has windows
+    activities = arrays["y"] < 6
+    assert np.array_equal(arrays["x"][activities], har6["x"])  # the activity windows are UCI HAR's, in order
+    test = har.load_har("test", "hapt", task="hapt12")
+    assert set(np.unique(test.subject)) == set(hapt.OFFICIAL_TEST_SUBJECTS) and test.y.max() == 11
+
+
+@pytest.mark.parametrize("flags, words", [(["--task", "hapt12", "--data_source", "official"], "--data_source hapt"),
+                                          (["--task", "hapt12", "--dataset", "npz:{file}"], "own recordings bring")])
+def test_hapt12_needs_the_recordings(tmp_path, capsys, flags, words):
+    np.savez(tmp_path / "w.npz", x=np.zeros((4, 9, 128), np.float32))
+    with pytest.raises(SystemExit):
+        train_classifier.main([f.format(file=tmp_path / "w.npz") for f in flags] + ["--output_dir", str(tmp_path)])
+    assert words in capsys.readouterr().err
