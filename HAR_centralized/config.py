@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from common.classification import ClassifierConfig
 from common.config import field
-from common.har_task import HARDataConfig, HARPretrainDataConfig
+from common.har_task import HARClassifierDataConfig, HARPretrainDataConfig
 from common.pretrain_config import PretrainConfig
 
 
@@ -21,5 +21,5 @@ class HARPretrainConfig(HARPretrainDataConfig, PretrainConfig):
 
 
 @dataclass
-class HARClassifierConfig(HARDataConfig, ClassifierConfig):
+class HARClassifierConfig(HARClassifierDataConfig, ClassifierConfig):
     runs_dir: str = field("HAR_centralized/outputs", "where to look for the newest run when --encoder is empty")

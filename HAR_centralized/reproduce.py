@@ -30,7 +30,7 @@ from common.config import config_to_dict, field, parse_config
 from common.encoders import embed
 from common.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table, rebuild_encoder
-from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data
+from common.har_task import HARDataConfig, har_client_datasets, har_labelled_splits, har_model, har_pretrain_data
 from common.io import atomic_write_json, atomic_write_text
 from common.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_label_efficiency, plot_tsne, plot_weighting_study
@@ -109,7 +109,7 @@ class Study:
     @property
     def splits(self):
         if self._splits is None:
-            self._splits = har_labelled_splits(self.config.data_source)
+            self._splits = har_labelled_splits(HARDataConfig(data_source=self.config.data_source))
         return self._splits
 
     # ------------------------------------------------------------------ pretraining

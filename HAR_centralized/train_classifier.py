@@ -19,7 +19,7 @@ from HAR_centralized.config import HARClassifierConfig
 @exit_on_user_error
 def main(argv=None):
     config = parse_config(HARClassifierConfig, argv, description="Label-efficient evaluation on UCI HAR")
-    _, _, out = run_classification(config, har_labelled_splits(config.data_source))
+    _, _, out = run_classification(config, har_labelled_splits(config))
     print((out / "results.md").read_text())
     print(f"results: {out}")
 

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from common.classification import run_classification  # noqa: E402
 from common.config import parse_config  # noqa: E402
-from common.har_task import har_labelled_splits, har_pretrain_data  # noqa: E402
+from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data  # noqa: E402
 from common.paths import REPO_ROOT  # noqa: E402
 from common.training import pretrain  # noqa: E402
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig  # noqa: E402
@@ -36,7 +36,7 @@ def main():
     parser.add_argument("--plot", default=str(REPO_ROOT / "resources" / "quality_vs_time.png"))
     args = parser.parse_args()
     out = REPO_ROOT / "HAR_centralized" / "outputs" / "quality_vs_time"
-    splits = har_labelled_splits("auto")
+    splits = har_labelled_splits(HARDataConfig())
     rows = []
     for setting in args.settings:
         width, epochs = map(int, setting.split(":"))

@@ -1,0 +1,79 @@
+"""Write generated recordings in the two own-data formats, to try `--dataset` without data of your own.
+
+Usage:
+    python data/make_example_recordings.py --format csv --out data/example_csv   # a folder of CSV files
+    python data/make_example_recordings.py --format npz --out data/example.npz   # one npz of windows
+The signals are synthetic: 6 channels (a wrist accelerometer and gyroscope, x y z) at 100 Hz, 8 subjects,
+each recording a sequence of activities (class 0..3: still, walking, running, cycling: different rhythms and
+intensities) separated by unlabelled stretches. Nothing here is UCI HAR data.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+CLASSES = {0: (0.0, 0.02), 1: (1.8, 0.4), 2: (2.8, 1.0), 3: (1.2, 0.25)}  # class: (rhythm Hz, intensity)
+
+
+def activity(label, seconds, rate, rng):
+    """(T, 6) samples of one activity: a rhythm with subject-like jitter on every axis, plus gravity on z."""
+    hz, intensity = CLASSES[label]
+    t = np.arange(int(seconds * rate)) / rate
+    phases = rng.uniform(0, 2 * np.pi, 6)
+    rhythm = np.stack([np.sin(2 * np.pi * hz * (1 + 0.05 * i) * t + p) for i, p in enumerate(phases)], axis=1)
+    signal = intensity * rhythm + 0.02 * rng.normal(size=(len(t), 6))
+    signal[:, 2] += 1.0  # gravity, in g
+    return signal
+
+
+def recording(subject, index, rate, rng):
+    """One session: 4 activities of 20-40 s with 5 s unlabelled transitions between them -> (T, 6), labels."""
+    parts, labels = [], []
+    for label in rng.permutation(len(CLASSES)):
+        seconds = rng.uniform(20, 40)
+        parts.append(activity(int(label), seconds, rate, rng))
+        labels.append(np.full(len(parts[-1]), int(label)))
+        parts.append(activity(0, 5, rate, rng) + 0.3 * rng.normal(size=(5 * rate, 6)))
+        labels.append(np.full(5 * rate, -1))
+    return np.concatenate(parts), np.concatenate(labels)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--format", choices=("csv", "npz"), default="csv")
+    parser.add_argument("--out", required=True, help="folder (csv) or file (npz) to write")
+    parser.add_argument("--subjects", type=int, default=8)
+    parser.add_argument("--rate_hz", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    out = Path(args.out)
+    sessions = [(s, i, *recording(s, i, args.rate_hz, rng)) for s in range(1, args.subjects + 1) for i in range(2)]
+    if args.format == "csv":
+        out.mkdir(parents=True, exist_ok=True)
+        for subject, index, samples, labels in sessions:
+            timestamps = np.arange(len(samples)) / args.rate_hz
+            header = ",".join(("timestamp", *CHANNELS, "label", "subject"))
+            rows = np.column_stack([timestamps, samples, labels, np.full(len(labels), subject)])
+            np.savetxt(out / f"subject{subject:02d}_session{index}.csv", rows, delimiter=",", header=header,
+                       comments="", fmt=["%.3f"] + ["%.5f"] * len(CHANNELS) + ["%d", "%d"])
+        print(f"{len(sessions)} recordings of {args.subjects} subjects at {args.rate_hz} Hz -> {out}/*.csv")
+    else:
+        # the npz format holds equal-length windows (or recordings): 2.56 s windows of the labelled stretches
+        window = int(2.56 * args.rate_hz)
+        xs, ys, subjects = [], [], []
+        for subject, _, samples, labels in sessions:
+            for start in range(0, len(samples) - window + 1, window // 2):
+                span = labels[start : start + window]
+                xs.append(samples[start : start + window].T)
+                ys.append(span[0] if (span == span[0]).all() else -1)
+                subjects.append(subject)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, x=np.stack(xs).astype(np.float32), y=np.array(ys), subject=np.array(subjects))
+        print(f"{len(xs)} windows (6 x {window} at {args.rate_hz} Hz) of {args.subjects} subjects -> {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
