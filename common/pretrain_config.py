@@ -11,6 +11,7 @@ from common.config import field
 from common.encoders import check_encoder_args
 from common.errors import UserError
 from common.io import ensure_folder
+from common.monitor import check_tensorboard
 from common.paths import REPO_ROOT
 from common.run_folder import RunFolder
 from common.runtime import DEVICES, PRECISIONS, select_device
@@ -117,10 +118,17 @@ class SSLConfig:
 class PretrainConfig(SSLConfig):
     epochs: int = field(30, "pretraining epochs")
     warmup_epochs: float = field(1.0, "linear warm-up before the cosine decay")
+    monitor_every: int = field(5, "epochs between kNN and logistic probes of the val subjects' embeddings (and "
+                                  "the last epoch); 0: no monitor")
+    tensorboard: int = field(0, "1: also write metrics.jsonl's numbers for TensorBoard under <run>/tensorboard")
 
     def validate(self):
         super().validate()
         if self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.monitor_every < 0 or self.tensorboard not in (0, 1):
+            raise UserError("--monitor_every must be >= 0 (0: off) and --tensorboard 0 or 1")
+        if self.tensorboard:
+            check_tensorboard()
         if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
             raise UserError(f"--warmup_epochs must be a non-negative number, got {self.warmup_epochs}")

@@ -17,10 +17,15 @@ from common.io import atomic_write_json, atomic_write_text
 from common.paths import REPO_ROOT
 
 
+def _git(*args):
+    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+
+
 def git_commit():
+    """HEAD's hash, with "+modified" when tracked or new files differ from it (the code is not that commit)."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or None
+        commit = _git("rev-parse", "HEAD")
+        return (commit + ("+modified" if _git("status", "--porcelain") else "")) if commit else None
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -21,6 +21,7 @@ from common.distributed import all_reduce_mean, average_gradients, cleanup_distr
 from common.encoders import count_parameters
 from common.errors import UserError
 from common.model import build_model, task_classes
+from common.monitor import ProbeMonitor, TensorBoardLog
 from common.run_folder import RunFolder
 from common.runtime import autocast, resolve_precision, seed_everything, select_device
 from common.weighting import ModelParameters, build_weighting
@@ -155,6 +156,9 @@ def pretrain(config, data, on_epoch_end=None):
         mean_losses = state.get("mean_losses", {})
         if is_main:
             print(f"resumed from {run / run.CHECKPOINT} after epoch {start_epoch}")
+    elif config.resume and (run / run.SUMMARY).exists():
+        raise UserError(f"{run.path} holds a finished run but no {run.CHECKPOINT} to resume from: --overwrite 1 "
+                        f"replaces it, or choose another --experiment_name")
     elif config.resume and is_main:
         print(f"--resume 1 but no checkpoint in {run.path}: starting fresh")
     else:
@@ -170,6 +174,10 @@ def pretrain(config, data, on_epoch_end=None):
               f"encoder parameters: {count_parameters(model.encoder):,}; {len(data.x)} inputs, "
               f"{steps_per_epoch} steps/epoch")
 
+    # the monitor probes the val subjects' embeddings every --monitor_every epochs (rank 0 only)
+    monitor = ProbeMonitor(data.probe) if is_main and config.monitor_every and data.probe is not None else None
+    board = TensorBoardLog(run / "tensorboard") if is_main and config.tensorboard else None
+
     # ------------------------------------------------------------------ loop
     train_start = time.time()
     for epoch in range(start_epoch, config.epochs):
@@ -179,12 +187,19 @@ def pretrain(config, data, on_epoch_end=None):
         means, count, seconds = trainer.train_epoch(batches, epoch, lr_at_step, show_progress=is_main,
                                                     desc=f"epoch {epoch + 1}/{config.epochs}")
         mean_losses = {name: means[f"loss/{name}"] for name in model.tasks}
-        run.log({"epoch": epoch + 1, **{k: round(v, 6) for k, v in means.items()},
-                 "lr": lr_at_step(steps_per_epoch - 1), "seconds": round(seconds, 3),
-                 "inputs_per_s": round(count * config.batch_size * world_size / seconds, 1)})
+        row = {"epoch": epoch + 1, **{k: round(v, 6) for k, v in means.items()},
+               "lr": lr_at_step(steps_per_epoch - 1), "seconds": round(seconds, 3),
+               "inputs_per_s": round(count * config.batch_size * world_size / seconds, 1)}
+        probed = {}
+        if monitor is not None and ((epoch + 1) % config.monitor_every == 0 or epoch + 1 == config.epochs):
+            probed = monitor(model.encoder, device, precision)
+        run.log({**row, **probed})
+        if board is not None:
+            board.log({**row, **probed})
         if is_main:
             print(f"epoch {epoch + 1}/{config.epochs} " + " ".join(f"{n}={v:.4f}" for n, v in mean_losses.items())
-                  + f" ({seconds:.1f} s)")
+                  + f" ({seconds:.1f} s)" + "".join(f" {k.split('/')[1]}={v:.3f}" for k, v in probed.items()
+                                                    if k != "monitor/seconds"))
         # the encoder first, the checkpoint last: a checkpoint marks an epoch done only when all its records are
         run.save_encoder(model.encoder, input_shape)
         run.save_checkpoint({
@@ -204,5 +219,7 @@ def pretrain(config, data, on_epoch_end=None):
         **data.info,
     }
     run.write_summary(summary)
+    if board is not None:
+        board.close()
     cleanup_distributed()
     return summary

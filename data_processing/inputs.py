@@ -46,3 +46,14 @@ class LabelledSplits:
     info: dict
     label_sets: dict = dataclasses.field(default_factory=dict)
     augment: object = None  # (x, generator) -> x: training augmentation of labelled batches, or None
+
+
+@dataclasses.dataclass
+class ProbeSet:
+    """Labelled inputs that a training monitor probes the embeddings with: classifiers fit on (train_x,
+    train_y) and scored on the validation subjects' (val_x, val_y). Never the test subjects."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray

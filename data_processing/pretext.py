@@ -221,6 +221,7 @@ class PretrainData:
     features: np.ndarray  # (N, F) float32
     spec: PretextSpec
     info: dict  # recorded in the run's summary (source, split, ...)
+    probe: object = None  # a ProbeSet for the training monitor (--monitor_every), or None
 
     def batches(self, tasks, batch_size, precompute=True, rank=0, world_size=1, device="cpu", verbose=False):
         """PretextBatches on `device`, reading (building once) the precomputed views when `precompute`,

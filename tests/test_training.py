@@ -1,5 +1,6 @@
 """The shared pretraining loop on tiny synthetic data, and the HAR entrypoint on the real data."""
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -13,8 +14,10 @@ import torch
 
 from common.checkpoint import safe_torch_load
 from common.errors import UserError
+from common.monitor import knn_predict
 from common.run_folder import RunFolder
 from common.training import lr_factor, pretrain
+from data_processing.inputs import ProbeSet
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_centralized import train_encoder
 from HAR_centralized.config import HARPretrainConfig
@@ -140,6 +143,10 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "cli_seed42_heads1111" / "summary.json").read_text())
     assert summary["data_source"] in ("hapt", "official") and summary["windows"] > 5000
+    # stdout is a pipe here: one line per epoch, no carriage-return redraws; the monitor probed the val subjects
+    assert "\r" not in result.stdout + result.stderr and result.stdout.count("epoch 1/1 ") == 1
+    row = json.loads((tmp_path / "cli_seed42_heads1111" / "metrics.jsonl").read_text())
+    assert 0 < row["monitor/knn_f1"] <= 1 and 0 < row["monitor/logistic_f1"] <= 1 and "knn_f1=" in result.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -222,3 +229,59 @@ def test_a_kill_before_the_last_checkpoint_or_the_summary_loses_nothing(tmp_path
     (run / "encoder.pt").unlink()
     rebuilt = pretrain(resumed, tiny_data())
     assert rebuilt["final_losses"] == final["final_losses"] and (run / "encoder.pt").exists()
+
+
+# --------------------------------------------------------------------------- the training monitor
+def probed_data(n=48, seed=0):
+    data = tiny_data(n, seed)
+    labels = np.arange(n) % 3
+    data.probe = ProbeSet(data.x, labels, data.x[:24], labels[:24])
+    return data
+
+
+def test_the_monitor_logs_probe_scores_and_leaves_the_weights_alone(tmp_path):
+    watched = tiny_config(tmp_path, experiment_name="watched", monitor_every=2)
+    pretrain(watched, probed_data())
+    rows = [json.loads(line) for line in (watched.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    assert ["monitor/knn_f1" in r for r in rows] == [False, True, True]  # every 2nd epoch and the last
+    assert all(0 <= r["monitor/logistic_f1"] <= 1 and r["monitor/seconds"] > 0 for r in rows[1:])
+    unwatched = tiny_config(tmp_path, experiment_name="unwatched", monitor_every=0)
+    pretrain(unwatched, probed_data())
+    assert all(torch.equal(a, b) for a, b in zip(final_weights(watched).values(), final_weights(unwatched).values()))
+    assert "monitor/knn_f1" not in (unwatched.run_dir() / "metrics.jsonl").read_text()
+
+
+def test_knn_votes_for_the_nearest_cluster():
+    train = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    assert knn_predict(train, np.array([0, 0, 1, 1]), np.array([[1, 0.2], [0.2, 1]]), k=2).tolist() == [0, 1]
+
+
+def test_tensorboard_gets_the_metrics_rows(tmp_path):
+    config = tiny_config(tmp_path, tensorboard=1, monitor_every=1)
+    pretrain(config, probed_data())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(config.run_dir() / "tensorboard"))
+    events.Reload()
+    assert {"loss/contrastive", "monitor/knn_f1", "lr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("monitor/knn_f1")] == [1, 2, 3]
+
+
+def test_tensorboard_missing_is_one_line(tmp_path, monkeypatch, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with pytest.raises(SystemExit) as exit_info:
+        train_encoder.main(["--tensorboard", "1", "--output_dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "pip install tensorboard" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_of_a_finished_run_without_its_checkpoint_is_refused(tmp_path):
+    config = tiny_config(tmp_path)
+    pretrain(config, tiny_data())
+    for checkpoint in config.run_dir().glob("checkpoint.pt*"):  # the latest and the previous one
+        checkpoint.unlink()
+    before = files_of(config.run_dir())
+    with pytest.raises(UserError, match="holds a finished run but no checkpoint.pt"):
+        pretrain(dataclasses.replace(config, resume=1), tiny_data())
+    assert files_of(config.run_dir()) == before
