@@ -23,6 +23,7 @@ from common.io import ensure_folder
 from common.evaluation import (fine_tune, fit_logistic, frozen_embeddings, linear_head_from_probe, logistic_predictor,
                                logistic_regression, markdown_table, rebuild_encoder, scores, summarise)
 from common.paths import REPO_ROOT
+from common.pretrained import PRETRAINED_DIR, available, is_shipped, load_pretrained_state
 from common.run_folder import RunFolder
 from common.runtime import DEVICES, PRECISIONS, resolve_precision, select_device
 from data_processing.inputs import stratified_subset
@@ -106,9 +107,12 @@ def resolve_encoder_path(config):
     """--encoder as given, or the newest run folder holding an encoder.pt."""
     if config.encoder:
         path = Path(config.encoder)
+        if not path.exists() and is_shipped(config.encoder):  # a shipped encoder's name: resources/pretrained/
+            return PRETRAINED_DIR / f"{config.encoder}.safetensors"
         path = path / "encoder.pt" if path.is_dir() else path
         if not path.is_file():
-            raise UserError(f"encoder {config.encoder!r} does not exist: pass a run folder or its encoder.pt")
+            raise UserError(f"encoder {config.encoder!r} does not exist: pass a run folder, its encoder.pt, or a shipped "
+                        f"encoder's name ({', '.join(available()) or 'none shipped'})")
         return path
     runs = Path(config.runs_dir)
     runs = runs if runs.is_absolute() else REPO_ROOT / runs
@@ -120,14 +124,21 @@ def resolve_encoder_path(config):
 
 
 def load_pretrained_encoder(path, input_shape=None):
-    """(model_args, state_dict) of a saved encoder; with input_shape, refuse one pretrained on other inputs."""
-    saved = safe_torch_load(path)
+    """(model_args, state_dict) of a saved encoder (a run's encoder.pt or a shipped .safetensors); with
+    input_shape, refuse one pretrained on other inputs."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        model_args, state_dict, description = load_pretrained_state(path.stem, path.parent)
+        saved = {"model_args": model_args, "state_dict": state_dict, "input_shape": description["input_shape"]}
+    else:
+        saved = safe_torch_load(path)
     if not isinstance(saved, dict) or "model_args" not in saved or "state_dict" not in saved:
         raise UserError(f"{path} is not an encoder saved by this project (no model_args/state_dict)")
     trained_on = saved.get("input_shape")
     if input_shape is not None and trained_on is not None and list(trained_on) != list(input_shape):
-        raise UserError(f"{path} was pretrained on inputs of shape {tuple(trained_on)}, these data have "
-                        f"{tuple(input_shape)}: use the same dataset and --image_size as for pretraining")
+        raise UserError(f"{path} was pretrained on inputs of shape {tuple(trained_on)} (channels, samples), these "
+                        f"data have {tuple(input_shape)}: use the encoder's channels and window (--window, "
+                        f"--image_size) or pretrain one on these data")
     model_args, state_dict = saved["model_args"], saved["state_dict"]
     try:
         if not isinstance(model_args, dict) or not isinstance(model_args.get("name"), str):
@@ -146,6 +157,16 @@ def load_pretrained_encoder(path, input_shape=None):
     return model_args, state_dict
 
 
+def default_results_dir(config, encoder_path):
+    """<run folder>/classifier; a shipped encoder's results go to <runs_dir>/<name>/classifier."""
+    if encoder_path is None:
+        return None
+    if encoder_path.suffix == ".safetensors":
+        runs = Path(config.runs_dir)
+        return (runs if runs.is_absolute() else REPO_ROOT / runs) / encoder_path.stem / "classifier"
+    return encoder_path.parent / "classifier"
+
+
 def _flat(x):
     return x.reshape(len(x), -1)
 
@@ -158,7 +179,7 @@ def run_classification(config, splits):
     encoder_path = resolve_encoder_path(config) if needs_encoder else None
     input_shape = splits.train["x"].shape[1:]
     model_args, state_dict = load_pretrained_encoder(encoder_path, input_shape) if encoder_path else (None, None)
-    out = Path(config.output_dir) if config.output_dir else (encoder_path.parent / "classifier" if encoder_path else None)
+    out = Path(config.output_dir) if config.output_dir else default_results_dir(config, encoder_path)
     if out is None:
         raise UserError("--output_dir is needed when no encoder is evaluated")
     results = RunFolder(out if out.is_absolute() else REPO_ROOT / out)
