@@ -68,8 +68,24 @@ def default_recipe_run(config):
     return run
 
 
+def study_scores(label):
+    """The study's rows of the default recipe (resources/study_summary.json), as card text, or ""."""
+    path = REPO_ROOT / "resources" / "study_summary.json"
+    if not path.is_file():
+        return ""
+    rows = [r for r in json.loads(path.read_text())["rows"] if r["method"] == label]
+    if not rows:
+        return ""
+    lines = [f"- {r['mode']} at {100 * r['fraction']:g}% labels: {r['macro_f1_mean']:.3f} ± {r['macro_f1_std']:.3f}"
+             for r in sorted(rows, key=lambda r: (r["mode"], r["fraction"]))]
+    n = rows[0]["n_pretrain_seeds"]
+    return (f"\nThe same recipe over {n} pretraining seeds (resources/results.md; mean ± std over seeds, 3 label "
+            f"subsets inside each):\n\n" + "\n".join(lines) + "\n")
+
+
 def model_card(name, description, table):
     data, recipe = description["pretraining_data"], description["recipe"]
+    study = study_scores(f"MTL {recipe['weighting']}")
     return f"""# {name}: multi-task self-supervised HAR encoder
 
 One line: `from common.pretrained import load_pretrained; encoder = load_pretrained("{name}")`, or
@@ -90,16 +106,15 @@ own encoder (`--dataset npz:PATH` or `csv:DIR`, README).
 ## Recipe
 Multi-task SSL: tasks {', '.join(description['tasks'])} with {recipe['weighting']} task weighting; encoder
 {description['model_args']['name']} (width {description['model_args']['width']}, depth {description['model_args']['depth']}, {description['encoder_parameters']:,} parameters); {recipe['epochs']} epochs, batch {recipe['batch_size']}, lr {recipe['lr']},
-pretraining seed {recipe['seed']}; {description['train_seconds']:.0f} s of pretraining on {description['device']}. Full config: {name}.json.
-Rebuild it: `python HAR_centralized/ship_encoder.py` (commit {description['commit'][:12]}).
+pretraining seed {recipe['seed']}; {description['train_seconds']:.0f} s of pretraining on {description['device']}, code at commit
+{description['commit'][:12]}. Full config: {name}.json. `python HAR_centralized/ship_encoder.py` pretrains this recipe
+again and ships it; `--encoder RUN_FOLDER` ships a finished run of it (this one: the study's seed-42 run).
 
 ## Scores
 Linear probe (logistic regression on the frozen embeddings, C=1) trained on a stratified share of the train
 subjects' labels, macro-F1 on the 9 official test subjects, mean ± std over {description['label_seeds']} label subsets:
 
-{table}
-The multi-seed study (resources/results.md) reports the same recipe over pretraining seeds 42, 43, 44.
-
+{table}{study}
 ## Files
 - `{name}.safetensors`: the weights (safetensors: loading runs no code), sha256 {description['sha256'][:16]}...
 - `{name}.json`: model_args, input shape, the recipe, the pretraining data, the scores
@@ -112,7 +127,8 @@ def main(argv=None):
     config = parse_config(ShipConfig, argv, description="Ship the default recipe's HAR encoder")
     run = default_recipe_run(config)
     summary = json.loads((run / RunFolder.SUMMARY).read_text())
-    recipe = json.loads((run / "config.json").read_text())
+    # fields newer than the run take their defaults: they reproduce what the run did (default_recipe_run checks)
+    recipe = {**json.loads(json.dumps(config_to_dict(HARPretrainConfig()))), **json.loads((run / "config.json").read_text())}
     classifier = parse_config(HARClassifierConfig, [
         "--encoder", str(run), "--methods", "encoder", "--modes", "linear", "--seeds", str(config.seeds),
         "--label_fractions", *map(str, config.label_fractions), "--output_dir", str(run / "classifier_ship")])
@@ -124,7 +140,8 @@ def main(argv=None):
         "train_seconds": summary["train_seconds"], "device": summary["device"], "commit": summary["git_commit"],
         "pretraining_data": {k: summary[k] for k in ("data_source", "split", "windows", "subjects")},
         "label_seeds": config.seeds,
-        "scores": [{k: s[k] for k in ("mode", "fraction", "macro_f1_mean", "macro_f1_std", "accuracy_mean")} for s in scores],
+        "scores": [{**{k: s[k] for k in ("mode", "macro_f1_mean", "macro_f1_std", "accuracy_mean")},
+                    "fraction": round(s["fraction"], 6)} for s in scores],
     }
     out = Path(config.output_dir)
     weights = export_encoder(model_args, state_dict, safe_torch_load(run / "encoder.pt")["input_shape"], config.name,
