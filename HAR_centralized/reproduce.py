@@ -8,6 +8,7 @@ Usage:
     python HAR_centralized/reproduce.py --part baselines
     python HAR_centralized/reproduce.py --part data
     python HAR_centralized/reproduce.py --part federated
+    python HAR_centralized/reproduce.py --part hapt12        # HAPT's 12 classes: default encoder vs baselines
     python HAR_centralized/reproduce.py --part summary       # merge the parts: figures, results.md,
                                                              #   resources/study_summary.json
     python HAR_centralized/reproduce.py                      # every part, then the summary (hours on 2 cores)
@@ -30,7 +31,7 @@ from common.config import config_to_dict, field, parse_config
 from common.encoders import embed
 from common.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table, rebuild_encoder
-from common.har_task import HARDataConfig, har_client_datasets, har_labelled_splits, har_model, har_pretrain_data
+from common.har_task import HARClassifierDataConfig, HARDataConfig, har_client_datasets, har_labelled_splits, har_model, har_pretrain_data
 from common.io import atomic_write_json, atomic_write_text
 from common.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_label_efficiency, plot_tsne, plot_weighting_study
@@ -44,13 +45,14 @@ from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
 from HAR_federated.config import FederatedConfig
 from HAR_federated.run import run_local
 
-PARTS = ("weighting_loss", "weighting_gradient", "tasks", "baselines", "data", "federated")
+PARTS = ("weighting_loss", "weighting_gradient", "tasks", "baselines", "data", "federated", "hapt12")
 # the weighting study in two parts of under an hour each on 2 cores: methods that weight the losses, and
 # methods that look at the tasks' gradients (a backward pass per task: slower)
 WEIGHTING_PARTS = {"weighting_loss": ("equal", "static", "uncertainty", "dwa", "famo"),
                    "weighting_gradient": ("gradnorm", "cagrad", "upgrad")}
 DEFAULT_WEIGHTING = HARPretrainConfig().weighting
 DEFAULT = f"MTL {DEFAULT_WEIGHTING}"
+HAPT12 = "HAPT-12: "  # the methods of the 12-class benchmark are named with this prefix
 # static weights (augmentation, reconstruction, contrastive, features) tried on the val subjects: the losses
 # differ in scale by ~100x (masked MSE ~0.05, features ~0.02, cross-entropies ~1-2), so the grid up-weights
 # the small ones
@@ -150,15 +152,16 @@ class Study:
                              lambda config: run_local(config, har_client_datasets(config)))
 
     # ------------------------------------------------------------------ evaluation
-    def classify(self, encoder_dir, out, methods, modes, splits=None, extra=()):
-        """run_classification, reused when its config, encoder and sources are unchanged: summary rows."""
+    def classify(self, encoder_dir, out, methods, modes, splits=None, extra=(), scored_on="test"):
+        """run_classification (on `splits`, default UCI HAR's), reused when its config, encoder and sources
+        are unchanged: summary rows. scored_on names what splits.test holds."""
         config = parse_config(HARClassifierConfig, [
             "--encoder", str(encoder_dir), "--output_dir", str(out), "--seeds", str(self.config.seeds),
             "--data_source", self.config.data_source, "--label_fractions", *map(str, self.config.label_fractions),
             "--methods", *methods, "--modes", *modes, *extra])
         wanted = {"source_digest": self.digests["classify"], "config": json.loads(json.dumps(config_to_dict(config))),
                   "encoder_mtime": Path(encoder_dir, "encoder.pt").stat().st_mtime_ns,
-                  "scored_on": "val" if splits is not None else "test"}
+                  "scored_on": scored_on}
         provenance = Path(out) / "provenance.json"
         if provenance.exists() and json.loads(provenance.read_text()) == wanted and (Path(out) / "results.csv").exists():
             return json.loads((Path(out) / "summary.json").read_text())["summary"]
@@ -209,7 +212,7 @@ class Study:
             run = self.pretrain(label, ["--weighting", "static", "--task_weights", *map(str, weights)],
                                 self.config.pretrain_seeds[0])
             summary = self.classify(run, run / "classifier_val", ("encoder",), ("linear",), on_val,
-                                    ["--label_fractions", "0.1"])
+                                    ["--label_fractions", "0.1"], scored_on="val")
             self._grid.append({"weights": list(weights), "val_macro_f1": summary[0]["macro_f1_mean"]})
         best = max(self._grid, key=lambda g: g["val_macro_f1"])
         print(f"static weights chosen on the val subjects: {best['weights']} (val macro-F1 {best['val_macro_f1']:.3f})")
@@ -251,6 +254,20 @@ class Study:
             rows += self.rows("federated", seed, self.classify(run, run / "classifier", ("encoder",), ("linear",)))
             seconds.append(json.loads((run / "summary.json").read_text())["train_seconds"])
         return rows, {"train_seconds": seconds}
+
+    def part_hapt12(self):
+        """HAPT's 12 classes (6 activities + 6 postural transitions) from the same recordings: the default
+        encoder (linear, LP-FT) against supervised from scratch (paired init seeds) and expert features."""
+        splits = har_labelled_splits(HARClassifierDataConfig(data_source=self.config.data_source, task="hapt12"))
+        rows = []
+        for seed in self.config.pretrain_seeds:
+            run = self.pretrain(DEFAULT, [], seed)
+            methods = ("encoder", "supervised") + (("expert_features",) if seed == self.config.pretrain_seeds[0] else ())
+            summary = self.classify(run, run / "classifier_hapt12", methods, ("linear", "finetune"), splits,
+                                    ["--init_seed", str(seed), "--task", "hapt12"], scored_on="hapt12 test")
+            rows += self.rows(None, seed, summary, {"encoder": f"{HAPT12}{DEFAULT}", "supervised": f"{HAPT12}supervised",
+                                                    "expert_features": f"{HAPT12}expert_features"})
+        return rows, {"classes": 12, "windows": {name: len(getattr(splits, name)["y"]) for name in ("train", "val", "test")}}
 
     def run_part(self, part):
         start = time.time()
@@ -373,7 +390,26 @@ def paired_claims(rows, fractions):
                 add(f"MTL {weighting} - MTL equal", (f"MTL {weighting}", "linear"), ("MTL equal", "linear"), fraction)
         add("all recordings - labelled windows", (f"{DEFAULT} + all recordings", "linear"), (DEFAULT, "linear"), fraction)
         add("federated - centralized", ("federated", "linear"), (DEFAULT, "linear"), fraction)
+        add(f"{HAPT12}{DEFAULT} (linear) - supervised", (f"{HAPT12}{DEFAULT}", "linear"),
+            (f"{HAPT12}supervised", "finetune"), fraction)
+        add(f"{HAPT12}{DEFAULT} (finetune) - supervised", (f"{HAPT12}{DEFAULT}", "finetune"),
+            (f"{HAPT12}supervised", "finetune"), fraction)
+        add(f"{HAPT12}{DEFAULT} (linear) - expert features", (f"{HAPT12}{DEFAULT}", "linear"),
+            (f"{HAPT12}expert_features", "linear"), fraction)
     return claims
+
+
+def score_table(table):
+    """Markdown rows (method, mode) x label fractions: mean ± std over pretraining seeds (n)."""
+    fractions = sorted({r["fraction"] for r in table})
+    lines = ["| method | mode | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |",
+             "|---|---|" + "---|" * len(fractions)]
+    cells = {(r["method"], r["mode"], r["fraction"]): r for r in table}
+    for method, mode in dict.fromkeys((r["method"], r["mode"]) for r in table):
+        values = [cells.get((method, mode, f)) for f in fractions]
+        lines.append(f"| {method} | {mode} | " + " | ".join(
+            f"{v['macro_f1_mean']:.3f} ± {v['macro_f1_std']:.3f} ({v['n_pretrain_seeds']})" if v else "" for v in values) + " |")
+    return lines
 
 
 def results_markdown(table, claims, parts, config):
@@ -382,14 +418,12 @@ def results_markdown(table, claims, parts, config):
              f"fraction inside each; macro-F1 on the test subjects, mean ± std over pretraining seeds (n). "
              f"Parts: " + ", ".join(f"{p} ({v['wall_seconds'] / 60:.0f} min, commit {str(v['commit'])[:8]})"
                                     for p, v in parts.items()) + ".", ""]
-    fractions = sorted({r["fraction"] for r in table})
-    lines += ["| method | mode | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |",
-              "|---|---|" + "---|" * len(fractions)]
-    cells = {(r["method"], r["mode"], r["fraction"]): r for r in table}
-    for method, mode in dict.fromkeys((r["method"], r["mode"]) for r in table):
-        values = [cells.get((method, mode, f)) for f in fractions]
-        lines.append(f"| {method} | {mode} | " + " | ".join(
-            f"{v['macro_f1_mean']:.3f} ± {v['macro_f1_std']:.3f} ({v['n_pretrain_seeds']})" if v else "" for v in values) + " |")
+    lines += score_table([r for r in table if not r["method"].startswith(HAPT12)])
+    hapt12 = [r for r in table if r["method"].startswith(HAPT12)]
+    if hapt12:
+        lines += ["", "HAPT's 12 classes (6 activities + 6 postural transitions, the same subjects and recordings; "
+                      "macro-F1 over the 12 classes):", ""]
+        lines += score_table([dict(r, method=r["method"][len(HAPT12):]) for r in hapt12])
     lines += ["", "Claims, paired over pretraining seeds (difference in macro-F1, 95% t-interval; holds = the "
               "interval is above 0):", "", "| claim | labels | difference | 95% interval | n | holds |",
               "|---|---|---|---|---|---|"]
@@ -398,6 +432,7 @@ def results_markdown(table, claims, parts, config):
                      f"{c['ci95'][1]:+.3f}] | {c['n']} | {'yes' if c['holds'] else 'no'} |")
     lines += ["", "Targets (linear probe and LP-FT of the default recipe, mean over pretraining seeds):", "",
               "| target | reached |", "|---|---|"]
+    cells = {(r["method"], r["mode"], r["fraction"]): r for r in table}
     for (mode, fraction), target in TARGETS.items():
         reached = cells.get((DEFAULT, mode, fraction))
         lines.append(f"| {mode} {100 * fraction:g}% >= {target:.2f} | "

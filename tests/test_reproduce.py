@@ -53,3 +53,16 @@ def test_a_part_runs_resumes_and_the_summary_follows_the_contract(tmp_path, har_
     reproduce.main(flags)  # a second invocation reuses every finished run and evaluation
     out = capsys.readouterr().out
     assert "pretraining ->" not in out and out.count("reusing") >= 8
+
+
+def test_hapt12_rows_get_their_own_table_and_claims():
+    d = reproduce.DEFAULT
+    rows = (rows_of(d, "linear", [0.92, 0.93, 0.94]) + rows_of(f"HAPT-12: {d}", "linear", [0.80, 0.81, 0.82])
+            + rows_of("HAPT-12: supervised", "finetune", [0.70, 0.72, 0.71]))
+    claims = reproduce.paired_claims(rows, [0.1])
+    claim = next(c for c in claims if c["claim"] == f"HAPT-12: {d} (linear) - supervised")
+    assert claim["mean"] == pytest.approx(0.10) and claim["holds"]
+    lines = reproduce.results_markdown(reproduce.aggregate(rows), claims, {}, reproduce.ReproduceConfig())
+    text = "\n".join(lines)
+    assert "HAPT's 12 classes" in text and f"| {d} | linear | 0.810 ± 0.010 (3) |" in text
+    assert text.index(f"| {d} | linear | 0.930") < text.index("HAPT's 12 classes")  # UCI HAR's table first
