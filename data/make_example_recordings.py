@@ -14,16 +14,17 @@ from pathlib import Path
 import numpy as np
 
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
-CLASSES = {0: (0.0, 0.02), 1: (1.8, 0.4), 2: (2.8, 1.0), 3: (1.2, 0.25)}  # class: (rhythm Hz, intensity)
+CLASSES = {0: (0.0, 0.05), 1: (1.8, 0.4), 2: (2.4, 0.6), 3: (1.4, 0.35)}  # class: (rhythm Hz, intensity)
 
 
-def activity(label, seconds, rate, rng):
-    """(T, 6) samples of one activity: a rhythm with subject-like jitter on every axis, plus gravity on z."""
+def activity(label, seconds, rate, rng, tempo=1.0, gain=1.0):
+    """(T, 6) samples of one activity: a rhythm on every axis, the subject's tempo and gain, noise, and
+    gravity on z."""
     hz, intensity = CLASSES[label]
     t = np.arange(int(seconds * rate)) / rate
     phases = rng.uniform(0, 2 * np.pi, 6)
-    rhythm = np.stack([np.sin(2 * np.pi * hz * (1 + 0.05 * i) * t + p) for i, p in enumerate(phases)], axis=1)
-    signal = intensity * rhythm + 0.02 * rng.normal(size=(len(t), 6))
+    rhythm = np.stack([np.sin(2 * np.pi * hz * tempo * (1 + 0.05 * i) * t + p) for i, p in enumerate(phases)], axis=1)
+    signal = gain * intensity * rhythm + 0.15 * rng.normal(size=(len(t), 6))
     signal[:, 2] += 1.0  # gravity, in g
     return signal
 
@@ -31,9 +32,11 @@ def activity(label, seconds, rate, rng):
 def recording(subject, index, rate, rng):
     """One session: 4 activities of 20-40 s with 5 s unlabelled transitions between them -> (T, 6), labels."""
     parts, labels = [], []
+    person = np.random.default_rng(subject)  # each subject moves at their own tempo and strength
+    tempo, gain = person.uniform(0.85, 1.15), person.uniform(0.7, 1.3)
     for label in rng.permutation(len(CLASSES)):
         seconds = rng.uniform(20, 40)
-        parts.append(activity(int(label), seconds, rate, rng))
+        parts.append(activity(int(label), seconds, rate, rng, tempo, gain))
         labels.append(np.full(len(parts[-1]), int(label)))
         parts.append(activity(0, 5, rate, rng) + 0.3 * rng.normal(size=(5 * rate, 6)))
         labels.append(np.full(5 * rate, -1))

