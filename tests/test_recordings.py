@@ -141,6 +141,11 @@ def test_own_recordings_go_through_pretraining_and_classification(tmp_path, exam
 
 
 # --------------------------------------------------------------------------- bad input
+def rows(template, n=300):
+    """n CSV rows from a template of the row index i, its time t at 50 Hz and a time running backwards."""
+    return "".join(template.format(i=i, t=i / 50, back=(n - i) / 50) for i in range(n))
+
+
 def bad_files(tmp_path):
     x = sine_windows(n=8, channels=3, length=128, rate=50)
     ragged = np.empty(2, dtype=object)
@@ -160,27 +165,18 @@ def bad_files(tmp_path):
         "two_dims": write_npz(tmp_path / "two_dims.npz", x=x[:, 0]),
         "one_subject": write_npz(tmp_path / "one_subject.npz", x=x, y=np.zeros(8, int), subject=np.zeros(8, int)),
     }
-    csv = tmp_path / "csv_missing"
-    csv.mkdir()
-    (csv / "a.csv").write_text("timestamp,ax,ay\n0.00,1,2\n0.02,,2\n0.04,1,2\n")
-    files["csv_missing_value"] = f"csv:{csv}"
-    csv = tmp_path / "csv_text_label"
-    csv.mkdir()
-    (csv / "a.csv").write_text("ax,label\n" + "".join(f"{i},walk\n" for i in range(300)))
-    files["csv_text_label"] = f"csv:{csv}"
-    csv = tmp_path / "csv_no_rate"
-    csv.mkdir()
-    (csv / "a.csv").write_text("ax,label\n" + "".join(f"{i},1\n" for i in range(300)))
-    files["csv_no_rate"] = f"csv:{csv}"
-    csv = tmp_path / "csv_columns"
-    csv.mkdir()
-    (csv / "a.csv").write_text("timestamp,ax\n" + "".join(f"{i / 50},{i}\n" for i in range(300)))
-    (csv / "b.csv").write_text("timestamp,ay\n" + "".join(f"{i / 50},{i}\n" for i in range(300)))
-    files["csv_columns"] = f"csv:{csv}"
-    csv = tmp_path / "csv_backwards_time"
-    csv.mkdir()
-    (csv / "a.csv").write_text("timestamp,ax\n" + "".join(f"{(300 - i) / 50},{i}\n" for i in range(300)))
-    files["csv_backwards_time"] = f"csv:{csv}"
+    folders = {
+        "csv_missing_value": {"a.csv": "timestamp,ax,ay\n0.00,1,2\n0.02,,2\n0.04,1,2\n"},
+        "csv_text_label": {"a.csv": "ax,label\n" + rows("{i},walk\n")},
+        "csv_no_rate": {"a.csv": "ax,label\n" + rows("{i},1\n")},
+        "csv_columns": {"a.csv": "timestamp,ax\n" + rows("{t},{i}\n"), "b.csv": "timestamp,ay\n" + rows("{t},{i}\n")},
+        "csv_backwards_time": {"a.csv": "timestamp,ax\n" + rows("{back},{i}\n")},
+    }
+    for case, texts in folders.items():
+        (tmp_path / case).mkdir()
+        for name, text in texts.items():
+            (tmp_path / case / name).write_text(text)
+        files[case] = f"csv:{tmp_path / case}"
     return files
 
 
