@@ -10,13 +10,15 @@ from common.checkpoint import save_encoder
 from common.config import parse_config
 from common.encoders import build_encoder
 from common.errors import UserError
-from common.har_task import har_labelled_splits, har_model, har_pretrain_data
+from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data, own_data
 from data import make_example_recordings
 from data_processing.generic_features import FEATURES_PER_CHANNEL, generic_features
 from data_processing.recordings import (Recording, WindowSettings, cut_windows, load_recordings, resample,
                                         split_subjects)
 from HAR_centralized import train_classifier, train_encoder
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
+from HAR_federated.config import FederatedConfig
+from HAR_federated.run import run_local
 
 
 def sine_windows(n=12, channels=4, length=256, rate=100, hz=5.0, seed=0):
@@ -230,3 +232,19 @@ def test_the_example_generator_writes_both_formats(example_csv, example_npz):
     with np.load(example_npz) as f:
         assert f["x"].shape[1:] == (6, 256) and set(np.unique(f["y"])) <= {-1, 0, 1, 2, 3}
     assert torch.equal(torch.as_tensor(np.unique(np.load(example_npz)["subject"])), torch.arange(1, 6))
+
+
+def test_own_recordings_pretrain_federated_across_their_subjects(tmp_path, monkeypatch):
+    monkeypatch.setattr("data_processing.pretext.CACHE_DIR", tmp_path / "cache")
+    x = sine_windows(n=36, channels=6, length=128, rate=50)
+    dataset = write_npz(tmp_path / "six.npz", x=x, y=np.arange(36) % 3, subject=np.arange(36) % 6)
+    config = FederatedConfig(dataset=dataset, output_dir=str(tmp_path / "runs"), rounds=1, local_epochs=1,
+                             num_clients=2, min_clients=2, batch_size=8, encoder_width=4, embedding_dim=8,
+                             n_variants=1, device="cpu", experiment_name="fed_own")
+    config.validate()
+    clients = har_client_datasets(config)
+    train_subjects = set(own_data(config).subjects["train"])
+    assert set(clients) == {0, 1} and set(clients[0].info["subjects"]) | set(clients[1].info["subjects"]) == train_subjects
+    run_local(config, clients, b"k" * 32, log=lambda *_: None)
+    saved = torch.load(config.run_dir() / "encoder.pt", weights_only=True)
+    assert saved["input_shape"] == [6, 128] and saved["model_args"]["in_channels"] == 6
