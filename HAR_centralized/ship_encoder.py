@@ -45,6 +45,11 @@ class ShipConfig:
             raise UserError(f"--name takes letters, digits and _, got {self.name!r}")
 
 
+def default_recipe():
+    """train_encoder.py's defaults as config.json holds them (tuples as lists)."""
+    return json.loads(json.dumps(config_to_dict(HARPretrainConfig())))
+
+
 def default_recipe_run(config):
     """The run folder: --encoder after checking it is the default recipe, else pretrained (or reused) here."""
     if config.encoder:
@@ -52,8 +57,7 @@ def default_recipe_run(config):
         if not (run / "config.json").is_file() or not (run / "encoder.pt").is_file():
             raise UserError(f"--encoder {run} is not a finished run folder (config.json, encoder.pt)")
         recipe = json.loads((run / "config.json").read_text())
-        defaults = config_to_dict(HARPretrainConfig())
-        defaults = json.loads(json.dumps(defaults))  # tuples as lists, as in config.json
+        defaults = default_recipe()
         # a field the run's config lacks is newer than the run: its default reproduces what the run did
         differs = {k: recipe[k] for k in recipe if k in defaults and k not in RUN_ONLY_FIELDS + ("seed",)
                    and recipe[k] != defaults[k]}
@@ -128,7 +132,7 @@ def main(argv=None):
     run = default_recipe_run(config)
     summary = json.loads((run / RunFolder.SUMMARY).read_text())
     # fields newer than the run take their defaults: they reproduce what the run did (default_recipe_run checks)
-    recipe = {**json.loads(json.dumps(config_to_dict(HARPretrainConfig()))), **json.loads((run / "config.json").read_text())}
+    recipe = {**default_recipe(), **json.loads((run / "config.json").read_text())}
     classifier = parse_config(HARClassifierConfig, [
         "--encoder", str(run), "--methods", "encoder", "--modes", "linear", "--seeds", str(config.seeds),
         "--label_fractions", *map(str, config.label_fractions), "--output_dir", str(run / "classifier_ship")])

@@ -178,8 +178,10 @@ def har_pretrain_data(config, subjects=None, seed=None):
         mask = np.isin(train.subject, subjects)
         x, features, split = np.ascontiguousarray(train.x[mask]), train.features[mask], "train"
     info = {"data_source": train.source, "split": split, "windows": len(x), "subjects": [int(s) for s in subjects]}
-    val = load_har("val", config.data_source)
-    probe = ProbeSet(train.x, train.y, val.x, val.y) if centralized else None
+    probe = None
+    if centralized:  # federated clients carry no monitor data
+        val = load_har("val", config.data_source)
+        probe = ProbeSet(train.x, train.y, val.x, val.y)
     return PretrainData(x, features, har_spec(config, seed), info, probe)
 
 
