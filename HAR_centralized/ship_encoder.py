@@ -26,8 +26,8 @@ from common.training import pretrain
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
 
 # what a run of "the default recipe" may differ in: where it is written, its name, how it was resumed
-RUN_ONLY_FIELDS = ("experiment_name", "output_dir", "resume", "overwrite", "device", "precision", "monitor_every",
-                   "tensorboard")
+RUN_ONLY_FIELDS = ("experiment_name", "output_dir", "cache_dir", "resume", "overwrite", "device", "precision",
+                   "monitor_every", "tensorboard")
 
 
 @dataclasses.dataclass
@@ -144,6 +144,8 @@ def main(argv=None):
         "train_seconds": summary["train_seconds"], "device": summary["device"], "commit": summary["git_commit"],
         "pretraining_data": {k: summary[k] for k in ("data_source", "split", "windows", "subjects")},
         "label_seeds": config.seeds,
+        # the split and input standardisation the encoder was pretrained with (load_pretrained applies the latter)
+        **({"data": record} if (record := safe_torch_load(run / "encoder.pt").get("data")) else {}),
         "scores": [{**{k: s[k] for k in ("mode", "macro_f1_mean", "macro_f1_std", "accuracy_mean")},
                     "fraction": round(s["fraction"], 6)} for s in scores],
     }

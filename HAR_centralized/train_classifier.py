@@ -5,11 +5,12 @@ Usage:
     python HAR_centralized/train_classifier.py --modes linear --label_fractions 0.01 0.1 1.0 --seeds 3
     python HAR_centralized/train_classifier.py --methods expert_features raw --output_dir outputs/baselines
 Trains on a stratified share of the train subjects' labels, selects on the val subjects, scores on the test
-subjects. Defaults: HAR_centralized/config.py. Output: <run>/classifier/{results.csv,summary.json,results.md}.
+subjects (own recordings: the encoder's pretraining split unless split flags are given; test subjects the
+encoder pretrained on are refused unless --transductive 1). Defaults: HAR_centralized/config.py. Output: <run>/classifier/{results.csv,summary.json,results.md}.
 """
 import sys
 
-from common.classification import run_classification
+from common.classification import needs_encoder, resolve_encoder_path, run_classification, saved_data_record
 from common.config import parse_config
 from common.errors import exit_on_user_error
 from common.har_task import har_labelled_splits
@@ -19,7 +20,10 @@ from HAR_centralized.config import HARClassifierConfig
 @exit_on_user_error
 def main(argv=None):
     config = parse_config(HARClassifierConfig, argv, description="Label-efficient evaluation on UCI HAR")
-    _, _, out = run_classification(config, har_labelled_splits(config))
+    # the encoder first: its record of the pretraining data fixes the subject split and the input standardisation
+    encoder = resolve_encoder_path(config) if needs_encoder(config) else None
+    splits = har_labelled_splits(config, saved_data_record(encoder), encoder)
+    _, _, out = run_classification(config, splits, encoder)
     print((out / "results.md").read_text())
     print(f"results: {out}")
 

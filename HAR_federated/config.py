@@ -61,6 +61,9 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
 
     def validate(self):
         super().validate()
+        if self.pretrain_extra:
+            raise UserError("--pretrain_extra adds recordings to centralized pretraining: federated clients keep "
+                            "their own data")
         for name in ("rounds", "local_epochs", "num_clients", "min_clients"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1")

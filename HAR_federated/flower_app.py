@@ -23,7 +23,7 @@ from pathlib import Path
 from common.config import config_from_dict, config_to_dict
 from common.errors import UserError
 from common.federated import LocalTrainer
-from common.har_task import har_client_datasets, har_model, input_shape
+from common.har_task import encoder_data_record, har_client_datasets, har_model, input_shape
 from common.run_folder import RunFolder
 from HAR_federated.config import FederatedConfig
 from HAR_federated.protocol import ProtocolError, check_tensors
@@ -106,7 +106,7 @@ if ServerApp is not None:
         model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
         for server_round, metrics in sorted(result.train_metrics_clientapp.items()):
             run.log({"round": int(server_round), **dict(metrics)})
-        run.save_encoder(model.encoder, input_shape(config))
+        run.save_encoder(model.encoder, input_shape(config), encoder_data_record(config))
         metrics = {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()}
         run.write_summary({"run": config.run_name(), "backend": "flower", "rounds": config.rounds,
                            "rejected": strategy.rejected[-20:],

@@ -16,7 +16,7 @@ import numpy as np
 from common.config import config_to_dict
 from common.errors import UserError
 from common.federated import aggregate, clip_update
-from common.har_task import input_shape
+from common.har_task import encoder_data_record, input_shape
 from HAR_federated.protocol import MemoryBudget, ProtocolError, check_tensors, server_handshake
 
 
@@ -277,7 +277,7 @@ class FederatedServer:
 
     def _finish(self):
         self.model.load_state_dict(self.global_state)
-        self.run_folder.save_encoder(self.model.encoder, input_shape(self.config))
+        self.run_folder.save_encoder(self.model.encoder, input_shape(self.config), encoder_data_record(self.config))
         with self.lock:
             connections = list(self.clients.values())
         for connection in connections:

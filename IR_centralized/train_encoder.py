@@ -14,6 +14,7 @@ import sys
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
+from common.paths import cache_folder
 from common.training import pretrain
 from data_processing.images import load_digits_splits, load_stl10_unlabeled
 from data_processing.pretext import PretextSpec, PretrainData
@@ -34,7 +35,8 @@ def image_pretrain_data(config):
         x, features, split = train["x"], train["features"], "train"
         if 0 < config.max_images < len(x):
             x, features = x[: config.max_images], features[: config.max_images]
-    return PretrainData(x, features, spec, {"data_source": config.dataset, "split": split, "inputs": len(x)})
+    return PretrainData(x, features, spec, {"data_source": config.dataset, "split": split, "inputs": len(x)},
+                        cache_dir=cache_folder(config.cache_dir))
 
 
 @exit_on_user_error

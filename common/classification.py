@@ -19,9 +19,10 @@ from common.checkpoint import safe_torch_load
 from common.config import field
 from common.encoders import build_encoder, check_encoder_args, check_encoder_state
 from common.errors import UserError
-from common.io import ensure_folder
-from common.evaluation import (fine_tune, fit_logistic, frozen_embeddings, linear_head_from_probe, logistic_predictor,
-                               logistic_regression, markdown_table, rebuild_encoder, scores, summarise)
+from common.io import check_writable_folder
+from common.evaluation import (fine_tune, fit_logistic, frozen_embeddings, linear_head_from_probe,
+                               logistic_probabilities, logistic_regression, markdown_table, rebuild_encoder,
+                               recording_scores, scores, summarise)
 from common.paths import REPO_ROOT
 from common.pretrained import PRETRAINED_DIR, available, is_shipped, load_pretrained_state
 from common.run_folder import RunFolder
@@ -86,7 +87,7 @@ class ClassifierConfig:
     def check_outputs(self):
         if self.output_dir:
             out = Path(self.output_dir)
-            ensure_folder(out if out.is_absolute() else REPO_ROOT / out, "--output_dir")
+            check_writable_folder(out if out.is_absolute() else REPO_ROOT / out, "--output_dir")
 
     def training_settings(self):
         return {k: getattr(self, k) for k in ("lr", "weight_decay", "batch_size", "epochs", "min_steps",
@@ -171,12 +172,29 @@ def _flat(x):
     return x.reshape(len(x), -1)
 
 
-def run_classification(config, splits):
-    """Run the study; returns (rows, summary, output folder)."""
+def needs_encoder(config):
+    return "encoder" in config.methods or "supervised" in config.methods
+
+
+def saved_data_record(encoder_path):
+    """What an encoder recorded of its pretraining data (common/har_task.py's encoder_data_record), or None
+    (an encoder saved before records were kept, or none evaluated)."""
+    if encoder_path is None:
+        return None
+    path = Path(encoder_path)
+    if path.suffix == ".safetensors":
+        return load_pretrained_state(path.stem, path.parent)[2].get("data")
+    saved = safe_torch_load(path)
+    return saved.get("data") if isinstance(saved, dict) else None
+
+
+def run_classification(config, splits, encoder_path=None):
+    """Run the study; returns (rows, summary, output folder). encoder_path: the resolved --encoder, else
+    resolved here."""
     device = select_device(config.device)
     precision = resolve_precision(config.precision, device)
-    needs_encoder = "encoder" in config.methods or "supervised" in config.methods
-    encoder_path = resolve_encoder_path(config) if needs_encoder else None
+    if encoder_path is None and needs_encoder(config):
+        encoder_path = resolve_encoder_path(config)
     input_shape = splits.train["x"].shape[1:]
     model_args, state_dict = load_pretrained_encoder(encoder_path, input_shape) if encoder_path else (None, None)
     out = Path(config.output_dir) if config.output_dir else default_results_dir(config, encoder_path)
@@ -210,31 +228,47 @@ def run_classification(config, splits):
             if config.finetune_head == "linear_probe":
                 head_init = linear_head_from_probe(scaler, probe, num_classes)
         probe_seconds = time.time() - probe_start
+        # each run returns (N, K) test probabilities and, for fine-tuning, whether it kept its starting weights
         runs = []
         if "encoder" in config.methods and "linear" in config.modes:
-            runs.append(("encoder", "linear", lambda: logistic_predictor(scaler, probe)(embeddings["test"])))
+            runs.append(("encoder", "linear", lambda: (
+                logistic_probabilities(scaler, probe, num_classes)(embeddings["test"]), None)))
         if "encoder" in config.methods and "finetune" in config.modes:
-            runs.append(("encoder", "finetune", lambda: fine_tune(
-                rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub, val["x"], val["y"], settings,
-                seed, config.encoder_lr_ratio, device, head_init)(test["x"])))
+            def lp_ft():
+                probabilities, kept = fine_tune(rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub,
+                                                val["x"], val["y"], settings, seed, config.encoder_lr_ratio, device,
+                                                head_init)
+                return probabilities(test["x"]), kept if head_init is not None else None
+            runs.append(("encoder", "finetune", lp_ft))
         if "supervised" in config.methods:
-            runs.append(("supervised", "finetune", lambda: fine_tune(
-                rebuild_encoder(model_args, None, config.init_seed * 1000 + seed), num_classes, x_sub, y_sub, val["x"],
-                val["y"], settings, config.init_seed * 1000 + seed, 1.0, device)(test["x"])))
+            def supervised():
+                init = config.init_seed * 1000 + seed
+                probabilities, _ = fine_tune(rebuild_encoder(model_args, None, init), num_classes, x_sub, y_sub,
+                                             val["x"], val["y"], settings, init, 1.0, device)
+                return probabilities(test["x"]), None
+            runs.append(("supervised", "finetune", supervised))
         if "expert_features" in config.methods:
-            runs.append(("expert_features", "linear", lambda: logistic_regression(
-                train["features"][subset], y_sub, config.logistic_c, seed, train["features"])(test["features"])))
+            runs.append(("expert_features", "linear", lambda: (logistic_regression(
+                train["features"][subset], y_sub, config.logistic_c, seed, train["features"], num_classes)(
+                test["features"]), None)))
         if "raw" in config.methods:
-            runs.append(("raw", "linear", lambda: logistic_regression(
-                _flat(x_sub), y_sub, config.logistic_c, seed, _flat(train["x"]))(_flat(test["x"]))))
+            runs.append(("raw", "linear", lambda: (logistic_regression(
+                _flat(x_sub), y_sub, config.logistic_c, seed, _flat(train["x"]), num_classes)(_flat(test["x"])),
+                None)))
         for method, mode, run in runs:
             run_start = time.time() - (probe_seconds if (method, mode) == ("encoder", "linear") else 0.0)
+            probabilities, kept_probe = run()
             row = {"method": method, "mode": mode, "budget": budget, "fraction": fraction, "seed": seed,
-                   "labelled": len(subset), **scores(test["y"], run()),
-                   "seconds": round(time.time() - run_start, 2)}
+                   "labelled": len(subset), **scores(test["y"], probabilities.argmax(1))}
+            if "recording" in test:
+                row.update(recording_scores(test["y"], probabilities, test["recording"]))
+            row.update(kept_probe="" if kept_probe is None else kept_probe, seconds=round(time.time() - run_start, 2))
             rows.append(row)
+            per_recording = (f" per recording {row['recording_vote_macro_f1']:.4f} (vote)"
+                             if "recording" in test else "")
             print(f"{method:15s} {mode:8s} {budget} seed {seed}: macro-F1 {row['macro_f1']:.4f} "
-                  f"accuracy {row['accuracy']:.4f} ({row['seconds']:.1f} s)")
+                  f"accuracy {row['accuracy']:.4f}{per_recording}{' (kept the probe)' if kept_probe else ''} "
+                  f"({row['seconds']:.1f} s)")
     summary = summarise(rows)
     write_results(results, rows, summary, {"encoder": str(encoder_path) if encoder_path else None,
                                            "seconds": round(time.time() - start, 1), "precision": precision,
@@ -249,5 +283,23 @@ def write_results(results, rows, summary, info):
     writer.writerows(rows)
     results.write_text("results.csv", table.getvalue())
     results.write_summary({"info": info, "summary": summary})
-    results.write_text("results.md", "Macro-F1 on the test split, mean ± std over label subsets (seeds or folds)\n\n"
-                       + markdown_table(summary))
+    results.write_text("results.md", results_markdown(summary, info))
+
+
+def results_markdown(summary, info):
+    """The macro-F1 table (per window; per recording too for own recordings) with notes on what it means."""
+    text = ""
+    if info.get("transductive"):
+        text += (f"**Transductive study**: the encoder was pretrained (without labels) on test subjects "
+                 f"{info['transductive']} (--transductive 1).\n\n")
+    text += ("Macro-F1 on the test split, mean ± std over label subsets (seeds or folds), per window\n\n"
+             + markdown_table(summary))
+    if any(s.get("kept_probe") for s in summary):
+        text += ("\n† fine-tuning kept the linear probe in k of n label subsets (its val macro-F1 never beat the "
+                 "probe's): those subsets score exactly as the linear row.\n")
+    if any("recording_vote_macro_f1_mean" in s for s in summary):
+        for metric, name in (("recording_vote_macro_f1", "majority vote"),
+                             ("recording_mean_prob_macro_f1", "mean probability")):
+            text += (f"\nPer recording ({name} over a recording's windows of one class):\n\n"
+                     + markdown_table(summary, metric))
+    return text

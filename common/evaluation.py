@@ -26,6 +26,26 @@ def scores(y_true, y_pred):
             "macro_f1": float(f1_score(y_true, y_pred, average="macro"))}
 
 
+RECORDING_METRICS = ("recording_vote_macro_f1", "recording_mean_prob_macro_f1")
+
+
+def recording_scores(y_true, probabilities, recording):
+    """Macro-F1 per recording: a recording's windows of one class (a recording with one label: the recording)
+    get one prediction, by majority vote of the windows' predictions and by their mean probability."""
+    y_true, probabilities, recording = np.asarray(y_true), np.asarray(probabilities), np.asarray(recording)
+    groups = np.unique(np.stack([recording, y_true], 1), axis=0)
+    predicted = probabilities.argmax(1)
+    truth, vote, mean_prob = [], [], []
+    for rec, label in groups:
+        members = (recording == rec) & (y_true == label)
+        truth.append(label)
+        vote.append(np.bincount(predicted[members], minlength=probabilities.shape[1]).argmax())
+        mean_prob.append(probabilities[members].mean(0).argmax())
+    return {"recording_vote_macro_f1": float(f1_score(truth, vote, average="macro")),
+            "recording_mean_prob_macro_f1": float(f1_score(truth, mean_prob, average="macro")),
+            "recordings": len(groups)}
+
+
 # --------------------------------------------------------------------------- linear classifiers
 LOGISTIC_MAX_ITER = 5000
 
@@ -56,9 +76,20 @@ def logistic_predictor(scaler, model):
     return lambda x: model.predict(scaler.transform(np.asarray(x, dtype=np.float64)))
 
 
-def logistic_regression(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
-    """fit_logistic's classifier as a predict function."""
-    return logistic_predictor(*fit_logistic(train_x, train_y, c, seed, unlabelled_x))
+def logistic_probabilities(scaler, model, num_classes):
+    """A fitted (scaler, model) as a function of raw inputs -> (N, num_classes) probabilities (classes absent
+    from its training labels get 0)."""
+    def probabilities(x):
+        out = np.zeros((len(x), num_classes))
+        out[:, model.classes_] = model.predict_proba(scaler.transform(np.asarray(x, dtype=np.float64)))
+        return out
+    return probabilities
+
+
+def logistic_regression(train_x, train_y, c=1.0, seed=0, unlabelled_x=None, num_classes=None):
+    """fit_logistic's classifier as a predict function; with num_classes, a function giving probabilities."""
+    fitted = fit_logistic(train_x, train_y, c, seed, unlabelled_x)
+    return logistic_predictor(*fitted) if num_classes is None else logistic_probabilities(*fitted, num_classes)
 
 
 def linear_head_from_probe(scaler, model, num_classes):
@@ -88,12 +119,17 @@ class EncoderClassifier(nn.Module):
 
 
 @torch.no_grad()
-def predict(model, x, batch_size=1024, device="cpu", precision="fp32"):
+def predict_probabilities(model, x, batch_size=1024, device="cpu", precision="fp32"):
+    """(N, K) softmax probabilities of a classifier module, float64 numpy."""
     model.eval()
     device = torch.device(device)
     with autocast(precision, device):
-        return torch.cat([model(as_float_input(x[i : i + batch_size], device)).argmax(1).cpu()
-                          for i in range(0, len(x), batch_size)]).numpy()
+        return torch.cat([model(as_float_input(x[i : i + batch_size], device)).float().softmax(1).cpu()
+                          for i in range(0, len(x), batch_size)]).double().numpy()
+
+
+def predict(model, x, batch_size=1024, device="cpu", precision="fp32"):
+    return predict_probabilities(model, x, batch_size, device, precision).argmax(1)
 
 
 def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, val_y, settings, seed, device="cpu"):
@@ -104,7 +140,8 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     [min_steps, max_steps] steps), eval_every (steps), patience (evaluations without improvement), and
     optionally precision (fp32 or bf16 autocast of the forward pass), augment (a function (x, generator)
     -> x applied to each training batch, or None), label_smoothing.
-    Returns the model holding its best-on-val weights and that val macro-F1.
+    Returns the model holding its best-on-val weights, that val macro-F1, and whether those are the starting
+    weights (training never beat them on val).
     """
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(parameter_groups, weight_decay=settings["weight_decay"])
@@ -117,7 +154,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     precision, augment = settings.get("precision", "fp32"), settings.get("augment")
     # the starting point competes too: LP-FT keeps its fitted probe when fine-tuning does not help on val
     best_f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision), average="macro")
-    best_state, since_best = copy.deepcopy(model.state_dict()), 0
+    best_state, since_best, kept_start = copy.deepcopy(model.state_dict()), 0, True
     order, position = torch.randperm(n, generator=generator), 0
     for step in range(1, steps + 1):
         model.train()
@@ -141,13 +178,13 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
         if step % settings["eval_every"] == 0 or step == steps:
             f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision), average="macro")
             if f1 > best_f1:
-                best_f1, best_state, since_best = f1, copy.deepcopy(model.state_dict()), 0
+                best_f1, best_state, since_best, kept_start = f1, copy.deepcopy(model.state_dict()), 0, False
             else:
                 since_best += 1
                 if settings["patience"] and since_best >= settings["patience"]:
                     break
     model.load_state_dict(best_state)
-    return model, best_f1
+    return model, best_f1, kept_start
 
 
 def rebuild_encoder(model_args, state_dict=None, seed=0):
@@ -161,7 +198,8 @@ def rebuild_encoder(model_args, state_dict=None, seed=0):
 def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, seed, encoder_lr_ratio, device="cpu",
               head_init=None):
     """Encoder and linear head trained end to end; the encoder's learning rate is lr * encoder_lr_ratio.
-    head_init: (weight, bias) to start the head from (linear_head_from_probe), else a random head."""
+    head_init: (weight, bias) to start the head from (linear_head_from_probe), else a random head.
+    Returns (a function of inputs -> (N, K) probabilities, whether the starting weights were kept)."""
     torch.manual_seed(seed)
     model = EncoderClassifier(encoder, num_classes)
     if head_init is not None:
@@ -171,8 +209,10 @@ def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, se
     model = model.to(device)
     groups = [{"params": model.head.parameters(), "lr": settings["lr"]},
               {"params": model.encoder.parameters(), "lr": settings["lr"] * encoder_lr_ratio}]
-    model, _ = train_with_early_stopping(model, groups, train_x, train_y, val_x, val_y, settings, seed, device)
-    return lambda x: predict(model, x, device=device, precision=settings.get("precision", "fp32"))
+    model, _, kept_start = train_with_early_stopping(model, groups, train_x, train_y, val_x, val_y, settings, seed,
+                                                     device)
+    return (lambda x: predict_probabilities(model, x, device=device, precision=settings.get("precision", "fp32")),
+            kept_start)
 
 
 def frozen_embeddings(encoder, arrays, device="cpu", precision="fp32"):
@@ -198,7 +238,10 @@ def summarise(rows):
     for (method, mode, budget), members in groups.items():
         entry = {"method": method, "mode": mode, "budget": budget,
                  "fraction": float(np.mean([m["fraction"] for m in members])), "seeds": len(members)}
-        for metric in ("accuracy", "macro_f1"):
+        kept = [m["kept_probe"] for m in members if m.get("kept_probe") in (True, False)]
+        if kept:  # LP-FT rows: how many subsets kept the fitted probe (fine-tuning never beat it on val)
+            entry["kept_probe"] = int(sum(kept))
+        for metric in ("accuracy", "macro_f1") + tuple(m for m in RECORDING_METRICS if m in members[0]):
             values = np.array([m[metric] for m in members])
             entry[f"{metric}_mean"] = float(values.mean())
             entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -207,7 +250,8 @@ def summarise(rows):
 
 
 def markdown_table(summary, metric="macro_f1"):
-    """Rows (method, mode), columns label budgets by size, cells mean ± std of the metric."""
+    """Rows (method, mode), columns label budgets by size, cells mean ± std of the metric; "†k/n": fine-tuning
+    kept the linear probe in k of the n label subsets."""
     budgets = list(dict.fromkeys(_budget(s) for s in sorted(summary, key=lambda s: s["fraction"])))
     methods = list(dict.fromkeys((s["method"], s["mode"]) for s in summary))
     cell = {(s["method"], s["mode"], _budget(s)): s for s in summary}
@@ -216,6 +260,7 @@ def markdown_table(summary, metric="macro_f1"):
         values = []
         for budget in budgets:
             s = cell.get((method, mode, budget))
-            values.append(f"{s[f'{metric}_mean']:.3f} ± {s[f'{metric}_std']:.3f}" if s else "")
+            kept = f" †{s['kept_probe']}/{s['seeds']}" if s and s.get("kept_probe") else ""
+            values.append(f"{s[f'{metric}_mean']:.3f} ± {s[f'{metric}_std']:.3f}{kept}" if s else "")
         lines.append(f"| {method} | {mode} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"

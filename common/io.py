@@ -12,15 +12,29 @@ from pathlib import Path
 from common.errors import UserError
 
 
-def ensure_folder(path, flag):
-    """Create the folder `path` (an output folder, not yet a run's) or fail in one line naming `flag`."""
+def check_writable_folder(path, flag):
+    """Fail in one line naming `flag` unless the folder `path` can be written (an existing folder, or one that
+    can be made). Leaves nothing behind: folders made to prove it are removed again, so a run that fails
+    before writing leaves no folder."""
     path = Path(path)
+    missing = []
+    while not path.exists() and path.parent != path and len(missing) < 64:
+        missing.append(path)
+        path = path.parent
+    target = missing[0] if missing else path
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        for folder in reversed(missing):
+            folder.mkdir()
+        if not target.is_dir():
+            raise NotADirectoryError(20, "not a folder")
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise UserError(f"{flag} {target}: that folder is not writable")
     except OSError as err:
-        raise UserError(f"{flag} {path}: cannot create that folder ({err.strerror or err})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {path}: that folder is not writable")
+        raise UserError(f"{flag} {target}: cannot create that folder ({err.strerror or err})") from None
+    finally:
+        for folder in missing:
+            if folder.is_dir():
+                folder.rmdir()
 
 
 @contextlib.contextmanager

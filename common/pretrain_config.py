@@ -10,9 +10,9 @@ from pathlib import Path
 from common.config import field
 from common.encoders import check_encoder_args
 from common.errors import UserError
-from common.io import ensure_folder
+from common.io import check_writable_folder
 from common.monitor import check_tensorboard
-from common.paths import REPO_ROOT
+from common.paths import REPO_ROOT, cache_folder
 from common.run_folder import RunFolder
 from common.runtime import DEVICES, PRECISIONS, select_device
 from common.tasks import SEED_TASKS, TASKS, active_task_names
@@ -24,6 +24,8 @@ class SSLConfig:
     seed: int = field(42, "fixes data order, augmentations, masks and initialisation")
     experiment_name: str = field("mtl", "first part of the run folder's name")
     output_dir: str = field("outputs", "run folders go here (relative paths: to the repository root)")
+    cache_dir: str = field("", "precomputed pretext views and dataset caches; empty: data/cache under the "
+                               "checkout, or $MTSSL_DATA_DIR/cache when that is set")
     model_heads: tuple[int, ...] = field((1, 1, 1, 1), "0/1 switches: augmentation, reconstruction, contrastive, features")
     tasks: tuple[str, ...] = field((), "registered task names to train instead of the --model_heads switches")
     use_weighted_loss: int = field(1, "0: equal task weights whatever --weighting says")
@@ -102,7 +104,9 @@ class SSLConfig:
 
     def check_outputs(self):
         """After every value is valid: the output folder can be written and holds no run this would replace."""
-        ensure_folder(self.run_dir().parent, "--output_dir")
+        check_writable_folder(self.run_dir().parent, "--output_dir")
+        if self.cache_dir:
+            check_writable_folder(cache_folder(self.cache_dir), "--cache_dir")
         RunFolder(self.run_dir(), writer=False).check_can_start(self.resume, self.overwrite)
 
     def run_name(self):

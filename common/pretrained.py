@@ -54,13 +54,36 @@ def load_pretrained_state(name, folder=PRETRAINED_DIR):
     return model_args, state_dict, description
 
 
+class StandardisedEncoder(torch.nn.Module):
+    """An encoder pretrained on per-channel standardised inputs, taking raw ones: (x - mean) / std, then the
+    encoder. model_args and embedding_dim are the encoder's."""
+
+    def __init__(self, encoder, statistics):
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("mean", torch.tensor(statistics["mean"], dtype=torch.float32)[None, :, None])
+        self.register_buffer("std", torch.tensor(statistics["std"], dtype=torch.float32)[None, :, None])
+        self.model_args, self.embedding_dim = encoder.model_args, encoder.embedding_dim
+
+    def forward(self, x):  # (N, C, T) raw -> (N, D)
+        return self.encoder((x - self.mean) / self.std)
+
+
 def load_pretrained(name="har_mtl", folder=PRETRAINED_DIR, device="cpu"):
-    """The shipped encoder `name` as an nn.Module in eval mode, its weights loaded strictly."""
+    """The shipped encoder `name` as an nn.Module in eval mode, its weights loaded strictly; one pretrained on
+    standardised channels standardises its raw inputs itself (StandardisedEncoder)."""
     model_args, state_dict, description = load_pretrained_state(name, folder)
     with torch.device("meta"):  # shapes checked before anything is allocated
         check_encoder_state(build_encoder(**model_args), state_dict)
     encoder = build_encoder(**model_args)
     encoder.load_state_dict(state_dict, strict=True)
+    statistics = (description.get("data") or {}).get("standardisation")
+    if statistics is not None:
+        try:
+            encoder = StandardisedEncoder(encoder, statistics)
+        except (TypeError, KeyError, ValueError, RuntimeError) as err:
+            raise UserError(f"{Path(folder) / name}.json: data.standardisation is not {{mean, std}} per channel "
+                            f"({err})") from None
     encoder.input_shape = tuple(description["input_shape"])
     return encoder.to(device).eval()
 

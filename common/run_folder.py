@@ -91,9 +91,14 @@ class RunFolder:
             with open(self / self.METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
 
-    def save_encoder(self, encoder, input_shape):
+    def save_encoder(self, encoder, input_shape, data_record=None):
+        """encoder.pt: weights, model_args, input shape and what the encoder keeps of its data (split, input
+        standardisation: see common/har_task.py's encoder_data_record)."""
         if self.writer:
-            save_encoder(encoder, self / self.ENCODER, {"input_shape": list(input_shape)})
+            extra = {"input_shape": list(input_shape)}
+            if data_record is not None:
+                extra["data"] = data_record
+            save_encoder(encoder, self / self.ENCODER, extra)
 
     def write_summary(self, summary, name=SUMMARY):
         """summary.json with the git commit of the code that produced it."""

@@ -168,7 +168,7 @@ def pretrain(config, data, on_epoch_end=None):
     run.start(config, resume=start_epoch > 0)
     if start_epoch > 0:
         run.prune_metrics("epoch", start_epoch)
-        run.save_encoder(model.encoder, input_shape)
+        run.save_encoder(model.encoder, input_shape, data.record)
     if is_main:
         print(f"tasks: {', '.join(model.tasks)}; weighting: {type(trainer.weighting).__name__}; "
               f"encoder parameters: {count_parameters(model.encoder):,}; {len(data.x)} inputs, "
@@ -201,7 +201,7 @@ def pretrain(config, data, on_epoch_end=None):
                   + f" ({seconds:.1f} s)" + "".join(f" {k.split('/')[1]}={v:.3f}" for k, v in probed.items()
                                                     if k != "monitor/seconds"))
         # the encoder first, the checkpoint last: a checkpoint marks an epoch done only when all its records are
-        run.save_encoder(model.encoder, input_shape)
+        run.save_encoder(model.encoder, input_shape, data.record)
         run.save_checkpoint({
             "model": model.state_dict(), "weighting": trainer.weighting.state_dict(),
             "optimizer": trainer.optimizer.state_dict(), "epoch": epoch, "torch_rng": torch.get_rng_state(),

@@ -74,7 +74,8 @@ def main(argv=None):
                 ys.append(span[0] if (span == span[0]).all() else -1)
                 subjects.append(subject)
         out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(out, x=np.stack(xs).astype(np.float32), y=np.array(ys), subject=np.array(subjects))
+        np.savez(out, x=np.stack(xs).astype(np.float32), y=np.array(ys), subject=np.array(subjects),
+                 sample_rate_hz=float(args.rate_hz))
         print(f"{len(xs)} windows (6 x {window} at {args.rate_hz} Hz) of {args.subjects} subjects -> {out}")
 
 

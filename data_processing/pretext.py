@@ -222,6 +222,8 @@ class PretrainData:
     spec: PretextSpec
     info: dict  # recorded in the run's summary (source, split, ...)
     probe: object = None  # a ProbeSet for the training monitor (--monitor_every), or None
+    record: dict = None  # what the encoder keeps of its data (split, standardisation, ...); the classifier reads it
+    cache_dir: object = None  # where the precomputed views go (--cache_dir); None: data/cache
 
     def batches(self, tasks, batch_size, precompute=True, rank=0, world_size=1, device="cpu", verbose=False):
         """PretextBatches on `device`, reading (building once) the precomputed views when `precompute`,
@@ -229,10 +231,10 @@ class PretrainData:
         views = None
         if precompute:
             if rank == 0:
-                views = PrecomputedViews(self.x, self.spec, tasks, verbose=verbose)
+                views = PrecomputedViews(self.x, self.spec, tasks, self.cache_dir, verbose=verbose)
             if world_size > 1:
                 torch.distributed.barrier()  # rank 0 builds the cache, the others then open it
             if rank != 0:
-                views = PrecomputedViews(self.x, self.spec, tasks)
+                views = PrecomputedViews(self.x, self.spec, tasks, self.cache_dir)
         mode = "precomputed" if precompute else "on_the_fly"
         return PretextBatches(self.x, self.features, batch_size, self.spec, tasks, mode, views, rank, world_size, device)

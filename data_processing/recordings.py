@@ -4,13 +4,15 @@
     x        (N, C, T) float: N recordings of C channels and T samples (windows are recordings with T = --window)
     y        (N,) integers, optional: each recording's class; -1 = unlabelled
     subject  (N,) integers, optional: who was recorded; without it each recording is its own subject
+    sample_rate_hz  a number, or (N,) numbers: the sampling rate; without it --sample_rate_hz is required
 `--dataset csv:DIR`: one CSV file per recording (*.csv, header row), every file with the same columns:
     timestamp  seconds, optional: the sampling rate is read from it (else --sample_rate_hz is required)
     label      integers, optional, per sample: empty or -1 = unlabelled
     subject    integer, optional, the same on every row: without it each file is its own subject
     any other column: a channel (any number of them, in the file's order)
 
-Every recording is resampled from its rate (--sample_rate_hz, or the timestamps) to --target_rate_hz (the
+Every recording is resampled from its rate (the file's, --sample_rate_hz, or the timestamps; a rate is never
+assumed) to --target_rate_hz (the
 encoder's rate, 50 Hz for the shipped HAR encoder), then cut into windows of --window samples every
 --window_step samples. A window is labelled when all its samples carry the same label (as UCI HAR's windows
 lie inside one activity), else it is unlabelled and serves pretraining only. Class values are mapped to
@@ -18,6 +20,7 @@ lie inside one activity), else it is unlabelled and serves pretraining only. Cla
 """
 import dataclasses
 import fractions
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,7 @@ DATASET_KINDS = ("uci_har", "npz", "csv")
 
 @dataclasses.dataclass(frozen=True)
 class WindowSettings:
-    sample_rate_hz: float = 0.0  # the recordings' rate; 0: from the CSV timestamps (npz: the target rate)
+    sample_rate_hz: float = 0.0  # the recordings' rate; 0: from the npz's sample_rate_hz or the CSV timestamps
     target_rate_hz: float = 50.0
     window: int = 128
     step: int = 64
@@ -49,11 +52,13 @@ class Recording:
 
 @dataclasses.dataclass
 class Windows:
-    """x (N, C, W) float32, y (N,) int64 in 0..K-1 or -1, subject (N,) int64, and what they came from."""
+    """x (N, C, W) float32, y (N,) int64 in 0..K-1 or -1, subject (N,) int64, recording (N,) int64 (the index of
+    the recording a window was cut from, into info["recording_names"]), and what they came from."""
 
     x: np.ndarray
     y: np.ndarray
     subject: np.ndarray
+    recording: np.ndarray
     channels: tuple
     info: dict
 
@@ -118,9 +123,29 @@ def read_npz(path, sample_rate_hz):
     for name, values in (("y", y), ("subject", subject)):
         if values.shape != (n,):
             raise UserError(f"{path}: {name} has shape {values.shape} but x has {n} recordings: one value each")
-    rate = sample_rate_hz or None
-    return [Recording(f"{path.name}[{i}]", x[i].astype(np.float64), np.full(x.shape[2], y[i]), int(subject[i]), rate)
-            for i in range(n)]
+    rates = _npz_rates(path, arrays.get("sample_rate_hz"), n, sample_rate_hz)
+    return [Recording(f"{path.name}[{i}]", x[i].astype(np.float64), np.full(x.shape[2], y[i]), int(subject[i]),
+                      float(rates[i])) for i in range(n)]
+
+
+def _npz_rates(path, stored, n, flag_rate):
+    """(N,) sampling rates: the file's sample_rate_hz (one number or one per recording), else --sample_rate_hz;
+    neither is an error (a wrong assumed rate silently rescales every frequency), and so is a disagreement."""
+    if stored is None:
+        if not flag_rate:
+            raise UserError(f"{path} does not say its sampling rate: store it in the file "
+                            f"(np.savez(..., sample_rate_hz=100)) or pass --sample_rate_hz")
+        return np.full(n, float(flag_rate))
+    rates = np.asarray(stored)
+    if rates.dtype.kind not in "fiu" or rates.shape not in ((), (1,), (n,)) or not (
+            np.all(np.isfinite(rates)) and np.all(rates > 0)):
+        raise UserError(f"{path}: sample_rate_hz must be one positive number or {n} of them (one per recording), "
+                        f"got shape {rates.shape} dtype {rates.dtype}")
+    rates = np.broadcast_to(rates.astype(np.float64).reshape(-1), (n,))
+    if flag_rate and not np.allclose(rates, flag_rate):
+        raise UserError(f"{path} says sample_rate_hz {rates[0]:g} but --sample_rate_hz is {flag_rate:g}: drop the "
+                        f"flag, or fix the file")
+    return rates
 
 
 def read_csv_folder(folder, sample_rate_hz):
@@ -184,7 +209,7 @@ def _uniform_from_timestamps(path, t, x, labels):
 # --------------------------------------------------------------------------- resampling and windowing
 def resample(recording, target_rate_hz):
     """(C, T) at recording.rate_hz -> (C, T') at target_rate_hz (polyphase, anti-aliased); labels nearest."""
-    rate = recording.rate_hz or target_rate_hz
+    rate = recording.rate_hz
     if abs(rate - target_rate_hz) < 1e-9 * target_rate_hz:
         return recording.x, recording.labels
     ratio = fractions.Fraction(target_rate_hz / rate).limit_denominator(1000)
@@ -203,6 +228,19 @@ def cut_windows(x, labels, window, step):
     return windows, np.where(uniform, spans[:, 0], -1)
 
 
+def dataset_digest(dataset):
+    """sha256 of the bytes behind `dataset` (the npz file; the CSV files' names and bytes, in order): what an
+    encoder records of the data it was pretrained on, so a classifier can tell the same data from other data."""
+    kind, path = parse_dataset(dataset)
+    digest = hashlib.sha256()
+    for file in [path] if kind == "npz" else sorted(path.glob("*.csv")):
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def load_recordings(dataset, settings):
     """The windows of `dataset` ("npz:PATH" or "csv:DIR") under `settings` (a WindowSettings)."""
     kind, path = parse_dataset(dataset)
@@ -213,8 +251,8 @@ def load_recordings(dataset, settings):
         recordings, channels = read_csv_folder(path, settings.sample_rate_hz)
     if not recordings:
         raise UserError(f"{dataset} holds no recording")
-    xs, ys, subjects = [], [], []
-    for recording in recordings:
+    xs, ys, subjects, indices = [], [], [], []
+    for index, recording in enumerate(recordings):
         x, labels = resample(recording, settings.target_rate_hz)
         if x.shape[-1] < settings.window:
             raise UserError(f"{dataset}: recording {recording.name} has {x.shape[-1]} samples at "
@@ -223,6 +261,7 @@ def load_recordings(dataset, settings):
         xs.append(windows)
         ys.append(window_labels)
         subjects.append(np.full(len(windows), recording.subject, np.int64))
+        indices.append(np.full(len(windows), index, np.int64))
     y = np.concatenate(ys)
     if (y < -1).any():
         raise UserError(f"{dataset}: label {int(y.min())} is not a class id (classes are >= 0, -1 = unlabelled)")
@@ -231,8 +270,27 @@ def load_recordings(dataset, settings):
     x = np.concatenate(xs).astype(np.float32)
     _check_finite(x, f"{dataset} after resampling")
     info = {"dataset": dataset, "recordings": len(recordings), "classes": classes.tolist(),
-            "rate_hz": settings.target_rate_hz, "window": settings.window, "step": settings.step}
-    return Windows(x, mapped.astype(np.int64), np.concatenate(subjects), channels, info)
+            "rate_hz": settings.target_rate_hz, "window": settings.window, "step": settings.step,
+            "source_rates_hz": sorted({round(r.rate_hz, 6) for r in recordings}),
+            "recording_names": [r.name for r in recordings], "digest": dataset_digest(dataset)}
+    return Windows(x, mapped.astype(np.int64), np.concatenate(subjects), np.concatenate(indices), channels, info)
+
+
+# --------------------------------------------------------------------------- per-channel standardisation
+def channel_statistics(x):
+    """{"mean": [C], "std": [C]} of windows (N, C, W) over every sample: a flat channel gets std 1."""
+    x = np.asarray(x, dtype=np.float64)
+    mean, std = x.mean(axis=(0, 2)), x.std(axis=(0, 2))
+    return {"mean": mean.tolist(), "std": np.where(std > 1e-12, std, 1.0).tolist()}
+
+
+def standardise(x, statistics):
+    """(N, C, W) windows in units of their channels' train statistics (channel_statistics), float32."""
+    mean = np.asarray(statistics["mean"], np.float32)[None, :, None]
+    std = np.asarray(statistics["std"], np.float32)[None, :, None]
+    if mean.shape[1] != x.shape[1]:
+        raise UserError(f"the standardisation statistics are for {mean.shape[1]} channels, the data have {x.shape[1]}")
+    return ((x - mean) / std).astype(np.float32)
 
 
 def split_subjects(subjects, test_subjects=(), val_subjects=(), seed=0, test_share=0.2, val_share=0.1):

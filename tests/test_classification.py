@@ -94,15 +94,17 @@ def test_training_that_does_not_help_on_val_keeps_the_starting_point():
     torch.manual_seed(0)
     model = EncoderClassifier(build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8), 3)
     good = dict(lr=1e-2, weight_decay=0, batch_size=16, epochs=1, min_steps=100, max_steps=100, eval_every=50, patience=0)
-    model, _ = train_with_early_stopping(model, [{"params": model.parameters(), "lr": 1e-2}], splits.train["x"],
-                                         splits.train["y"], splits.val["x"], splits.val["y"], good, 0)
+    model, _, kept = train_with_early_stopping(model, [{"params": model.parameters(), "lr": 1e-2}], splits.train["x"],
+                                               splits.train["y"], splits.val["x"], splits.val["y"], good, 0)
+    assert not kept  # good steps beat the random start on val
     start = {k: v.clone() for k, v in model.state_dict().items()}
     start_f1 = f1_score(splits.val["y"], predict(model, splits.val["x"]), average="macro")
     settings = dict(lr=1e3, weight_decay=0, batch_size=16, epochs=1, min_steps=20, max_steps=20, eval_every=10, patience=0)
     groups = [{"params": model.parameters(), "lr": 1e3}]  # steps this large only destroy
-    trained, best_f1 = train_with_early_stopping(model, groups, splits.train["x"], splits.train["y"], splits.val["x"],
-                                                 splits.val["y"], settings, 0)
+    trained, best_f1, kept = train_with_early_stopping(model, groups, splits.train["x"], splits.train["y"],
+                                                       splits.val["x"], splits.val["y"], settings, 0)
     assert start_f1 > 0.9 and best_f1 == pytest.approx(start_f1)  # the start was evaluated and stays the best
+    assert kept
     assert all(torch.equal(v, start[k]) for k, v in trained.state_dict().items())
 
 

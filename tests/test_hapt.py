@@ -103,5 +103,6 @@ def test_hapt12_adds_the_transitions_to_the_same_activity_windows(rebuilt):
 def test_hapt12_needs_the_recordings(tmp_path, capsys, flags, words):
     np.savez(tmp_path / "w.npz", x=np.zeros((4, 9, 128), np.float32))
     with pytest.raises(SystemExit):
-        train_classifier.main([f.format(file=tmp_path / "w.npz") for f in flags] + ["--output_dir", str(tmp_path)])
+        train_classifier.main([f.format(file=tmp_path / "w.npz") for f in flags] + [
+            "--output_dir", str(tmp_path), "--methods", "expert_features"])
     assert words in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """Own recordings (--dataset npz:PATH / csv:DIR): reading, resampling, windowing, subject splits, generic
 features, the entrypoints end to end, and every bad input as one line with nothing written."""
+import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +12,7 @@ from common.checkpoint import save_encoder
 from common.config import parse_config
 from common.encoders import build_encoder
 from common.errors import UserError
+from common.pretrained import export_encoder, load_pretrained
 from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data, own_data
 from data import make_example_recordings
 from data_processing.generic_features import FEATURES_PER_CHANNEL, generic_features
@@ -40,15 +43,16 @@ def example_npz(tmp_path):
     return tmp_path / "windows.npz"
 
 
-def write_npz(path, **arrays):
-    np.savez(path, **arrays)
+def write_npz(path, rate=50.0, **arrays):
+    """An npz of `arrays`, saying its sampling rate unless rate is None."""
+    np.savez(path, **arrays, **({} if rate is None else {"sample_rate_hz": rate}))
     return f"npz:{path}"
 
 
 # --------------------------------------------------------------------------- reading and windowing
 def test_npz_windows_are_resampled_to_the_target_rate_and_keep_their_frequency(tmp_path):
     x = sine_windows(n=6, length=256, rate=100, hz=5.0)
-    dataset = write_npz(tmp_path / "w.npz", x=x, y=np.array([3, 3, 7, 7, -1, 3]), subject=np.arange(6))
+    dataset = write_npz(tmp_path / "w.npz", None, x=x, y=np.array([3, 3, 7, 7, -1, 3]), subject=np.arange(6))
     windows = load_recordings(dataset, WindowSettings(sample_rate_hz=100, target_rate_hz=50, window=128, step=64))
     assert windows.x.shape == (6, 4, 128) and windows.x.dtype == np.float32
     assert windows.y.tolist() == [0, 0, 1, 1, -1, 0] and windows.info["classes"] == [3, 7]
@@ -166,6 +170,8 @@ def bad_files(tmp_path):
         "no_x": write_npz(tmp_path / "no_x.npz", windows=x),
         "two_dims": write_npz(tmp_path / "two_dims.npz", x=x[:, 0]),
         "one_subject": write_npz(tmp_path / "one_subject.npz", x=x, y=np.zeros(8, int), subject=np.zeros(8, int)),
+        "no_rate": write_npz(tmp_path / "no_rate.npz", None, x=x),
+        "bad_rate": write_npz(tmp_path / "bad_rate.npz", np.zeros(8), x=x),
     }
     folders = {
         "csv_missing_value": {"a.csv": "timestamp,ax,ay\n0.00,1,2\n0.02,,2\n0.04,1,2\n"},
@@ -194,6 +200,8 @@ BAD = [  # (case, entrypoint, words the one line holds)
     ("no_x", "encoder", "has no array 'x'"),
     ("two_dims", "encoder", "(N, C, T)"),
     ("one_subject", "classifier", "need a subject each"),
+    ("no_rate", "encoder", "does not say its sampling rate"),
+    ("bad_rate", "classifier", "sample_rate_hz must be one positive number"),
     ("csv_missing_value", "encoder", "row 3, column 'ax' is missing"),
     ("csv_text_label", "encoder", "label must hold integers"),
     ("csv_no_rate", "encoder", "--sample_rate_hz"),
@@ -224,7 +232,7 @@ def test_bad_recordings_are_one_line_and_write_nothing(tmp_path, capsys, case, e
     err = capsys.readouterr().err
     assert exit_info.value.code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and words in err, err
-    assert not out.exists() or not any(out.rglob("*.*"))  # nothing written, not even half
+    assert not out.exists()  # nothing written, not even an empty folder
 
 
 def test_the_example_generator_writes_both_formats(example_csv, example_npz):
@@ -248,3 +256,172 @@ def test_own_recordings_pretrain_federated_across_their_subjects(tmp_path, monke
     run_local(config, clients, b"k" * 32, log=lambda *_: None)
     saved = torch.load(config.run_dir() / "encoder.pt", weights_only=True)
     assert saved["input_shape"] == [6, 128] and saved["model_args"]["in_channels"] == 6
+    assert saved["data"]["subjects"]["train"] == sorted(train_subjects) and saved["data"]["standardisation"]
+    with pytest.raises(UserError, match="federated clients keep their own data"):
+        dataclasses.replace(config, pretrain_extra=(dataset,)).validate()
+
+
+# --------------------------------------------------------------------------- the rate, the split, standardisation
+def test_the_npz_rate_comes_from_the_file_or_the_flag_and_is_never_assumed(tmp_path):
+    x = sine_windows(n=4, length=100, rate=10, hz=1.0)  # 10 s at 10 Hz, as BasicMotions
+    settings = WindowSettings(target_rate_hz=50, window=128, step=64)
+    from_file = load_recordings(write_npz(tmp_path / "a.npz", 10, x=x), settings)
+    per_recording = load_recordings(write_npz(tmp_path / "b.npz", np.full(4, 10.0), x=x), settings)
+    from_flag = load_recordings(write_npz(tmp_path / "c.npz", None, x=x), dataclasses.replace(settings, sample_rate_hz=10))
+    assert from_file.x.shape == (4 * 6, 4, 128) and from_file.info["source_rates_hz"] == [10.0]  # 500 samples at 50 Hz
+    np.testing.assert_array_equal(from_file.x, per_recording.x)
+    np.testing.assert_array_equal(from_file.x, from_flag.x)
+    spectrum = np.abs(np.fft.rfft(from_file.x[0, 0]))
+    assert np.fft.rfftfreq(128, 1 / 50)[spectrum.argmax()] == pytest.approx(1.0, abs=0.4)
+    with pytest.raises(UserError, match="does not say its sampling rate"):
+        load_recordings(f"npz:{tmp_path / 'c.npz'}", settings)
+    with pytest.raises(UserError, match="says sample_rate_hz 10 but --sample_rate_hz is 50"):
+        load_recordings(f"npz:{tmp_path / 'a.npz'}", dataclasses.replace(settings, sample_rate_hz=50))
+    with pytest.raises(UserError, match="one positive number or 4 of them"):
+        load_recordings(write_npz(tmp_path / "d.npz", np.array([10.0, -1]), x=x), settings)
+    assert from_file.recording.tolist() == [i for i in range(4) for _ in range(6)]
+
+
+def pretrain_own(tmp_path, dataset, *flags, name="own"):
+    train_encoder.main(["--dataset", dataset, "--epochs", "1", "--encoder_width", "4", "--embedding_dim", "8",
+                        "--n_variants", "1", "--output_dir", str(tmp_path / "runs"), "--experiment_name", name,
+                        "--cache_dir", str(tmp_path / "cache"), "--monitor_every", "0", *flags])
+    return tmp_path / "runs" / f"{name}_seed42_heads1111"
+
+
+def classify(run, dataset, out, *flags, methods=("encoder",)):
+    train_classifier.main(["--dataset", dataset, "--encoder", str(run), "--methods", *methods, "--modes", "linear",
+                           "--label_fractions", "1.0", "--seeds", "1", "--output_dir", str(out), *flags])
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("fmt", ["npz", "csv"])
+def test_the_pretraining_split_travels_with_the_encoder_and_a_leak_is_refused(tmp_path, capsys, fmt, example_csv,
+                                                                              example_npz):
+    dataset = f"npz:{example_npz}" if fmt == "npz" else f"csv:{example_csv}"
+    run = pretrain_own(tmp_path, dataset, "--test_subjects", "1", "--val_subjects", "2")
+    record = torch.load(run / "encoder.pt", weights_only=True)["data"]
+    assert record["subjects"] == {"train": [3, 4, 5], "val": [2], "test": [1]} and record["dataset"] == dataset
+    assert len(record["digest"]) == 64 and record["split_seed"] == 0
+    # no split flags: the classifier takes the encoder's split, not a fresh draw by --split_seed 0
+    summary = classify(run, dataset, tmp_path / "same")
+    assert summary["info"]["subjects"] == record["subjects"] and "transductive" not in summary["info"]
+    # another split puts pretrained subjects into test: refused in one line, nothing written
+    with pytest.raises(SystemExit) as exit_info:
+        classify(run, dataset, tmp_path / "leak", "--split_seed", "3")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "was pretrained on test subjects" in err
+    assert not (tmp_path / "leak").exists()
+    # a transductive study is allowed when asked for, and says so
+    summary = classify(run, dataset, tmp_path / "transductive", "--test_subjects", "3", "--val_subjects", "2",
+                       "--transductive", "1")
+    assert summary["info"]["transductive"] == [3]
+    assert (tmp_path / "transductive" / "results.md").read_text().startswith("**Transductive study**")
+
+
+def test_own_channels_are_standardised_by_the_train_subjects_and_the_encoder_keeps_the_statistics(tmp_path,
+                                                                                                  example_npz):
+    dataset = f"npz:{example_npz}"
+    flags = ["--dataset", dataset, "--output_dir", str(tmp_path / "runs")]
+    data = own_data(parse_config(HARPretrainConfig, flags))
+    train = data.x[np.isin(data.subject, data.subjects["train"])]
+    np.testing.assert_allclose(train.mean(axis=(0, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(train.std(axis=(0, 2)), 1, atol=1e-3)
+    raw = own_data(parse_config(HARPretrainConfig, flags + ["--standardise", "none"]))
+    assert data.standardisation is not None and raw.standardisation is None
+    np.testing.assert_allclose(raw.x[:, 2].mean(), data.standardisation["mean"][2], rtol=0.2)  # gravity on z
+    run = pretrain_own(tmp_path, dataset)
+    saved = torch.load(run / "encoder.pt", weights_only=True)
+    np.testing.assert_allclose(saved["data"]["standardisation"]["mean"], data.standardisation["mean"])
+    # the classifier feeds the encoder's units even when asked for raw channels itself
+    splits = har_labelled_splits(parse_config(HARClassifierConfig, ["--dataset", dataset, "--standardise", "none"]),
+                                 saved["data"])
+    assert splits.info["standardised"]
+    np.testing.assert_allclose(splits.train["x"], data.x[np.isin(data.subject, data.subjects["train"]) & (data.y >= 0)])
+    # load_pretrained standardises raw windows itself
+    model_args, state = saved["model_args"], saved["state_dict"]
+    export_encoder(model_args, state, saved["input_shape"], "own", {"data": saved["data"]}, lambda meta: "# own\n",
+                   tmp_path / "shipped")
+    shipped = load_pretrained("own", tmp_path / "shipped")
+    encoder = build_encoder(**model_args)
+    encoder.load_state_dict(state)
+    encoder.eval()
+    with torch.no_grad():
+        expected = encoder(torch.as_tensor(data.x[:5]))
+        np.testing.assert_allclose(shipped(torch.as_tensor(raw.x[:5])).numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_uci_har_is_not_standardised_unless_chosen(har_cache, tmp_path):
+    flags = ["--output_dir", str(tmp_path / "runs")]
+    default = har_pretrain_data(parse_config(HARPretrainConfig, flags))
+    chosen = har_pretrain_data(parse_config(HARPretrainConfig, flags + ["--standardise", "channel"]))
+    assert default.record["standardisation"] is None and len(chosen.record["standardisation"]["mean"]) == 9
+    np.testing.assert_allclose(chosen.x.mean(axis=(0, 2)), 0, atol=1e-4)
+    assert not np.allclose(default.x.mean(axis=(0, 2)), 0, atol=1e-2)
+
+
+def test_the_cache_goes_to_cache_dir_and_data_errors_leave_no_folder(tmp_path, example_csv, capsys):
+    run = pretrain_own(tmp_path, f"csv:{example_csv}")
+    assert (run / "encoder.pt").is_file() and sorted(p.name.split("_")[1] for p in (tmp_path / "cache").iterdir()) == [
+        "augmentation", "contrastive", "reconstruction"]
+    bad = write_npz(tmp_path / "bad.npz", None, x=sine_windows())
+    out = tmp_path / "new" / "outputs"
+    for main, argv in ((train_encoder.main, ["--epochs", "1"]), (train_classifier.main, ["--encoder", str(run)])):
+        with pytest.raises(SystemExit):
+            main(argv + ["--dataset", bad, "--output_dir", str(out)])
+        assert "does not say its sampling rate" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+# --------------------------------------------------------------------------- results: kept probe, per recording
+def test_results_say_when_fine_tuning_kept_the_probe_and_score_each_recording(tmp_path, example_npz):
+    dataset = f"npz:{example_npz}"
+    run = pretrain_own(tmp_path, dataset)
+    out = tmp_path / "results"
+    # a learning rate this small cannot move the val score: fine-tuning keeps its probe
+    train_classifier.main(["--dataset", dataset, "--encoder", str(run), "--methods", "encoder", "expert_features",
+                           "--label_fractions", "1.0", "--seeds", "2", "--lr", "1e-12", "--min_steps", "2",
+                           "--max_steps", "2", "--eval_every", "1", "--output_dir", str(out)])
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    kept = {(r["method"], r["mode"]): r["kept_probe"] for r in rows}
+    assert kept[("encoder", "finetune")] == "True" and kept[("encoder", "linear")] == ""
+    by_mode = {(r["method"], r["mode"], r["seed"]): r for r in rows}
+    for seed in ("0", "1"):
+        assert by_mode[("encoder", "finetune", seed)]["macro_f1"] == by_mode[("encoder", "linear", seed)]["macro_f1"]
+    text = (out / "results.md").read_text()
+    assert "†2/2" in text and "fine-tuning kept the linear probe" in text and "Per recording (majority vote" in text
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert all(0 <= s["recording_mean_prob_macro_f1_mean"] <= 1 for s in summary)
+    # the npz holds one window per recording: per-recording scores are the per-window ones
+    assert all(s["recording_vote_macro_f1_mean"] == pytest.approx(s["macro_f1_mean"]) for s in summary)
+
+
+# --------------------------------------------------------------------------- extra unlabelled pretraining data
+def test_extra_recordings_join_pretraining_only_and_need_the_same_channels(tmp_path, example_csv, example_npz):
+    extra_csv = tmp_path / "extra_csv"
+    make_example_recordings.main(["--format", "csv", "--out", str(extra_csv), "--subjects", "2", "--seed", "7"])
+    base = ["--dataset", f"csv:{example_csv}", "--output_dir", str(tmp_path / "runs")]
+    plain = har_pretrain_data(parse_config(HARPretrainConfig, base))
+    both = har_pretrain_data(parse_config(HARPretrainConfig, base + ["--pretrain_extra", f"csv:{extra_csv}",
+                                                                     f"npz:{example_npz}"]))
+    extra_windows = [e["windows"] for e in both.info["extra"]]
+    assert len(both.x) == len(plain.x) + sum(extra_windows) and min(extra_windows) > 0
+    assert both.features.shape == (len(both.x), plain.features.shape[1]) and np.isfinite(both.features).all()
+    assert [e["dataset"] for e in both.record["pretrain_extra"]] == [f"csv:{extra_csv}", f"npz:{example_npz}"]
+    # the classifier's splits know nothing of them
+    splits = har_labelled_splits(parse_config(HARClassifierConfig, base[:2]), both.record)
+    assert sum(len(s["y"]) for s in (splits.train, splits.val, splits.test)) == int((own_data(
+        parse_config(HARClassifierConfig, base[:2])).y >= 0).sum())
+    three = write_npz(tmp_path / "three.npz", x=sine_windows(n=4, channels=3, length=256))
+    with pytest.raises(UserError, match="the same channels are needed"):
+        har_pretrain_data(parse_config(HARPretrainConfig, base + ["--pretrain_extra", three]))
+
+
+def test_extra_recordings_compose_with_uci_har(har_cache, tmp_path):
+    nine = write_npz(tmp_path / "nine.npz", x=sine_windows(n=6, channels=9, length=256))
+    flags = ["--output_dir", str(tmp_path / "runs"), "--pretrain_extra", nine]
+    data = har_pretrain_data(parse_config(HARPretrainConfig, flags))
+    plain = har_pretrain_data(parse_config(HARPretrainConfig, flags[:2]))
+    assert len(data.x) == len(plain.x) + 6 * 3 and data.features.shape[1] == 561
+    with pytest.raises(UserError, match="the same channels"):
+        har_pretrain_data(parse_config(HARPretrainConfig, ["--pretrain_extra", write_npz(
+            tmp_path / "six.npz", x=sine_windows(n=2, channels=6, length=256))]))
