@@ -1,8 +1,12 @@
 """Federated client: connects, says hello, answers each "train" with its local update, rejoins if cut off.
 
 Between rounds the client keeps its optimiser and task-weighting state; it checkpoints that state after
-each round (<run folder>/clients/client<id>.pt, the previous one kept), so a resumed run trains exactly
-as an uninterrupted one would.
+each round (<run folder>/clients/client<id>_round<r>.pt, the last KEPT_ROUNDS rounds), so a resumed run
+trains exactly as an uninterrupted one would, even when the server falls back to its previous checkpoint
+(two rounds behind the newest client state at most). Where the state a round needs is gone the client says
+so in one line and tells the server ("exact": false).
+Between frames the client waits at most 3 x the server's keep-alive interval (+ the I/O timeout): a session
+that died without a FIN is noticed and the client rejoins.
 """
 import copy
 import math
@@ -12,69 +16,115 @@ import threading
 from common.checkpoint import atomic_torch_save, safe_torch_load
 from common.errors import UserError
 from common.federated import LocalTrainer
-from HAR_federated.protocol import ProtocolError, check_tensors, client_handshake, connect
+from HAR_federated.protocol import ProtocolError, check_tensors, client_handshake, connect, line_log
+
+KEPT_ROUNDS = 3  # server checkpoint fallback (1 round) + a client one round ahead of the server's newest
 
 
 def check_train_header(header):
-    """(round, rounds, local_epochs, proximal_mu) of a train frame, each of the right type and range."""
+    """(round, rounds, local_epochs, proximal_mu, last_answered) of a train frame, each of the right type and
+    range (last_answered: the last round the server heard from this client, -1 none)."""
     round_index, rounds, epochs, mu = (header.get(k) for k in ("round", "rounds", "local_epochs", "proximal_mu"))
+    last = header.get("last_answered", -1)
     if header.get("type") != "train" or type(round_index) is not int or type(rounds) is not int \
             or not 0 <= round_index < rounds or type(epochs) is not int or not 1 <= epochs <= 1000 \
-            or type(mu) not in (int, float) or not (math.isfinite(mu) and mu >= 0):
+            or type(mu) not in (int, float) or not (math.isfinite(mu) and mu >= 0) \
+            or type(last) is not int or not -1 <= last < round_index:
         raise ProtocolError(f"malformed train message: {str(header)[:200]}")
-    return round_index, rounds, epochs, float(mu)
+    return round_index, rounds, epochs, float(mu), last
 
 
 class FederatedClient:
     def __init__(self, config, data, client_id, key, server_address, tls_context=None, log=print):
         self.config, self.client_id, self.key, self.address = config, client_id, key, server_address
-        self.tls_context, self.log = tls_context, log
+        self.tls_context, self.log = tls_context, line_log(log)
         self.local = LocalTrainer(config, data, client_id)
         self.template = {k: v.detach().cpu() for k, v in self.local.model.state_dict().items()}
         self.max_payload = int(config.max_frame_mb * 2**20)
         self.rounds_done = 0
         self.stop_event = threading.Event()  # set by whoever runs the client in a thread, to end its rejoin loop
-        self.state_path = config.run_dir() / "clients" / f"client{client_id}.pt"
+        self.state_dir = config.run_dir() / "clients"
         self.initial_state = copy.deepcopy(self.local.training_state(-1))
         self.state_round = None  # the round the training state in memory follows; None: not loaded yet
         if not config.resume:  # a fresh run never picks up an earlier run's client state
-            for path in (self.state_path, self.state_path.with_name(self.state_path.name + ".prev")):
+            for path in self._saved_states().values():
                 path.unlink(missing_ok=True)
 
-    def _training_state_before(self, round_index):
-        """The optimiser and weighting state this client had after its last round before round_index: the one
-        in memory, else the newest saved one (a resumed run, or a round the server is redoing)."""
+    def _state_path(self, round_index):
+        return self.state_dir / f"client{self.client_id}_round{round_index}.pt"
+
+    def _saved_states(self):
+        """{round: path} of this client's saved training states."""
+        found = self.state_dir.glob(f"client{self.client_id}_round*.pt") if self.state_dir.is_dir() else ()
+        return {int(p.stem.rsplit("_round", 1)[1]): p for p in found if p.stem.rsplit("_round", 1)[1].isdigit()}
+
+    def _load_state(self, round_index):
+        try:
+            state = safe_torch_load(self._state_path(round_index))
+        except UserError:
+            return None  # missing or torn
+        return state if isinstance(state, dict) and state.get("round") == round_index else None
+
+    def _save_training_state(self, round_index, from_round):
+        """The state after round_index (trained from the state after from_round); rounds after it (a future the
+        server undid) go, and only the KEPT_ROUNDS newest stay."""
+        atomic_torch_save({**self.local.training_state(round_index), "from_round": from_round},
+                          self._state_path(round_index), keep_previous=False)
+        saved = self._saved_states()
+        for number, path in saved.items():
+            if number > round_index or number < sorted(r for r in saved if r <= round_index)[-KEPT_ROUNDS:][0]:
+                path.unlink(missing_ok=True)
+
+    def _training_state_before(self, round_index, last_answered=-1):
+        """Load the optimiser and weighting state an uninterrupted run would start round_index from: the one in
+        memory when this client's last round came before it; else (a resumed run, a round the server redoes)
+        the one the saved state of the undone round started from, or the newest saved before it. Returns the
+        round that state follows (-1: the initial one), or None when it is gone (older than the last round the
+        server heard from this client): the round then starts from the initial state and the run is not exact
+        (said in one line)."""
         if self.state_round is not None and self.state_round < round_index:
-            return
-        chosen = self.initial_state
-        for path in (self.state_path, self.state_path.with_name(self.state_path.name + ".prev")):
-            try:
-                saved = safe_torch_load(path) if path.exists() else None
-            except UserError:
-                saved = None  # a torn write: the other file still holds a complete state
-            if saved is not None and chosen["round"] < saved["round"] < round_index:
-                chosen = saved
-        self.local.load_training_state(copy.deepcopy(chosen))
-        self.state_round = chosen["round"]
+            return self.state_round
+        saved = self._saved_states()
+        undone = sorted(r for r in saved if r >= round_index)
+        needed = (self._load_state(undone[0]) or {}).get("from_round") if undone else None
+        if needed is None:
+            needed = max((r for r in saved if r < round_index), default=-1)
+        chosen = self.initial_state if needed == -1 else self._load_state(needed)
+        if needed < last_answered:
+            needed, chosen = last_answered, None
+        if chosen is None:
+            self.log(f"client {self.client_id}: the optimiser state of its round {needed + 1} is gone; starting round "
+                     f"{round_index + 1} from the initial state: the resumed run is not exact")
+        self.local.load_training_state(copy.deepcopy(chosen or self.initial_state))
+        self.state_round = needed if chosen is not None else -1
+        return needed if chosen is not None else None
 
     def _session(self):
         """One connection: the handshake, then train/update until "done". Returns True when the server is done."""
         sock = connect(self.address, self.config.io_timeout_s, self.tls_context)
         try:
             channel = client_handshake(sock, self.key, self.client_id, self.local.num_examples, self.config.io_timeout_s)
+            # between rounds the server may be busy with other clients, but it pings: silence means a dead session
+            silence = 3 * channel.keepalive_s + self.config.io_timeout_s if channel.keepalive_s else None
             while True:
-                sock.settimeout(None)  # between rounds the server may be busy with other clients
-                header, tensors, _ = channel.receive(self.max_payload, self.config.io_timeout_s)
+                sock.settimeout(silence)
+                try:
+                    header, tensors, _ = channel.receive(self.max_payload, self.config.io_timeout_s)
+                except TimeoutError:
+                    raise ProtocolError(f"nothing from the server for {silence:.0f} s: the session is dead") from None
                 sock.settimeout(self.config.io_timeout_s)
+                if header["type"] == "ping":
+                    continue
                 if header["type"] == "done":
                     return True
-                round_index, rounds, local_epochs, mu = check_train_header(header)
+                round_index, rounds, local_epochs, mu, last_answered = check_train_header(header)
                 check_tensors(tensors, self.template)
-                self._training_state_before(round_index)
+                from_round = self._training_state_before(round_index, last_answered)
                 state, count, losses = self.local.local_update(tensors, round_index, rounds, local_epochs, mu)
-                atomic_torch_save(self.local.training_state(round_index), self.state_path)
+                self._save_training_state(round_index, -1 if from_round is None else from_round)
                 self.state_round = round_index
-                channel.send({"type": "update", "round": round_index, "num_examples": count, "losses": losses}, state)
+                channel.send({"type": "update", "round": round_index, "num_examples": count, "losses": losses,
+                              **({} if from_round is not None else {"exact": False})}, state)
                 self.rounds_done += 1
         finally:
             sock.close()

@@ -9,9 +9,12 @@ from pathlib import Path
 
 from common.config import field
 from common.errors import UserError
-from common.federated import AGGREGATIONS
+from common.federated import AGGREGATIONS, trimmed_count
 from common.har_task import HARPretrainDataConfig
 from common.pretrain_config import SSLConfig
+
+
+ROLES = ("local", "server", "client", "enrol")
 
 
 @dataclass
@@ -20,8 +23,8 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
     experiment_name: str = field("fedavg", "first part of the run folder's name")
     backend: str = field("socket", "socket: this repository's prototype; flower: the Flower engine",
                          choices=("socket", "flower"))
-    role: str = field("local", "local: server + clients as threads of one process; server; client",
-                      choices=("local", "server", "client"))
+    role: str = field("local", "local: server + clients as threads of one process; server; client; enrol: write "
+                                "--client_keys (the server's file) and one key file per client", choices=ROLES)
     # sized like centralized pretraining: rounds x local_epochs x client_fraction = 30 passes over the data
     rounds: int = field(15, "federated rounds")
     local_epochs: int = field(2, "client epochs per round")
@@ -34,7 +37,11 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
     port: int = field(8765, "server port (the local role always picks a free one)")
     server: str = field("127.0.0.1:8765", "HOST:PORT of the server (client role)")
     client_id: int = field(0, "which client this process is (client role)")
-    key_file: str = field("", "shared HMAC key file; empty: $MTSSL_FED_KEY (local role generates one)")
+    key_file: str = field("", "a client's own key file (from --role enrol), or the shared key file of a "
+                              "shared-key run; empty: $MTSSL_FED_KEY")
+    client_keys: str = field("", "server: the enrolment file (client id -> key, from --role enrol), so each client "
+                                 "can only speak as itself; empty: one key shared by every client (weaker: any "
+                                 "holder can claim any client id)")
     tls_cert: str = field("", "server certificate (PEM): enables TLS")
     tls_key: str = field("", "server private key (PEM)")
     tls_ca: str = field("", "CA certificate the client verifies the server against: enables TLS")
@@ -42,7 +49,8 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
                                      "(needs --tls_cert, --tls_key, --tls_ca)")
     aggregation: str = field("fedavg", "fedavg (weighted by sample counts), or robust to a minority of bad "
                                        "clients: median, trimmed_mean", choices=AGGREGATIONS)
-    trim_fraction: float = field(0.2, "trimmed_mean: share of clients dropped at each end, per coordinate")
+    trim_fraction: float = field(0.2, "trimmed_mean: share of clients dropped at each end, per coordinate "
+                                               "(rounded up: at least one; refused when it would leave none)")
     update_clip: float = field(0.0, "bound on the L2 norm of each client's update (its weights minus the global "
                                     "ones); 0: no bound")
     max_connections: int = field(64, "server: open connections at most; more are closed at once")
@@ -51,6 +59,15 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
     max_examples: int = field(1_000_000, "server: the largest sample count a client may declare (with fedavg it "
                                          "bounds one client's weight: set it near the real per-client size)")
     max_abs_weight: float = field(1e4, "server: an update holding a weight larger in magnitude is refused")
+    update_norm_factor: float = field(10.0, "server: an update (weights minus the global ones; batch-norm statistics "
+                                            "apart) whose norm exceeds this many times the median of the other "
+                                            "clients' this round is refused; 0: no such check")
+    max_update_norm: float = field(0.0, "server: an update of the weights with a larger L2 norm is refused; 0: no bound")
+    max_loss: float = field(1e6, "server: a client reporting a loss larger in magnitude is refused")
+    round_grace_s: float = field(5.0, "once --min_clients answered, the round waits for the others as long again as "
+                                      "that took, at least this many seconds, then closes without them")
+    keepalive_s: float = field(10.0, "server: seconds between keep-alive frames to idle clients; a client that hears "
+                                     "nothing for 3 x this (+ --io_timeout_s) rejoins")
     max_frame_mb: float = field(64.0, "frames larger than this are rejected")
     io_timeout_s: float = field(30.0, "socket timeout for connecting and handshakes; a started frame must be whole within it")
     round_timeout_s: float = field(600.0, "how long the server waits for a client's update")
@@ -80,7 +97,19 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
                 or not self.max_abs_weight > 0:
             raise UserError("--trim_fraction must be in [0, 0.5), --update_clip non-negative, --max_inflight_mb "
                             "at least --max_frame_mb and --max_abs_weight positive")
-        for name in ("io_timeout_s", "round_timeout_s", "connect_wait_s"):
+        if self.aggregation == "trimmed_mean":
+            try:
+                trimmed_count(self.trim_fraction, self.min_clients)
+            except ValueError as err:
+                raise UserError(f"{err} (raise --min_clients or --trim_fraction)") from None
+        for name in ("update_norm_factor", "max_update_norm"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name} must be >= 0 (0: off), got {getattr(self, name)}")
+        if self.role == "enrol" and not self.client_keys:
+            raise UserError("--role enrol writes --client_keys FILE: name the file")
+        if self.client_keys and self.role not in ("enrol",) and not Path(self.client_keys).is_file():
+            raise UserError(f"--client_keys {self.client_keys} does not exist or is not a file")
+        for name in ("io_timeout_s", "round_timeout_s", "connect_wait_s", "max_loss", "round_grace_s", "keepalive_s"):
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name} must be a positive number of seconds, got {getattr(self, name)}")
         if not 0 <= self.port <= 65535:

@@ -10,13 +10,18 @@ Frame = prefix | header | payload | mac
   mac     HMAC-SHA256 over prefix + header + payload: with the shared key for hello and challenge, with the
           session key for every later frame
 
-Handshake (both sides prove they hold the shared key, for this session only):
-  client -> server  hello {client_id, num_examples, nonce: fresh client nonce}           (shared key)
-  server -> client  challenge {client_nonce: echoed, nonce: fresh server nonce}           (shared key)
-  both derive       session key = HMAC(shared key, "session" | client nonce | server nonce), session id
+Handshake (both sides prove they hold the client's key, for this session only):
+  client -> server  hello {client_id, num_examples, nonce: fresh client nonce}           (client's key)
+  server -> client  challenge {client_nonce: echoed, nonce: fresh server nonce}           (client's key)
+  both derive       session key = HMAC(key, "session" | client nonce | server nonce), session id
   client -> server  proof {}                                                             (session key)
-  server -> client  welcome {}                                                           (session key)
+  server -> client  welcome {keepalive_s}                                                (session key)
+The client's key is its own (the server's enrolment file maps client ids to keys: one client cannot speak as
+another), or one key shared by all (then any holder can claim any id). With per-client keys the server parses
+the hello's header (bounded, strict JSON) only to pick the key named by its client_id, then checks the MAC.
 The server registers a client only after its proof; the client trusts the server only after the welcome.
+Between rounds the server sends "ping" frames every keepalive_s; a client that hears nothing for 3 x that
+(+ the I/O timeout) takes its session for dead and rejoins.
 A captured hello replayed later cannot produce the proof for a new server nonce; a captured frame of an
 old session fails the new session's MAC; a frame out of order or sent back the other way fails the seq or
 dir check. Lengths are checked against caps before anything is read, the MAC before anything is parsed;
@@ -49,6 +54,27 @@ KEY_ENV = "MTSSL_FED_KEY"
 
 class ProtocolError(Exception):
     """A frame that must be rejected; the message is the logged reason."""
+
+
+# control characters (and Unicode line breaks) a peer could put in a field to forge log lines
+_LINE_ESCAPES = {i: f"\\x{i:02x}" for i in (*range(32), 0x7F, 0x85)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+class LineLog:
+    """The federated log: each message one whole line, whatever thread writes it, with control characters
+    escaped (a newline inside a peer's field cannot start a forged line)."""
+
+    def __init__(self, sink=print):
+        self.sink, self.lock = sink, threading.Lock()
+
+    def __call__(self, message):
+        text = str(message).translate(_LINE_ESCAPES)
+        with self.lock:
+            self.sink(text)
+
+
+def line_log(log):
+    return log if isinstance(log, LineLog) else LineLog(log)
 
 
 class MemoryBudget:
@@ -92,9 +118,43 @@ def generate_key():
     return secrets.token_hex(32).encode()
 
 
+def load_client_keys(path):
+    """The server's enrolment file, {"client id": "key", ...} (JSON), as {id: key bytes}; one line if malformed."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(), parse_constant=_reject_constant)
+        if not isinstance(raw, dict) or not raw:
+            raise ValueError("not a non-empty JSON object")
+        keys = {}
+        for client_id, key in raw.items():
+            if not client_id.isdigit() or not isinstance(key, str) or len(key) < 16:
+                raise ValueError(f"entry {client_id[:20]!r} is not 'client id': 'key of 16+ characters'")
+            keys[int(client_id)] = key.encode()
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ProtocolError(f"--client_keys {path}: not an enrolment file ({err})") from None
+    if len(set(keys.values())) != len(keys):
+        raise ProtocolError(f"--client_keys {path}: two clients share a key")
+    return keys
+
+
+def write_enrolment(path, num_clients):
+    """A fresh key per client: the server's file {id: key} at path (mode 600) and <path>.client<id>.key for
+    each client (mode 600, to hand to that client alone). Returns {id: key}."""
+    path = Path(path)
+    keys = {client_id: generate_key() for client_id in range(num_clients)}
+    def private(file, text):
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(text)
+    private(path, json.dumps({str(c): k.decode() for c, k in keys.items()}, indent=1) + "\n")
+    for client_id, key in keys.items():
+        private(path.with_name(f"{path.name}.client{client_id}.key"), key.decode() + "\n")
+    return keys
+
+
 # --------------------------------------------------------------------------- frames
 def encode_frame(key, header, tensors=None):
-    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    header_bytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()  # NaN is not JSON
     payload = safetensors_save({k: v.contiguous() for k, v in tensors.items()}) if tensors else b""
     prefix = PREFIX.pack(MAGIC, VERSION, len(header_bytes), len(payload))
     body = prefix + header_bytes + payload
@@ -155,17 +215,26 @@ def read_frame(sock, key, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES, deadline_
             budget.release(payload_len)
 
 
-def _read_rest(sock, key, prefix, header_len, payload_len, deadline):
-    rest = _recv_exact(sock, header_len + payload_len + MAC_SIZE, deadline)
-    body, mac = prefix + rest[:-MAC_SIZE], rest[-MAC_SIZE:]
-    if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
-        raise ProtocolError("bad MAC: wrong key or tampered frame")
+def _parse_header(raw):
     try:
-        header = json.loads(rest[:header_len].decode(), parse_constant=_reject_constant)
+        header = json.loads(raw.decode(), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
         raise ProtocolError(f"malformed JSON header ({type(err).__name__})") from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
         raise ProtocolError("header is not a JSON object with a 'type'")
+    return header
+
+
+def _read_rest(sock, key, prefix, header_len, payload_len, deadline):
+    rest = _recv_exact(sock, header_len + payload_len + MAC_SIZE, deadline)
+    body, mac = prefix + rest[:-MAC_SIZE], rest[-MAC_SIZE:]
+    header = None
+    if callable(key):  # a per-client key: the header names whose (checked by the MAC right after)
+        header = _parse_header(rest[:header_len])
+        key = key(header)
+    if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
+        raise ProtocolError("bad MAC: wrong key or tampered frame")
+    header = header if header is not None else _parse_header(rest[:header_len])
     tensors = {}
     if payload_len:
         try:
@@ -208,11 +277,14 @@ class Channel:
         self.sock, self.key, self.session = sock, session_key, session_id
         self.send_dir, self.recv_dir = ("c2s", "s2c") if role == "client" else ("s2c", "c2s")
         self.send_seq = self.recv_seq = 1
+        self.send_lock = threading.Lock()  # the round's thread and the keep-alive thread share the socket
+        self.keepalive_s = None  # the client's: the server's keep-alive interval, from its welcome
 
     def send(self, header, tensors=None):
-        size = send_frame(self.sock, self.key, {**header, "session": self.session, "dir": self.send_dir,
-                                                 "seq": self.send_seq}, tensors)
-        self.send_seq += 1
+        with self.send_lock:
+            size = send_frame(self.sock, self.key, {**header, "session": self.session, "dir": self.send_dir,
+                                                     "seq": self.send_seq}, tensors)
+            self.send_seq += 1
         return size
 
     def receive(self, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES, deadline_s=None, budget=None):
@@ -246,14 +318,31 @@ def client_handshake(sock, key, client_id, num_examples, timeout_s):
     welcome, _, _ = channel.receive(0, max(0.001, deadline - time.monotonic()))
     if welcome.get("type") != "welcome":
         raise ProtocolError(f"expected welcome, got {welcome.get('type')!r}")
+    keepalive = welcome.get("keepalive_s")
+    if keepalive is not None:
+        if type(keepalive) not in (int, float) or not 0 < keepalive <= 3600:
+            raise ProtocolError(f"welcome with a keep-alive interval of {keepalive!r} s")
+        channel.keepalive_s = float(keepalive)
     return channel
 
 
-def server_handshake(sock, key, timeout_s):
-    """The server's half: (the client's hello header, a Channel) once the client has proved it holds the key."""
+def key_lookup(client_keys):
+    """A per-client key source for server_handshake: the hello's client_id picks its key from {id: key}."""
+    def key_for(header):
+        client_id = header.get("client_id")
+        if header.get("type") != "hello" or type(client_id) is not int or client_id not in client_keys:
+            raise ProtocolError(f"hello from a client that is not enrolled (client_id {str(client_id)[:20]!r})")
+        return client_keys[client_id]
+    return key_for
+
+
+def server_handshake(sock, key, timeout_s, keepalive_s=None):
+    """The server's half: (the client's hello header, a Channel) once the client has proved it holds the key.
+    key: the shared key (bytes), or {client id: key} with one key per client."""
     deadline = time.monotonic() + timeout_s
-    hello, _, _ = _handshake_read(sock, key, deadline)
+    hello, _, _ = _handshake_read(sock, key_lookup(key) if isinstance(key, dict) else key, deadline)
     _expect(hello, "hello", "c2s", 0)
+    key = key[hello["client_id"]] if isinstance(key, dict) else key
     client_nonce, server_nonce = _nonce(hello, "nonce"), secrets.token_hex(16)
     send_frame(sock, key, {"type": "challenge", "client_nonce": client_nonce, "nonce": server_nonce, "dir": "s2c",
                            "seq": 0})
@@ -262,7 +351,7 @@ def server_handshake(sock, key, timeout_s):
     proof, _, _ = channel.receive(0, max(0.001, deadline - time.monotonic()))
     if proof.get("type") != "proof":
         raise ProtocolError(f"expected proof, got {proof.get('type')!r}")
-    channel.send({"type": "welcome"})
+    channel.send({"type": "welcome", **({"keepalive_s": keepalive_s} if keepalive_s else {})})
     return hello, channel
 
 

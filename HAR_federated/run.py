@@ -3,8 +3,11 @@
 Usage:
     python HAR_federated/run.py                                   # server + clients as threads, real sockets
     python HAR_federated/run.py --rounds 30 --client_fraction 0.5 --proximal_mu 0.01
-    MTSSL_FED_KEY=... python HAR_federated/run.py --role server --host 0.0.0.0 --port 8765
-    MTSSL_FED_KEY=... python HAR_federated/run.py --role client --server HOST:8765 --client_id 3
+    python HAR_federated/run.py --role enrol --client_keys keys/enrolment.json      # one key per client
+    python HAR_federated/run.py --role server --client_keys keys/enrolment.json --host 0.0.0.0 --port 8765
+    python HAR_federated/run.py --role client --key_file keys/enrolment.json.client3.key --server HOST:8765 \
+        --client_id 3
+    (MTSSL_FED_KEY=... with --role server / client and no --client_keys: one key shared by all, weaker)
     python HAR_federated/run.py --backend flower                  # the same training through Flower
 The encoder is saved like a centralized run's: HAR_centralized/train_classifier.py --encoder <run folder>.
 """
@@ -20,7 +23,8 @@ from common.run_folder import RunFolder
 from HAR_federated.client import FederatedClient
 from HAR_federated.config import FederatedConfig
 from HAR_federated.flower_app import run_flower
-from HAR_federated.protocol import ProtocolError, generate_key, load_key
+from HAR_federated.protocol import (LineLog, ProtocolError, generate_key, line_log, load_client_keys, load_key,
+                                   write_enrolment)
 from HAR_federated.server import FederatedServer
 
 
@@ -50,7 +54,7 @@ def make_server(config, key, log=print):
         server = FederatedServer(config, har_model(config), key, run, server_tls(config), log)
     except OSError as err:  # an unknown host, a port in use or not ours to bind
         raise UserError(f"cannot listen on --host {config.host} --port {config.port}: {err.strerror or err}") from None
-    resume = bool(config.resume) and run.has_checkpoint()
+    resume = run.resumes(config.resume)
     if resume:
         server.resume()  # reads the checkpoint, writes nothing
         if server.start_round >= config.rounds and (run / run.SUMMARY).exists() and (run / run.ENCODER).exists():
@@ -67,15 +71,18 @@ def make_server(config, key, log=print):
 
 
 def run_local(config, datasets, key=None, on_round_end=None, log=print):
-    """Server and one thread per client in this process, talking over sockets on config.host."""
-    key = key or generate_key()
+    """Server and one thread per client in this process, talking over sockets on config.host. key: one shared
+    key (bytes); None: a fresh key per client (the server holds them all, each client only its own)."""
+    log = line_log(log)
+    keys = {client_id: generate_key() for client_id in datasets} if key is None else None
     config = dataclasses.replace(config, port=0)  # threads of one process: any free port
-    server = make_server(config, key, log)
+    server = make_server(config, keys if key is None else key, log)
     address = f"{config.host}:{server.port}"
-    log(f"server on {address}; {len(datasets)} clients; run folder {server.run_folder.path}")
-    clients = [FederatedClient(config, data, client_id, key, address, client_tls(config), log)
+    log(f"server on {address}; {len(datasets)} clients ({'one key each' if key is None else 'a shared key'}); "
+        f"run folder {server.run_folder.path}")
+    clients = [FederatedClient(config, data, client_id, key or keys[client_id], address, client_tls(config), log)
                for client_id, data in datasets.items()]
-    threads = [threading.Thread(target=client.run, daemon=True) for client in clients]
+    threads = [threading.Thread(target=client.run) for client in clients]
     for thread in threads:
         thread.start()
     try:
@@ -83,8 +90,10 @@ def run_local(config, datasets, key=None, on_round_end=None, log=print):
     finally:
         for client in clients:  # a server that stopped (or died) takes its local clients with it
             client.stop_event.set()
-        for thread in threads:
-            thread.join(timeout=10)
+        for thread in threads:  # joined, not abandoned: a thread inside torch at exit aborts the interpreter
+            thread.join(timeout=max(60.0, config.round_timeout_s))
+            if thread.is_alive():
+                log("warning: a client thread did not stop in time")
     return server, history
 
 
@@ -97,8 +106,14 @@ def main(argv=None):
         elif config.role == "local":
             key = load_key(config.key_file) if config.key_file else None
             run_local(config, har_client_datasets(config), key)
+        elif config.role == "enrol":
+            write_enrolment(config.client_keys, config.num_clients)
+            print(f"{config.num_clients} client keys: the server's file {config.client_keys}, and "
+                  f"{config.client_keys}.client<id>.key for each client (give each client only its own)")
+            return
         elif config.role == "server":
-            make_server(config, load_key(config.key_file)).run()
+            key = load_client_keys(config.client_keys) if config.client_keys else load_key(config.key_file)
+            make_server(config, key, LineLog()).run()
         else:
             datasets = har_client_datasets(config)
             if config.client_id not in datasets:

@@ -1,9 +1,11 @@
 """Federated averaging server over authenticated sockets.
 
 Clients connect and say hello; each round the server samples a share of the connected clients, sends
-them the global weights, waits for their updates (each in its own thread, with a timeout), drops any
-client that fails, averages the answers by sample count and checkpoints atomically. A round with fewer
-than min_clients answers is retried. The server never sees client data, only weights and counts.
+them the global weights, waits for their updates (each in its own thread, with a timeout; once min_clients
+answered, for a grace period only), drops any client that fails, judges each update against the global
+model it answers (common.federated.screen_updates), averages the rest and checkpoints atomically. A round
+with fewer than min_clients accepted answers is retried. The server never sees client data, only weights,
+counts and losses, and checks every number it writes.
 """
 import json
 import math
@@ -15,16 +17,21 @@ import numpy as np
 
 from common.config import config_to_dict
 from common.errors import UserError
-from common.federated import aggregate, clip_update
+from common.federated import aggregate, aggregate_integer_buffers, clip_update, screen_updates
 from common.har_task import encoder_data_record, input_shape
-from HAR_federated.protocol import MemoryBudget, ProtocolError, check_tensors, server_handshake
+from HAR_federated.protocol import MemoryBudget, ProtocolError, check_tensors, line_log, server_handshake
 
 
 class ClientConnection:
     def __init__(self, channel, client_id, num_examples):
         self.channel, self.sock, self.client_id, self.num_examples = channel, channel.sock, client_id, num_examples
+        self.busy = False  # in a round's exchange: no keep-alive then
 
     def close(self):
+        try:  # shutdown first: close alone leaves a thread blocked in recv on this socket waiting
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:
@@ -40,8 +47,10 @@ def _positive_int(value, name, at_most):
 
 class FederatedServer:
     def __init__(self, config, model, key, run, tls_context=None, log=print):
-        """run: the RunFolder that receives metrics rows, checkpoints, the encoder and the summary."""
-        self.config, self.model, self.key, self.run_folder, self.log = config, model, key, run, log
+        """run: the RunFolder that receives metrics rows, checkpoints, the encoder and the summary. key: the
+        shared key, or {client id: key} (the enrolment file: each client speaks only as itself)."""
+        self.config, self.model, self.key, self.run_folder, self.log = config, model, key, run, line_log(log)
+        self.task_names = set(model.tasks)
         self.template = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.global_state = dict(self.template)
         self.max_payload = int(config.max_frame_mb * 2**20)
@@ -58,6 +67,7 @@ class FederatedServer:
         self.port = self.listener.getsockname()[1]
         self.start_round = 0
         self.history = []
+        self.last_answered = {}  # client id -> the last round it answered: a client without that state is not exact
         self.finished = False  # a resumed run that had already finished: run() changes nothing
 
     # ------------------------------------------------------------------ connections
@@ -105,7 +115,7 @@ class FederatedServer:
             sock.settimeout(self.config.io_timeout_s)
             if self.tls_context:
                 sock = self.tls_context.wrap_socket(sock, server_side=True)
-            hello, channel = server_handshake(sock, self.key, self.config.io_timeout_s)
+            hello, channel = server_handshake(sock, self.key, self.config.io_timeout_s, self.config.keepalive_s)
             client_id = hello.get("client_id")
             if type(client_id) is not int or not 0 <= client_id < self.config.num_clients:
                 raise ProtocolError(f"client_id must be an integer in 0..{self.config.num_clients - 1}, got {client_id!r}")
@@ -134,12 +144,28 @@ class FederatedServer:
         self.log(reason)
 
     def _drop(self, connection, err):
-        self._reject(f"client {connection.client_id}", err)
+        """Reject and disconnect a client, once: a connection already dropped (a straggler cut off at the end
+        of its round, whose thread then fails) is not logged again."""
         with self.lock:
-            if self.clients.get(connection.client_id) is connection:
+            registered = self.clients.get(connection.client_id) is connection
+            if registered:
                 del self.clients[connection.client_id]
                 self.open_connections -= 1
+        if registered:
+            self._reject(f"client {connection.client_id}", err)
         connection.close()
+
+    def keep_alive(self):
+        """Every keepalive_s, a ping to each client not in a round's exchange: a client whose session died
+        silently notices the silence and rejoins (HAR_federated/client.py)."""
+        while not self.stop_event.wait(self.config.keepalive_s):
+            with self.lock:
+                idle = [c for c in self.clients.values() if not c.busy]
+            for connection in idle:
+                try:
+                    connection.channel.send({"type": "ping"})
+                except OSError as err:
+                    self._drop(connection, f"keep-alive failed ({err})")
 
     def wait_for_clients(self, count, timeout):
         deadline = time.time() + timeout
@@ -153,7 +179,9 @@ class FederatedServer:
     # ------------------------------------------------------------------ rounds
     def _ask(self, connection, round_index, results, traffic):
         header = {"type": "train", "round": round_index, "rounds": self.config.rounds,
-                  "local_epochs": self.config.local_epochs, "proximal_mu": self.config.proximal_mu}
+                  "local_epochs": self.config.local_epochs, "proximal_mu": self.config.proximal_mu,
+                  "last_answered": self.last_answered.get(connection.client_id, -1)}
+        connection.busy = True
         try:
             connection.sock.settimeout(self.config.io_timeout_s)
             sent = connection.channel.send(header, self.global_state)
@@ -167,14 +195,27 @@ class FederatedServer:
                                     f"of round {reply.get('round')!r}")
             # no more examples than the client declared when it joined: its weight in the average is bounded
             count = _positive_int(reply.get("num_examples"), "num_examples", connection.num_examples)
-            losses = reply.get("losses", {})
-            if not isinstance(losses, dict) or not all(isinstance(k, str) and type(v) in (int, float)
-                                                       and math.isfinite(v) for k, v in losses.items()):
-                raise ProtocolError("losses must map task names to finite numbers")
             check_tensors(tensors, self.template, self.config.max_abs_weight)
-            results[connection.client_id] = (tensors, count, losses)
+            losses = self._checked_losses(reply.get("losses"))
+            if reply.get("exact") is False:  # the client had no training state for this round (a resume)
+                self.log(f"client {connection.client_id} had no optimiser state for round {round_index + 1} and "
+                         f"started it from its initial one: this resumed run is not exact")
+            with self.lock:
+                results[connection.client_id] = (tensors, count, losses)
         except Exception as err:  # a broken or hostile update drops that client, never the round
             self._drop(connection, err if isinstance(err, (ProtocolError, OSError)) else f"{type(err).__name__}: {err}")
+        finally:
+            connection.busy = False
+
+    def _checked_losses(self, losses):
+        """{task: loss} with exactly the model's task names and finite values within --max_loss."""
+        if not isinstance(losses, dict) or set(losses) != self.task_names:
+            names = sorted(map(str, losses))[:5] if isinstance(losses, dict) else type(losses).__name__
+            raise ProtocolError(f"losses must name the model's tasks {sorted(self.task_names)}, got {names}")
+        if not all(type(v) in (int, float) and math.isfinite(v) and abs(v) <= self.config.max_loss
+                   for v in losses.values()):
+            raise ProtocolError(f"losses must be finite numbers within +-{self.config.max_loss:g}")
+        return {k: float(v) for k, v in losses.items()}
 
     def run_round(self, round_index):
         """One round: returns the metrics row, or None when fewer than min_clients answered."""
@@ -190,35 +231,90 @@ class FederatedServer:
                 connection = self.clients.get(client_id)
             if connection is None:
                 continue
-            thread = threading.Thread(target=self._ask, args=(connection, round_index, results, traffic), daemon=True)
+            thread = threading.Thread(target=self._ask, args=(connection, round_index, results, traffic))
             thread.start()
             threads.append(thread)
+        self._wait_for_round(asked, threads, results, start)
         for thread in threads:
             thread.join()
         answered = sorted(results)
+        for client_id in answered:  # it trained this round, whatever the screening says of its update
+            self.last_answered[client_id] = round_index
+        refused = screen_updates({c: results[c][0] for c in answered}, self.global_state,
+                                 self.config.update_norm_factor, self.config.max_update_norm)
+        for client_id, reason in sorted(refused.items()):
+            self._reject(f"client {client_id}", f"round {round_index + 1}: {reason}")
+        accepted = [c for c in answered if c not in refused]
         row = {"round": round_index + 1, "asked": len(asked), "answered": len(answered),
-               "dropped": len(asked) - len(answered), "bytes_sent": traffic["sent"],
+               "dropped": len(asked) - len(answered), "refused": len(refused), "bytes_sent": traffic["sent"],
                "bytes_received": traffic["received"], "seconds": round(time.time() - start, 3)}
-        if len(answered) < self.config.min_clients:
-            self.log(f"round {round_index + 1}: only {len(answered)} of {len(asked)} answered "
-                     f"(min_clients {self.config.min_clients})")
+        if len(accepted) < self.config.min_clients:
+            self.log(f"round {round_index + 1}: only {len(accepted)} of {len(asked)} answered with an accepted "
+                     f"update (min_clients {self.config.min_clients})")
             return None
-        states = [clip_update(results[c][0], self.global_state, self.config.update_clip) for c in answered]
-        counts = [results[c][1] for c in answered]
-        self.global_state = aggregate(states, counts, self.config.aggregation, self.config.trim_fraction)
-        losses = [results[c][2] for c in answered]
-        row["mean_local_losses"] = {name: float(np.mean([l[name] for l in losses if name in l]))
-                                    for name in losses[0]}
+        states = [clip_update(results[c][0], self.global_state, self.config.update_clip) for c in accepted]
+        counts = [results[c][1] for c in accepted]
+        new_state = aggregate_integer_buffers(states, aggregate(states, counts, self.config.aggregation,
+                                                                self.config.trim_fraction))
+        try:  # the server's own numbers are checked before they become the global model
+            check_tensors(new_state, self.template, self.config.max_abs_weight)
+        except ProtocolError as err:
+            self.log(f"round {round_index + 1}: the aggregate is unusable ({err}); the round is redone")
+            return None
+        self.global_state = new_state
+        losses = [results[c][2] for c in accepted]
+        row["mean_local_losses"] = {name: float(np.mean([l[name] for l in losses])) for name in sorted(self.task_names)}
         return row
 
+    def _wait_for_round(self, asked, threads, results, start):
+        """Until every asked client answered or failed; once min_clients answered, for as long again as that
+        took (at least --round_grace_s), then the stragglers are cut off: a silent client costs seconds."""
+        quorum_at = None
+        while any(thread.is_alive() for thread in threads):
+            now = time.time()
+            with self.lock:
+                answered = len(results)
+            if quorum_at is None and answered >= self.config.min_clients:
+                quorum_at = now
+            if quorum_at is not None and now > quorum_at + max(self.config.round_grace_s, quorum_at - start):
+                with self.lock:
+                    stragglers = [self.clients[c] for c in asked if c not in results and c in self.clients]
+                for connection in stragglers:
+                    self._drop(connection, f"no update within the round's grace period ({now - start:.1f} s; "
+                                           f"{answered} clients had answered)")
+                return
+            time.sleep(0.02)
+
     def resume(self):
+        """The global model, round and history of the run folder's checkpoint; a damaged or hand-made one is
+        one line naming the file and the field."""
         state = self.run_folder.load_checkpoint()
+        path = self.run_folder / self.run_folder.CHECKPOINT
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise UserError(f"{path}: no 'model' state dict: not a checkpoint of the federated server")
         if set(state["model"]) != set(self.template):
-            raise UserError(f"{self.run_folder / self.run_folder.CHECKPOINT} holds another architecture: use the same model flags")
-        check_tensors(state["model"], self.template)
-        self.global_state = state["model"]
-        self.start_round = state["round"] + 1
-        self.history = json.loads(state.get("history_json", "[]"))
+            raise UserError(f"{path} holds another architecture: use the same model flags")
+        try:
+            check_tensors(state["model"], self.template)
+        except ProtocolError as err:
+            raise UserError(f"{path}: field 'model': {err}") from None
+        round_index = state.get("round")
+        if type(round_index) is not int or not 0 <= round_index < 10**7:
+            raise UserError(f"{path}: field 'round' must be a round number >= 0, got {round_index!r}")
+        try:
+            history = json.loads(state.get("history_json", ""))
+            if not isinstance(history, list) or [row.get("round") for row in history] != list(
+                    range(1, round_index + 2)):
+                raise ValueError(f"not the rows of rounds 1..{round_index + 1}")
+        except (TypeError, ValueError, AttributeError) as err:
+            raise UserError(f"{path}: field 'history_json' is damaged ({str(err)[:80]})") from None
+        last_answered = state.get("last_answered_json", "{}")
+        try:
+            self.last_answered = {int(c): r for c, r in json.loads(last_answered).items()
+                                  if type(r) is int and -1 <= r <= round_index}
+        except (TypeError, ValueError, AttributeError):
+            raise UserError(f"{path}: field 'last_answered_json' is damaged") from None
+        self.global_state, self.start_round, self.history = state["model"], round_index + 1, history
         self.log(f"resumed after round {self.start_round}")
 
     def run(self, on_round_end=None):
@@ -228,6 +324,8 @@ class FederatedServer:
             return self.history
         acceptor = threading.Thread(target=self.serve_forever, daemon=True)
         acceptor.start()
+        pinger = threading.Thread(target=self.keep_alive, daemon=True)
+        pinger.start()
         try:
             if not self.wait_for_clients(self.config.min_clients, self.config.connect_wait_s):
                 raise UserError(f"fewer than {self.config.min_clients} clients connected within "
@@ -255,6 +353,8 @@ class FederatedServer:
             self._finish()
         finally:
             self.stop()
+            for thread in (acceptor, pinger):  # nothing of ours may still run when the interpreter exits
+                thread.join(timeout=5)
         return self.history
 
     def _checkpoint(self, round_index):
@@ -262,7 +362,8 @@ class FederatedServer:
         retried, then reported in one line while the rounds go on with the state in memory."""
         for write in (lambda: self.run_folder.log(self.history[-1]),
                       lambda: self.run_folder.save_checkpoint({"model": self.global_state, "round": round_index,
-                                                               "history_json": json.dumps(self.history),
+                                                               "history_json": json.dumps(self.history, allow_nan=False),
+                                                               "last_answered_json": json.dumps(self.last_answered),
                                                                "config": config_to_dict(self.config)})):
             for attempt in range(3):
                 try:

@@ -4,6 +4,8 @@ The socket prototype (HAR_federated/) and the Flower adapter both call `local_up
 `fedavg` on the server; neither knows about the other's transport. The client trains through the shared
 MultiTaskTrainer; FedProx is a gradient hook the client adds, not a case inside the loop.
 """
+import math
+
 import torch
 
 from common.model import build_model, task_classes
@@ -42,6 +44,7 @@ def aggregate(states, weights, method="fedavg", trim_fraction=0.2):
         return fedavg(states, weights)
     if method not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {method!r}; choose one of {', '.join(AGGREGATIONS)}")
+    k = trimmed_count(trim_fraction, len(states)) if method == "trimmed_mean" else 0
     out = {}
     for name, reference in states[0].items():
         stacked = torch.stack([state[name].double() for state in states])  # (clients, *shape)
@@ -49,9 +52,87 @@ def aggregate(states, weights, method="fedavg", trim_fraction=0.2):
             value = stacked.median(dim=0).values if len(states) % 2 else stacked.sort(dim=0).values[
                 len(states) // 2 - 1 : len(states) // 2 + 1].mean(0)
         else:
-            k = int(trim_fraction * len(states))
             value = stacked.sort(dim=0).values[k : len(states) - k].mean(0)
         out[name] = value.to(reference.dtype) if reference.is_floating_point() else value.round().to(reference.dtype)
+    return out
+
+
+def trimmed_count(trim_fraction, clients):
+    """Clients trimmed at each end by trimmed_mean: trim_fraction of them rounded up (a fraction that trims
+    nobody would silently be a plain mean), so 2k < clients is needed: ValueError otherwise."""
+    k = math.ceil(trim_fraction * clients - 1e-9) if trim_fraction > 0 else 0
+    if k < 1 or 2 * k >= clients:
+        raise ValueError(f"trimmed_mean with --trim_fraction {trim_fraction:g} over {clients} clients trims {k} at "
+                         f"each end, which leaves {'no client' if 2 * k >= clients else 'every client'}: it needs "
+                         f"0 < --trim_fraction and at least {2 * max(k, 1) + 1} answering clients")
+    return k
+
+
+# --------------------------------------------------------------------------- screening updates
+BATCH_NORM_STATISTICS = ("running_mean", "running_var")
+
+
+def _is_statistic(name):
+    return name.rsplit(".", 1)[-1] in BATCH_NORM_STATISTICS
+
+
+def update_norms(state, reference):
+    """(L2 norm of the update of the weights, L2 norm of the update of the batch-norm statistics): the state
+    minus the global state it answers, over the floating tensors."""
+    weights = statistics = 0.0
+    for name, value in state.items():
+        if value.is_floating_point():
+            squared = float(((value.double() - reference[name].double()) ** 2).sum())
+            if _is_statistic(name):
+                statistics += squared
+            else:
+                weights += squared
+    return math.sqrt(weights), math.sqrt(statistics)
+
+
+def screen_updates(states, reference, norm_factor=10.0, max_update_norm=0.0, max_integer_step=10**9):
+    """{client: reason} of the updates to leave out of this round's average, judged against the global state
+    they answer, never against absolute bounds that a moved global would turn against honest clients.
+
+    An update is refused when the norm of its weights' update (or of its batch-norm statistics' update) is
+    more than norm_factor times the median of the other clients' (this round, two or more clients), or above
+    max_update_norm (when set); when an integer buffer (num_batches_tracked) goes back or jumps by more than
+    max_integer_step. With three or more clients one insider cannot hide behind its own norm: the median of
+    the others is honest. states: {client: state dict}."""
+    norms = {c: update_norms(state, reference) for c, state in states.items()}
+    refused = {}
+    for client, state in states.items():
+        for name, value in state.items():
+            if not value.is_floating_point():
+                step = value.long() - reference[name].long()
+                if step.numel() and (int(step.min()) < 0 or int(step.max()) > max_integer_step):
+                    refused[client] = (f"integer buffer {name} moved by {int(step.min())}..{int(step.max())} from "
+                                       f"the global model (allowed 0..{max_integer_step})")
+        if client in refused:
+            continue
+        others = [norms[c] for c in states if c != client]
+        for index, what in enumerate(("weights", "batch-norm statistics")):
+            norm = norms[client][index]
+            if max_update_norm and index == 0 and norm > max_update_norm:
+                refused[client] = f"update of the {what} has norm {norm:.4g} > --max_update_norm {max_update_norm:g}"
+            elif others and norm_factor:
+                typical = float(torch.tensor([o[index] for o in others]).median())
+                if norm > norm_factor * typical and norm > 1e-6:
+                    refused[client] = (f"update of the {what} has norm {norm:.4g}, over {norm_factor:g} x the "
+                                       f"median of the other clients' ({typical:.4g})")
+            if client in refused:
+                break
+    return refused
+
+
+def aggregate_integer_buffers(states, aggregated):
+    """Integer buffers (batch-norm step counts) of the new global state: the median of the clients' values,
+    which screened clients keep within a step of the global's; the averaged floats are left as they are."""
+    out = dict(aggregated)
+    for name, value in aggregated.items():
+        if not value.is_floating_point():
+            stacked = torch.stack([state[name].long() for state in states])
+            out[name] = stacked.median(dim=0).values.to(value.dtype)
     return out
 
 

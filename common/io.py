@@ -66,5 +66,13 @@ def atomic_write_text(path, text):
         f.write(text)
 
 
+def strict_json(obj, where, **kwargs):
+    """json.dumps refusing NaN and infinities (they are not JSON): a UserError naming `where` instead."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError as err:
+        raise UserError(f"refusing to write {where}: {err} (a non-finite number reached the records)") from None
+
+
 def atomic_write_json(path, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write_text(path, strict_json(obj, path, indent=2) + "\n")

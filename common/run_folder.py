@@ -13,7 +13,7 @@ from pathlib import Path
 from common.checkpoint import atomic_torch_save, load_checkpoint, save_encoder
 from common.config import config_to_dict
 from common.errors import UserError
-from common.io import atomic_write_json, atomic_write_text
+from common.io import atomic_write_json, atomic_write_text, strict_json
 from common.paths import REPO_ROOT
 
 
@@ -64,6 +64,21 @@ class RunFolder:
             raise UserError(f"{self.path} already holds a run: --resume 1 continues it, --overwrite 1 replaces it, "
                             f"or choose another --experiment_name")
 
+    def resumes(self, resume):
+        """Whether a run resumes from this folder's checkpoint (centralized and federated alike). --resume 1
+        without a checkpoint starts fresh where nothing was recorded yet (no folder, or a run killed before its
+        first checkpoint: config.json only); a folder holding metrics, an encoder or a summary is refused in
+        one line, deleting nothing (a fresh start would replace them)."""
+        if not resume:
+            return False
+        if self.has_checkpoint():
+            return True
+        if any((self / name).exists() for name in (self.METRICS, self.ENCODER, self.SUMMARY)):
+            finished = " a finished run but" if (self / self.SUMMARY).exists() else " records but"
+            raise UserError(f"{self.path} holds{finished} no {self.CHECKPOINT} to resume from: --overwrite 1 "
+                            f"replaces it, or choose another --experiment_name")
+        return False
+
     def prune_metrics(self, key, last):
         """Keep the metrics rows up to `last` (by `key`, epoch or round): rows of work a resume redoes go."""
         path = self / self.METRICS
@@ -89,7 +104,7 @@ class RunFolder:
         """One JSON row per epoch or round, for programs."""
         if self.writer:
             with open(self / self.METRICS, "a") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(strict_json(row, self / self.METRICS) + "\n")
 
     def save_encoder(self, encoder, input_shape, data_record=None):
         """encoder.pt: weights, model_args, input shape and what the encoder keeps of its data (split, input

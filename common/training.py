@@ -137,7 +137,7 @@ def pretrain(config, data, on_epoch_end=None):
 
     # ------------------------------------------------------------------ resume
     start_epoch, mean_losses = 0, {}
-    if config.resume and run.has_checkpoint():
+    if run.resumes(config.resume):
         state = run.load_checkpoint()
         if state.get("architecture") != model.architecture():
             raise UserError(f"{run / run.CHECKPOINT} holds another architecture ({state.get('architecture')}); "
@@ -156,11 +156,8 @@ def pretrain(config, data, on_epoch_end=None):
         mean_losses = state.get("mean_losses", {})
         if is_main:
             print(f"resumed from {run / run.CHECKPOINT} after epoch {start_epoch}")
-    elif config.resume and (run / run.SUMMARY).exists():
-        raise UserError(f"{run.path} holds a finished run but no {run.CHECKPOINT} to resume from: --overwrite 1 "
-                        f"replaces it, or choose another --experiment_name")
     elif config.resume and is_main:
-        print(f"--resume 1 but no checkpoint in {run.path}: starting fresh")
+        print(f"--resume 1 but nothing in {run.path} yet: starting fresh")
     else:
         run.check_can_start(resume=False, overwrite=config.overwrite)
     # the run folder is touched only once the run can start; a resumed run drops the rows of the epochs it

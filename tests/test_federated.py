@@ -14,8 +14,10 @@ from common.checkpoint import safe_torch_load
 from common.classification import load_pretrained_encoder
 from common.config import parse_config
 from common.errors import UserError
-from common.federated import LocalTrainer, ProximalTerm, aggregate, clip_update, fedavg
+from common.federated import (LocalTrainer, ProximalTerm, aggregate, aggregate_integer_buffers, clip_update, fedavg,
+                              screen_updates, trimmed_count)
 from common.har_task import har_model
+from common.io import strict_json
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_federated import protocol
 from HAR_federated import run as run_module
@@ -23,6 +25,7 @@ from HAR_federated.client import FederatedClient
 from HAR_federated.config import FederatedConfig
 from HAR_federated.protocol import ProtocolError, encode_frame, read_frame
 from HAR_federated.run import run_local
+from HAR_federated.server import FederatedServer
 
 KEY = b"k" * 32
 
@@ -165,6 +168,8 @@ def insider(port, client_id, on_train, num_examples=10):
             channel = protocol.client_handshake(sock, KEY, client_id, num_examples, 10)
             while True:
                 header, tensors, _ = channel.receive()
+                if header["type"] == "ping":  # the server's keep-alive between rounds
+                    continue
                 if header["type"] != "train" or on_train(channel, header, tensors) == "stop":
                     break
         except (OSError, ProtocolError):
@@ -194,7 +199,7 @@ def test_a_client_crashing_mid_round_is_dropped_and_the_round_completes(tmp_path
     config = tiny_config(tmp_path, connect_wait_s=20.0, min_clients=2, num_clients=3)
     server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
     assert len(history) == 2 and crashed
-    first = history[0]
+    first = history[crashed[0]]  # the round it crashed in (it may join after round 1 on a loaded machine)
     assert first["asked"] == 3 and first["answered"] == 2 and first["dropped"] == 1
     assert any("client 2" in reason for reason in server.rejected)
 
@@ -666,3 +671,280 @@ def test_failing_record_writes_are_retried_and_reported_while_the_rounds_go_on(t
     assert [r["round"] for r in history] == [1, 2]
     assert any("round 1's records were not written" in m for m in messages)
     assert safe_torch_load(config.run_dir() / "checkpoint.pt")["round"] == 1  # the next round's checkpoint landed
+
+
+# --------------------------------------------------------------------------- one insider cannot end a run
+def poison(value):
+    """An insider's update: every float of the global model it got set to `value` (under --max_abs_weight)."""
+    def on_train(channel, header, tensors):
+        poisoned = {k: torch.full_like(v, value) if v.is_floating_point() else v for k, v in tensors.items()}
+        channel.send({"type": "update", "round": header["round"], "num_examples": 10,
+                      "losses": {t: 1.0 for t in ("augmentation", "reconstruction", "contrastive", "features")}},
+                     poisoned)
+    return on_train
+
+
+def with_insider(monkeypatch, client_id, on_train, servers=None):
+    """run_module.make_server, with an insider (holding the shared key) joining once two clients are in."""
+    original = run_module.make_server
+
+    def make(config, key, log=print):
+        server = original(config, key, log)
+        threading.Thread(target=lambda: server.wait_for_clients(2, 60) and insider(server.port, client_id, on_train),
+                         daemon=True).start()
+        if servers is not None:
+            servers.append(server)
+        return server
+
+    monkeypatch.setattr(run_module, "make_server", make)
+
+
+@pytest.mark.parametrize("value", [2000.0, 9999.0])
+def test_a_poisoned_update_under_the_weight_cap_cannot_end_a_fedavg_run(tmp_path, monkeypatch, value):
+    honest = tiny_config(tmp_path / "honest", rounds=3, num_clients=4, min_clients=3)
+    run_local(honest, tiny_datasets(3), KEY, log=quiet)
+    servers = []
+    with_insider(monkeypatch, 3, poison(value), servers)
+    attacked = tiny_config(tmp_path / "attacked", rounds=3, num_clients=4, min_clients=3)
+
+    def let_the_insider_in(round_index):
+        if round_index == 0:
+            servers[0].wait_for_clients(4, 60)
+
+    server, history = run_local(attacked, tiny_datasets(3), KEY, on_round_end=let_the_insider_in, log=quiet)
+    assert len(history) == 3 and sum(r["refused"] for r in history) >= 2  # refused in rounds 2 and 3 at least
+    assert any(f"over 10 x the median" in r and "client 3" in r for r in server.rejected)
+    # honest updates were never refused, and the global model is the honest run's
+    assert not any("client 0" in r or "client 1" in r or "client 2" in r for r in server.rejected)
+    _, expected = load_pretrained_encoder(honest.run_dir() / "encoder.pt")
+    _, got = load_pretrained_encoder(attacked.run_dir() / "encoder.pt")
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
+
+
+def test_updates_are_judged_against_the_global_model_they_answer():
+    torch.manual_seed(0)
+    reference = {"w": torch.randn(100), "bn.running_var": torch.ones(4), "bn.num_batches_tracked": torch.tensor(5)}
+
+    def update(scale=0.01, var=1.1, steps=10):
+        return {"w": reference["w"] + scale * torch.randn(100), "bn.running_var": torch.full((4,), var),
+                "bn.num_batches_tracked": torch.tensor(5 + steps)}
+
+    honest = {0: update(), 1: update(), 2: update()}
+    assert screen_updates(honest, reference) == {}
+    # a global model far from the origin changes nothing: only the update counts
+    moved = {k: v + 1000 if v.is_floating_point() else v for k, v in reference.items()}
+    assert screen_updates({c: {k: v + 1000 if v.is_floating_point() else v for k, v in s.items()}
+                           for c, s in honest.items()}, moved) == {}
+    refused = screen_updates({**honest, 3: update(scale=5.0)}, reference)
+    assert list(refused) == [3] and "weights" in refused[3]
+    refused = screen_updates({**honest, 3: update(var=500.0)}, reference)
+    assert list(refused) == [3] and "batch-norm statistics" in refused[3]
+    for steps in (2**63 - 6, -2**62):
+        refused = screen_updates({**honest, 3: update(steps=steps)}, reference)
+        assert list(refused) == [3] and "integer buffer bn.num_batches_tracked" in refused[3]
+    # two clients: the one far from the other is refused, the other kept
+    assert list(screen_updates({0: update(), 1: update(scale=5.0)}, reference)) == [1]
+    assert list(screen_updates({0: update(scale=0.5)}, reference, max_update_norm=1.0)) == [0]
+    merged = aggregate_integer_buffers([honest[0], honest[1], update(steps=30)], fedavg(list(honest.values()), [1] * 3))
+    assert int(merged["bn.num_batches_tracked"]) == 15  # the median count, not a mean an outlier drags
+
+
+def test_trimmed_mean_trims_at_least_one_client_or_is_refused(tmp_path):
+    assert trimmed_count(0.2, 4) == 1 and trimmed_count(0.2, 5) == 1 and trimmed_count(0.25, 8) == 2
+    with pytest.raises(ValueError, match="leaves no client"):
+        trimmed_count(0.2, 2)
+    values = [{"w": torch.tensor([float(v)])} for v in (1, 2, 3, 100)]
+    assert float(aggregate(values, [1] * 4, "trimmed_mean", 0.2)["w"]) == 2.5  # 1 and 100 trimmed
+    with pytest.raises(UserError, match="trimmed_mean .* over 2 clients"):
+        tiny_config(tmp_path, aggregation="trimmed_mean", min_clients=2)
+    tiny_config(tmp_path, aggregation="trimmed_mean", min_clients=3)
+
+
+def test_per_client_keys_let_a_client_speak_only_as_itself(tmp_path):
+    keys = protocol.write_enrolment(tmp_path / "keys" / "enrolment.json", 2)
+    assert protocol.load_client_keys(tmp_path / "keys" / "enrolment.json") == keys
+    assert protocol.load_key(str(tmp_path / "keys" / "enrolment.json.client1.key")) == keys[1]
+    assert (tmp_path / "keys" / "enrolment.json").stat().st_mode & 0o777 == 0o600
+    config = tiny_config(tmp_path, rounds=1, num_clients=2)
+    server = run_module.make_server(dataclasses.replace(config, port=0), keys, log=quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        def handshake(client_id, key):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                try:
+                    protocol.client_handshake(sock, key, client_id, 10, 5)
+                    return "in"
+                except (OSError, ProtocolError) as err:
+                    return str(err)
+
+        before = len(server.rejected)
+        handshake(0, keys[1])  # client 1's key claiming client 0's id
+        handshake(5, keys[1])  # an id nobody enrolled
+        deadline = time.time() + 5
+        while len(server.rejected) < before + 2 and time.time() < deadline:
+            time.sleep(0.05)
+        reasons = "\n".join(server.rejected)
+        assert "bad MAC" in reasons and "not enrolled" in reasons and not server.clients
+    finally:
+        server.stop()
+    # the local role gives every client its own key
+    server, history = run_local(tiny_config(tmp_path / "local", rounds=1, num_clients=2), tiny_datasets(2), log=quiet)
+    assert isinstance(server.key, dict) and len(set(server.key.values())) == 2 and history[0]["answered"] == 2
+
+
+def test_enrol_role_writes_the_files_and_the_server_takes_them(tmp_path, capsys):
+    run_module.main(["--role", "enrol", "--num_clients", "3", "--client_keys", str(tmp_path / "enrol.json")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enrol.json"] + [f"enrol.json.client{i}.key" for i in range(3)]
+    (tmp_path / "bad.json").write_text('{"0": "short"}')
+    with pytest.raises(SystemExit):
+        run_module.main(["--role", "server", "--client_keys", str(tmp_path / "bad.json"), "--output_dir",
+                         str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert "not an enrolment file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_losses_logs_and_records_an_insider_cannot_forge(tmp_path, monkeypatch):
+    names = ("augmentation", "reconstruction", "contrastive", "features")
+    sent = []
+
+    def forged_losses(channel, header, tensors):
+        case = len(sent)
+        losses = [{"x\nround 999/999: FORGED": 1.0, **{t: 1.0 for t in names[1:]}},
+                  {t: 1.7e308 for t in names}, {f"t{i}": 1.0 for i in range(3000)}][min(case, 2)]
+        sent.append(case)
+        channel.send({"type": "update", "round": header["round"], "num_examples": 10, "losses": losses}, tensors)
+
+    lines = []
+    servers = []
+    with_insider(monkeypatch, 2, forged_losses, servers)
+
+    def let_it_in(round_index):
+        if round_index == 0:
+            servers[0].wait_for_clients(3, 60)
+
+    config = tiny_config(tmp_path, rounds=3, num_clients=3)
+    server, history = run_local(config, tiny_datasets(2), KEY, on_round_end=let_it_in, log=lines.append)
+    assert len(history) == 3
+    assert all("\n" not in line for line in lines) and not any(line.startswith("round 999") for line in lines)
+    assert any("losses must name the model's tasks" in r for r in server.rejected)
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in a record"))
+
+    rows = [strict(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == [1, 2, 3] and all(abs(v) < 1e6 for r in rows
+                                                           for v in r["mean_local_losses"].values())
+    strict((config.run_dir() / "summary.json").read_text())
+    with pytest.raises(UserError, match="non-finite number"):
+        strict_json({"loss": float("inf")}, "metrics.jsonl")
+
+
+def test_a_resume_after_a_damaged_checkpoint_is_exact(tmp_path, monkeypatch):
+    straight = tiny_config(tmp_path / "a", rounds=4)
+    run_local(straight, tiny_datasets(), KEY, log=quiet)
+    killed = tiny_config(tmp_path / "b", rounds=4)
+    original = FederatedServer._checkpoint
+
+    def die_before_the_third_checkpoint(self, round_index):
+        if round_index == 2:  # the clients trained and saved round 3; the server's newest checkpoint is round 2's
+            raise Stop
+        original(self, round_index)
+
+    monkeypatch.setattr(FederatedServer, "_checkpoint", die_before_the_third_checkpoint)
+    with pytest.raises(Stop):
+        run_local(killed, tiny_datasets(), KEY, log=quiet)
+    monkeypatch.setattr(FederatedServer, "_checkpoint", original)
+    checkpoint = killed.run_dir() / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # torn: the server falls back to round 1's
+    lines = []
+    server, _ = run_local(dataclasses.replace(killed, resume=1), tiny_datasets(), KEY, log=lines.append)
+    assert server.start_round == 1 and not any("not exact" in line for line in lines)
+    _, expected = load_pretrained_encoder(straight.run_dir() / "encoder.pt")
+    _, got = load_pretrained_encoder(killed.run_dir() / "encoder.pt")
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
+
+
+def test_a_resume_that_cannot_be_exact_says_so(tmp_path):
+    config = tiny_config(tmp_path, rounds=3)
+
+    def kill(round_index):
+        if round_index == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_local(config, tiny_datasets(), KEY, on_round_end=kill, log=quiet)
+    for path in (config.run_dir() / "clients").glob("client0_*"):
+        path.unlink()  # client 0 lost its saved optimiser state
+    lines = []
+    run_local(dataclasses.replace(config, resume=1), tiny_datasets(), KEY, log=lines.append)
+    assert any("client 0" in line and "the resumed run is not exact" in line for line in lines)
+    assert any("client 0 had no optimiser state for round 3" in line for line in lines)
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda s: {**s, "history_json": "{"}, "field 'history_json' is damaged"),
+    (lambda s: {**s, "round": -5}, "field 'round' must be a round number"),
+    (lambda s: {**s, "model": "weights"}, "no 'model' state dict"),
+])
+def test_hand_made_checkpoints_are_one_line_naming_the_field(tmp_path, damage, words):
+    config = tiny_config(tmp_path, rounds=1, num_clients=2)
+    run_local(config, tiny_datasets(2), KEY, log=quiet)
+    path = config.run_dir() / "checkpoint.pt"
+    torch.save(damage(torch.load(path, weights_only=True)), path)
+    (config.run_dir() / "checkpoint.pt.prev").unlink(missing_ok=True)
+    with pytest.raises(UserError, match=words) as error:
+        run_module.make_server(dataclasses.replace(config, resume=1, rounds=2, port=0), KEY, log=quiet)
+    assert str(path) in str(error.value)
+
+
+def test_resume_without_a_checkpoint_deletes_nothing(tmp_path):
+    config = tiny_config(tmp_path, rounds=1, num_clients=2)
+    run_local(config, tiny_datasets(2), KEY, log=quiet)
+    run = config.run_dir()
+    for name in ("checkpoint.pt", "checkpoint.pt.prev"):
+        (run / name).unlink(missing_ok=True)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match="no checkpoint.pt to resume from"):
+        run_module.make_server(dataclasses.replace(config, resume=1, port=0), KEY, log=quiet)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+# --------------------------------------------------------------------------- liveness
+def test_a_client_notices_a_silent_server_and_gives_up_the_session(tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def black_hole():  # a server that completes the handshake, promises pings every 0.2 s, then goes silent
+        sock, _ = listener.accept()
+        protocol.server_handshake(sock, KEY, 5, keepalive_s=0.2)
+        held.append(sock)
+
+    threading.Thread(target=black_hole, daemon=True).start()
+    config = tiny_config(tmp_path, io_timeout_s=1.0)
+    client = FederatedClient(config, tiny_datasets(1)[0], 0, KEY, f"127.0.0.1:{listener.getsockname()[1]}",
+                             log=quiet)
+    start = time.time()
+    with pytest.raises(ProtocolError, match="nothing from the server for 2 s"):
+        client._session()
+    assert time.time() - start < 10
+    listener.close()
+
+
+def test_a_silent_insider_costs_a_round_seconds_not_the_round_timeout(tmp_path, monkeypatch):
+    servers = []
+
+    def stay_silent(channel, header, tensors):
+        time.sleep(60)
+
+    with_insider(monkeypatch, 2, stay_silent, servers)
+
+    def let_it_in(round_index):
+        if round_index == 0:
+            servers[0].wait_for_clients(3, 60)
+
+    config = tiny_config(tmp_path, rounds=2, num_clients=3, round_timeout_s=600.0, round_grace_s=1.0)
+    server, history = run_local(config, tiny_datasets(2), KEY, on_round_end=let_it_in, log=quiet)
+    held = [r for r in history if r["asked"] == 3]  # the round(s) the insider was asked in
+    assert len(history) == 2 and held and all(r["answered"] == 2 and r["seconds"] < 30 for r in held)
+    assert any("grace period" in r for r in server.rejected)

@@ -1,0 +1,213 @@
+"""One insider against the federated server: each attack of the campaign rerun on loopback, what happens now.
+
+Usage:
+    python benchmarks/federated_attacks.py                 # UCI HAR: 3 honest clients, 4 rounds each run
+    python benchmarks/federated_attacks.py --rounds 6 --windows 512
+Three honest clients hold the train subjects' UCI HAR windows (--windows each, a small encoder so a run takes
+seconds); a fourth connection is the insider, holding a key. Per attack it prints whether the run completed,
+the rounds it took, what the server logged, and the relative L2 distance of the final global model from the
+honest run's (same seeds, no insider): 0 means the insider changed nothing.
+"""
+import argparse
+import dataclasses
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from common.classification import load_pretrained_encoder
+from common.errors import UserError
+from common.har_task import har_client_datasets
+from data_processing.pretext import PretrainData
+from HAR_federated import protocol
+from HAR_federated import run as run_module
+from HAR_federated.client import FederatedClient
+from HAR_federated.config import FederatedConfig
+from HAR_federated.run import run_local
+from HAR_federated.server import FederatedServer
+
+TASKS = ("augmentation", "reconstruction", "contrastive", "features")
+SHARED_KEY = b"benchmark shared key 0123456789abcdef"
+
+
+def honest_clients(config, windows):
+    """The train subjects in 3 clients, `windows` windows each (the first ones: the same every run)."""
+    datasets = har_client_datasets(dataclasses.replace(config, num_clients=3))
+    return {c: PretrainData(d.x[:windows], d.features[:windows], d.spec, d.info) for c, d in datasets.items()}
+
+
+def update(tensors, header, value=None, examples=10, losses=None, integer=None):
+    body = {k: (torch.full_like(v, value) if value is not None and v.is_floating_point() else v)
+            for k, v in tensors.items()}
+    if integer is not None:
+        body = {k: torch.full_like(v, integer) if not v.is_floating_point() else v for k, v in body.items()}
+    return ({"type": "update", "round": header["round"], "num_examples": examples,
+             "losses": losses or {t: 1.0 for t in TASKS}}, body)
+
+
+def insider(port, client_id, key, on_train, claimed_examples):
+    """A peer holding `key`: a real handshake as client_id, then on_train(header, tensors) -> frame or None."""
+    def run():
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            channel = protocol.client_handshake(sock, key, client_id, claimed_examples, 10)
+            while True:
+                header, tensors, _ = channel.receive()
+                if header["type"] == "ping":
+                    continue
+                if header["type"] != "train":
+                    return
+                frame = on_train(header, tensors)
+                if frame is not None:
+                    channel.send(*frame)
+        except (OSError, protocol.ProtocolError):
+            pass
+    threading.Thread(target=run, daemon=True).start()
+
+
+def distance(a, b):
+    """Relative L2 distance between two encoders' floating weights."""
+    keys = [k for k in a if a[k].is_floating_point()]
+    diff = torch.sqrt(sum(((a[k].double() - b[k].double()) ** 2).sum() for k in keys))
+    return float(diff / torch.sqrt(sum((b[k].double() ** 2).sum() for k in keys)))
+
+
+def attacked_run(config, datasets, on_train=None, key=SHARED_KEY, insider_key=None, insider_id=3,
+                 claimed_examples=100):
+    """(completed?, rounds, seconds, rejections, final encoder state, log lines) of a run with the insider."""
+    original, lines, servers = run_module.make_server, [], []
+
+    def make(config, key, log=print):
+        server = original(config, key, log)
+        servers.append(server)
+        if on_train is not None:
+            threading.Thread(target=lambda: server.wait_for_clients(3, 60) and insider(
+                server.port, insider_id, insider_key or key, on_train, claimed_examples), daemon=True).start()
+        return server
+
+    def let_it_in(round_index):
+        if round_index == 0 and on_train is not None:
+            servers[0].wait_for_clients(4, 20)
+
+    run_module.make_server = make
+    start = time.time()
+    try:
+        server, history = run_local(config, datasets, key, on_round_end=let_it_in, log=lines.append)
+        completed = len(history) == config.rounds
+    except UserError as err:
+        lines.append(f"run ended: {err}")
+        server, completed, history = servers[0], False, []
+    finally:
+        run_module.make_server = original
+    state = load_pretrained_encoder(config.run_dir() / "encoder.pt")[1] if completed else None
+    return completed, len(history), time.time() - start, list(server.rejected), state, lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Federated insider attacks, rerun")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--windows", type=int, default=256, help="windows per honest client")
+    args = parser.parse_args(argv)
+    out = Path(tempfile.mkdtemp(prefix="fed_attacks_"))
+    counter = iter(range(1000))
+
+    def config(**overrides):
+        values = dict(output_dir=str(out / f"run{next(counter)}"), rounds=args.rounds, local_epochs=1, num_clients=4,
+                      min_clients=3, batch_size=32, encoder_width=8, embedding_dim=16, n_variants=1, device="cpu",
+                      experiment_name="attack", round_grace_s=2.0, max_examples=10**6)
+        values.update(overrides)
+        c = FederatedConfig(**values)
+        c.validate()
+        return c
+
+    datasets = honest_clients(config(), args.windows)
+    honest = {}
+    print(f"3 honest clients x {args.windows} UCI HAR windows, {args.rounds} rounds; runs under {out}\n")
+    print("| attack | aggregation | completed | rounds | seconds | relative L2 from the honest run | what the server said |")
+    print("|---|---|---|---|---|---|---|")
+
+    def row(attack, aggregation, result, note=None):
+        completed, rounds, seconds, rejected, state, lines = result
+        key = aggregation
+        if key not in honest:
+            honest[key] = attacked_run(config(**agg_flags(aggregation)), datasets)[4]
+        gap = f"{distance(state, honest[key]):.4f}" if state is not None else "-"
+        said = note or (rejected[-1][:90] if rejected else "nothing")
+        print(f"| {attack} | {aggregation} | {completed} | {rounds} | {seconds:.0f} | {gap} | {said} |", flush=True)
+
+    def agg_flags(aggregation):
+        name, _, clip = aggregation.partition("+clip")
+        return {"aggregation": name, "update_clip": float(clip or 0), "update_norm_factor": 10.0}
+
+    for value in (2000.0, 9999.0):
+        result = attacked_run(config(), datasets, lambda h, t, v=value: update(t, h, v, examples=100))
+        row(f"every float {value:g}, 100 samples", "fedavg", result)
+    # the campaign's robust-option case: 9000 everywhere, declaring 10^6 samples; with and without the new screening
+    for aggregation in ("fedavg", "median", "trimmed_mean", "fedavg+clip1", "median+clip1"):
+        for factor in (10.0, 0.0):
+            flags = {**agg_flags(aggregation), "update_norm_factor": factor}
+            result = attacked_run(config(**flags), datasets, lambda h, t: update(t, h, 9000.0, examples=10**6),
+                                  claimed_examples=10**6)
+            row(f"9000 everywhere, 10^6 samples{'' if factor else ' (screening off)'}", aggregation, result)
+
+    keys = {c: protocol.generate_key() for c in range(4)}
+    result = attacked_run(config(), datasets, lambda h, t: update(t, h), key=keys, insider_key=keys[3], insider_id=0)
+    row("client 3's key claiming client 0", "fedavg, per-client keys", result,
+        f"{sum('bad MAC' in r for r in result[3])} hellos refused (bad MAC)")
+    result = attacked_run(config(), datasets, lambda h, t: update(
+        t, h, losses={"x\nround 999/999: FORGED": 1.0, **{n: 1.0 for n in TASKS[1:]}}))
+    forged = [line for line in result[5] if line.startswith("round 999")]
+    row("loss name with a newline", "fedavg", result, f"{len(forged)} forged lines; {result[3][-1][:60]}")
+    result = attacked_run(config(), datasets, lambda h, t: update(t, h, losses={n: 1.7e308 for n in TASKS}))
+    row("losses of 1.7e308", "fedavg", result)
+    for integer in (2**63 - 1, -2**62):
+        result = attacked_run(config(), datasets, lambda h, t, i=integer: update(t, h, integer=i))
+        row(f"num_batches_tracked {integer}", "fedavg", result)
+    result = attacked_run(config(round_timeout_s=600.0), datasets, lambda h, t: time.sleep(120))
+    row("silent insider (round_timeout 600 s)", "fedavg", result)
+
+    # a truncated newest checkpoint: the server falls back one round, the clients keep that round's state
+    straight = config()
+    attacked_run(straight, datasets)
+    killed, original = config(), FederatedServer._checkpoint
+
+    def die(self, round_index):
+        if round_index == 2:
+            raise KeyboardInterrupt
+        original(self, round_index)
+
+    FederatedServer._checkpoint = die
+    try:
+        attacked_run(killed, datasets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        FederatedServer._checkpoint = original
+    checkpoint = killed.run_dir() / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    resumed = attacked_run(dataclasses.replace(killed, resume=1), datasets)
+    gap = distance(resumed[4], load_pretrained_encoder(straight.run_dir() / "encoder.pt")[1])
+    print(f"| truncated newest checkpoint, resumed | fedavg | {resumed[0]} | {resumed[1]} | {resumed[2]:.0f} | "
+          f"{gap:.4f} (vs the uninterrupted run) | {sum('not exact' in line for line in resumed[5])} 'not exact' lines |")
+
+    # a black-holed session: the client notices the silence
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=lambda: protocol.server_handshake(listener.accept()[0], SHARED_KEY, 5, 1.0),
+                     daemon=True).start()
+    client = FederatedClient(config(io_timeout_s=2.0), datasets[0], 0, SHARED_KEY,
+                             f"127.0.0.1:{listener.getsockname()[1]}", log=lambda *_: None)
+    start = time.time()
+    try:
+        client._session()
+    except protocol.ProtocolError as err:
+        print(f"\nblack-holed session (keep-alive 1 s, io_timeout 2 s): the client gave it up after "
+              f"{time.time() - start:.1f} s ({err})")
+    listener.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
