@@ -69,6 +69,25 @@ def insider(port, client_id, key, on_train, claimed_examples):
     threading.Thread(target=run, daemon=True).start()
 
 
+def stealthy(factor):
+    """on_train of an insider that moves the model `factor` times as far as the last round moved it, in a random
+    direction (the weights only; batch-norm statistics and counters as received)."""
+    previous = {}
+    generator = torch.Generator().manual_seed(0)
+
+    def on_train(header, tensors):
+        names = [k for k, v in tensors.items() if v.is_floating_point() and not k.endswith(("running_mean", "running_var"))]
+        step = (torch.sqrt(sum(((tensors[k].double() - previous[k].double()) ** 2).sum() for k in names))
+                if previous else torch.tensor(0.0))
+        previous.update({k: v.clone() for k, v in tensors.items()})
+        noise = {k: torch.randn(tensors[k].shape, generator=generator, dtype=torch.float64) for k in names}
+        norm = torch.sqrt(sum((n ** 2).sum() for n in noise.values()))
+        body = {k: (tensors[k].double() + factor * step * noise[k] / norm).to(tensors[k].dtype) if k in noise
+                else tensors[k] for k in tensors}
+        return update(body, header, examples=10**6)
+    return on_train
+
+
 def distance(a, b):
     """Relative L2 distance between two encoders' floating weights."""
     keys = [k for k in a if a[k].is_floating_point()]
@@ -78,20 +97,23 @@ def distance(a, b):
 
 def attacked_run(config, datasets, on_train=None, key=SHARED_KEY, insider_key=None, insider_id=3,
                  claimed_examples=100):
-    """(completed?, rounds, seconds, rejections, final encoder state, log lines) of a run with the insider."""
+    """(completed?, rounds, seconds of its rounds (the server's clock), rejections, final encoder state, log lines)
+    of a run with the insider.
+    key None: per-client keys (the local role's default), the insider holding client insider_key's."""
     original, lines, servers = run_module.make_server, [], []
 
     def make(config, key, log=print):
         server = original(config, key, log)
         servers.append(server)
         if on_train is not None:
+            own = key[insider_key] if isinstance(key, dict) else key
             threading.Thread(target=lambda: server.wait_for_clients(3, 60) and insider(
-                server.port, insider_id, insider_key or key, on_train, claimed_examples), daemon=True).start()
+                server.port, insider_id, own, on_train, claimed_examples), daemon=True).start()
         return server
 
     def let_it_in(round_index):
         if round_index == 0 and on_train is not None:
-            servers[0].wait_for_clients(4, 20)
+            servers[0].wait_for_clients(4, 10)
 
     run_module.make_server = make
     start = time.time()
@@ -104,7 +126,8 @@ def attacked_run(config, datasets, on_train=None, key=SHARED_KEY, insider_key=No
     finally:
         run_module.make_server = original
     state = load_pretrained_encoder(config.run_dir() / "encoder.pt")[1] if completed else None
-    return completed, len(history), time.time() - start, list(server.rejected), state, lines
+    seconds = sum(r["seconds"] for r in history) if history else time.time() - start
+    return completed, len(history), seconds, list(server.rejected), state, lines
 
 
 def main(argv=None):
@@ -127,7 +150,7 @@ def main(argv=None):
     datasets = honest_clients(config(), args.windows)
     honest = {}
     print(f"3 honest clients x {args.windows} UCI HAR windows, {args.rounds} rounds; runs under {out}\n")
-    print("| attack | aggregation | completed | rounds | seconds | relative L2 from the honest run | what the server said |")
+    print("| attack | aggregation | completed | rounds | round seconds | relative L2 from the honest run | what the server said |")
     print("|---|---|---|---|---|---|---|")
 
     def row(attack, aggregation, result, note=None):
@@ -154,9 +177,14 @@ def main(argv=None):
                                   claimed_examples=10**6)
             row(f"9000 everywhere, 10^6 samples{'' if factor else ' (screening off)'}", aggregation, result)
 
-    keys = {c: protocol.generate_key() for c in range(4)}
-    result = attacked_run(config(), datasets, lambda h, t: update(t, h), key=keys, insider_key=keys[3], insider_id=0)
-    row("client 3's key claiming client 0", "fedavg, per-client keys", result,
+    # an adaptive insider: a random direction, sized just under the bound (9 x the global's last step, which is
+    # no larger than an honest update), declaring 10^6 samples
+    for aggregation in ("fedavg", "median", "trimmed_mean", "fedavg+clip1"):
+        result = attacked_run(config(**agg_flags(aggregation)), datasets, stealthy(9.0), claimed_examples=10**6)
+        row("random direction at 9 x the global's last step, 10^6 samples", aggregation, result)
+    result = attacked_run(config(num_clients=3), datasets, lambda h, t: update(t, h), key=None, insider_key=2,
+                          insider_id=0)
+    row("per-client keys: client 2's key claiming client 0", "fedavg", result,
         f"{sum('bad MAC' in r for r in result[3])} hellos refused (bad MAC)")
     result = attacked_run(config(), datasets, lambda h, t: update(
         t, h, losses={"x\nround 999/999: FORGED": 1.0, **{n: 1.0 for n in TASKS[1:]}}))
@@ -195,9 +223,14 @@ def main(argv=None):
           f"{gap:.4f} (vs the uninterrupted run) | {sum('not exact' in line for line in resumed[5])} 'not exact' lines |")
 
     # a black-holed session: the client notices the silence
-    listener = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=lambda: protocol.server_handshake(listener.accept()[0], SHARED_KEY, 5, 1.0),
-                     daemon=True).start()
+    listener, held = socket.create_server(("127.0.0.1", 0)), []
+
+    def black_hole():  # completes the handshake, promises pings every second, then holds the socket silently
+        sock = listener.accept()[0]
+        protocol.server_handshake(sock, SHARED_KEY, 5, 1.0)
+        held.append(sock)
+
+    threading.Thread(target=black_hole, daemon=True).start()
     client = FederatedClient(config(io_timeout_s=2.0), datasets[0], 0, SHARED_KEY,
                              f"127.0.0.1:{listener.getsockname()[1]}", log=lambda *_: None)
     start = time.time()

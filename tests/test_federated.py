@@ -713,7 +713,7 @@ def test_a_poisoned_update_under_the_weight_cap_cannot_end_a_fedavg_run(tmp_path
 
     server, history = run_local(attacked, tiny_datasets(3), KEY, on_round_end=let_the_insider_in, log=quiet)
     assert len(history) == 3 and sum(r["refused"] for r in history) >= 2  # refused in rounds 2 and 3 at least
-    assert any(f"over 10 x the median" in r and "client 3" in r for r in server.rejected)
+    assert any("over 10 x the median" in r and "client 3" in r for r in server.rejected)
     # honest updates were never refused, and the global model is the honest run's
     assert not any("client 0" in r or "client 1" in r or "client 2" in r for r in server.rejected)
     _, expected = load_pretrained_encoder(honest.run_dir() / "encoder.pt")
