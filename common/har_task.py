@@ -289,7 +289,7 @@ def har_pretrain_data(config, subjects=None, seed=None):
             probe = ProbeSet(_standardised(train.x, statistics), train.y, _standardised(val.x, statistics), val.y)
         x = _standardised(x, statistics)
         record = {"dataset": "uci_har", "subjects": {"train": [int(s) for s in subjects]},
-                  "standardisation": statistics}
+                  "standardisation": statistics}  # encoder_data_record's, without loading the data again
     if centralized and getattr(config, "pretrain_extra", ()):
         extra_x, extra_features, extras = extra_windows(config, channels, statistics, feature_scaling)
         x, features = np.concatenate([x, extra_x]), np.concatenate([features, extra_features])

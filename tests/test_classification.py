@@ -16,6 +16,26 @@ from data_processing.inputs import LabelledSplits, stratified_subset
 from HAR_centralized import train_classifier
 
 
+def test_stratified_subsets_have_exact_counts_and_draw_every_window_equally():
+    """The label sampler is unbiased: exact per-class counts, and over many draws each window is included at
+    the class's rate (binomial noise only); no window is favoured by the seeding."""
+    y = np.repeat([0, 1, 2], [300, 120, 41])
+    draws = 3000
+    for fraction in (0.01, 0.1):
+        counts = {c: max(1, round(fraction * (y == c).sum())) for c in range(3)}
+        included = np.zeros(len(y))
+        for seed in range(draws):
+            subset = stratified_subset(y, fraction, seed)
+            assert {c: int((y[subset] == c).sum()) for c in range(3)} == counts
+            included[subset] += 1
+        for c, count in counts.items():
+            rate = count / (y == c).sum()
+            observed = included[y == c] / draws
+            sigma = np.sqrt(rate * (1 - rate) / draws)
+            assert np.abs(observed - rate).max() < 5 * sigma, (fraction, c)
+            assert abs(observed.mean() - rate) < 1e-9  # exactly count per draw
+
+
 def test_stratified_subset_per_class_and_reproducible():
     y = np.repeat(np.arange(6), [100, 50, 30, 200, 7, 13])
     subset = stratified_subset(y, 0.1, seed=0)
