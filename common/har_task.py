@@ -208,7 +208,7 @@ def extra_windows(config, channels, statistics, feature_scaling=None):
     return np.concatenate(xs), np.concatenate(features), records
 
 
-def encoder_data_record(config, data=None):
+def encoder_data_record(config, data=None, uci_statistics=FROM_CONFIG):
     """What an encoder records of its pretraining data: dataset, digest, split (seed and subjects), window
     settings, the standardisation its inputs need, extra recordings. The classifier reads it back."""
     if config.own_data():
@@ -218,8 +218,9 @@ def encoder_data_record(config, data=None):
                   "window_step": config.window_step, "channels": data.info["channels"],
                   "standardisation": data.standardisation}
     else:
+        statistics = uci_standardisation(config) if uci_statistics == FROM_CONFIG else uci_statistics
         record = {"dataset": "uci_har", "subjects": {"train": [int(s) for s in train_subjects(config)]},
-                  "standardisation": uci_standardisation(config)}
+                  "standardisation": statistics}
     return record
 
 
@@ -288,8 +289,7 @@ def har_pretrain_data(config, subjects=None, seed=None):
             val = load_har("val", config.data_source, cache_dir=cache_dir(config))
             probe = ProbeSet(_standardised(train.x, statistics), train.y, _standardised(val.x, statistics), val.y)
         x = _standardised(x, statistics)
-        record = {"dataset": "uci_har", "subjects": {"train": [int(s) for s in subjects]},
-                  "standardisation": statistics}  # encoder_data_record's, without loading the data again
+        record = encoder_data_record(config, uci_statistics=statistics)
     if centralized and getattr(config, "pretrain_extra", ()):
         extra_x, extra_features, extras = extra_windows(config, channels, statistics, feature_scaling)
         x, features = np.concatenate([x, extra_x]), np.concatenate([features, extra_features])
