@@ -10,7 +10,7 @@ $(VENV)/.installed: requirements.txt setup.py
 
 # Flower (the federated engine for real fleets) and the test oracles are optional extras; the tests use both
 $(VENV)/.flower: $(VENV)/.installed setup.py
-	$(VENV)/bin/pip install -q -e ".[flower,test]"
+	$(VENV)/bin/pip install -q -e ".[flower,test,baselines]"
 	touch $@
 
 venv: $(VENV)/.installed

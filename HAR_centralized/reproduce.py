@@ -1,7 +1,7 @@
 """Regenerate the HAR results: a study over pretraining seeds in resumable parts, or the quick main job.
 
 Usage:
-    python HAR_centralized/reproduce.py --quick 1            # the main job (make demo): one seed, ~6 min
+    python HAR_centralized/reproduce.py --quick 1            # the main job (make demo): one seed, < 10 min
     python HAR_centralized/reproduce.py --part weighting_loss      # one part of the study; each ends by
     python HAR_centralized/reproduce.py --part weighting_gradient  #   writing resources/study/<part>.json
     python HAR_centralized/reproduce.py --part tasks
@@ -42,6 +42,8 @@ from common.training import pretrain
 from common.weighting import WEIGHTINGS
 from data_processing.har import ACTIVITY_NAMES, load_har
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
+from HAR_centralized.study import DEMO_EXPERIMENTS, StudyConfig
+from HAR_centralized.study import Study as DownstreamStudy
 from HAR_federated.config import FederatedConfig
 from HAR_federated.run import run_local
 
@@ -65,13 +67,14 @@ TARGETS = {("linear", 0.01): 0.90, ("linear", 0.1): 0.95, ("linear", 1.0): 0.96,
 
 @dataclasses.dataclass
 class ReproduceConfig:
-    quick: int = field(0, "1: the main job: the default MTL encoder (one seed) vs supervised and expert features")
+    quick: int = field(0, "1: the main job: the downstream study's default row at one seed (HAR_centralized/study.py)")
     part: str = field("all", "which part of the study to run", choices=("all", *PARTS, "summary"))
     pretrain_seeds: tuple[int, ...] = field((42, 43, 44), "pretraining seeds of every encoder of the study")
     seeds: int = field(3, "label subsets (and classifier inits) per fraction, inside each pretraining seed")
     label_fractions: tuple[float, ...] = field((0.01, 0.1, 1.0), "shares of the train labels")
     pretrain_flags: str = field("", "extra train_encoder.py flags for every pretraining, as NAME=VALUE words "
                                     "(e.g. \"epochs=5 encoder_width=16\" for a smoke run)")
+    classifier_flags: str = field("", "--quick 1: extra train_classifier.py flags, as NAME=VALUE words")
     data_source: str = field("auto", "UCI HAR source")
     output_dir: str = field("", "runs; empty: HAR_centralized/outputs/reproduce (or /demo)")
     study_dir: str = field("", "the parts' results files; empty: resources/study (or <output_dir>/study)")
@@ -82,8 +85,9 @@ class ReproduceConfig:
             raise UserError("--seeds must be at least 1 and --pretrain_seeds name at least one seed")
         if any(not 0 < f <= 1 for f in self.label_fractions):
             raise UserError("--label_fractions must be in (0, 1]")
-        if any("=" not in word for word in self.pretrain_flags.split()):
-            raise UserError(f"--pretrain_flags takes NAME=VALUE words, got {self.pretrain_flags!r}")
+        for name in ("pretrain_flags", "classifier_flags"):
+            if any("=" not in word for word in getattr(self, name).split()):
+                raise UserError(f"--{name} takes NAME=VALUE words, got {getattr(self, name)!r}")
 
 
 class Study:
@@ -158,7 +162,7 @@ class Study:
         config = parse_config(HARClassifierConfig, [
             "--encoder", str(encoder_dir), "--output_dir", str(out), "--seeds", str(self.config.seeds),
             "--data_source", self.config.data_source, "--label_fractions", *map(str, self.config.label_fractions),
-            "--methods", *methods, "--modes", *modes, *extra])
+            "--methods", *methods, "--modes", *modes, "--probe", "logistic:1", *extra])
         wanted = {"source_digest": self.digests["classify"], "config": json.loads(json.dumps(config_to_dict(config))),
                   "encoder_mtime": Path(encoder_dir, "encoder.pt").stat().st_mtime_ns,
                   "scored_on": scored_on}
@@ -232,7 +236,8 @@ class Study:
         for seed in self.config.pretrain_seeds:
             run = self.pretrain(DEFAULT, [], seed)  # the encoder only fixes the architecture of supervised
             methods = ("supervised", "expert_features", "raw") if seed == self.config.pretrain_seeds[0] else ("supervised",)
-            summary = self.classify(run, run / "classifier_baselines", methods, ("linear",), extra=["--init_seed", str(seed)])
+            summary = self.classify(run, run / "classifier_baselines", methods, ("linear", "finetune"),
+                                    extra=["--init_seed", str(seed)])
             rows += self.rows(None, seed, summary, rename)
         return rows, {}
 
@@ -452,25 +457,33 @@ def results_markdown(table, claims, parts, config):
 
 
 def quick(config):
-    """The main job: the default MTL encoder (first seed) linear and LP-FT vs supervised and expert features."""
-    study = Study(config)
+    """The main job: the downstream study's default row at one pretraining seed and a few label draws: the
+    default MTL encoder (probe, self-training, LP-FT, FixMatch, hybrids) against MiniRocket, supervised from
+    scratch (plain and FixMatch) and the expert features. Gradient-trained methods at 1% and 10% only, and a
+    smaller probe grid, so the whole job stays under 10 minutes on 2 cores."""
+    out = Path(config.output_dir) if config.output_dir else REPO_ROOT / "HAR_centralized" / "outputs" / "demo"
+    figures = Path(config.figures_dir) if config.figures_dir else out / "figures"
     seed = config.pretrain_seeds[0]
-    run = study.pretrain(DEFAULT, [], seed)
-    summary = study.classify(run, run / "classifier", ("encoder", "supervised", "expert_features"), ("linear", "finetune"),
-                             extra=["--init_seed", str(seed)])
-    rows = [dict(r, method=DEFAULT if r["method"] == "encoder" else r["method"]) for r in summary]
-    study.figures.mkdir(parents=True, exist_ok=True)
-    plot_label_efficiency([dict(r, label=f"{r['method']} ({r['mode']})") for r in rows],
-                          [(f"{DEFAULT} (linear)", {"color": "C3", "linewidth": 2.5}),
-                           (f"{DEFAULT} (finetune)", {"color": "C3", "linestyle": "--"}),
-                           ("supervised (finetune)", {"color": "k", "linestyle": ":"}),
-                           ("expert_features (linear)", {"color": "0.5"})],
-                          study.figures / "label_efficiency.png", title=f"UCI HAR, pretraining seed {seed}")
-    text = (f"# UCI HAR: the main job (pretraining seed {seed}, {config.seeds} label subsets per fraction)\n\n"
-            f"Macro-F1 on the test subjects (mean ± std over label subsets):\n\n{markdown_table(rows)}")
-    atomic_write_text(study.figures / "results.md", text)
-    print(text)
-    print(f"figures and results.md in {study.figures}")
+    study = DownstreamStudy(StudyConfig(
+        pretrain_seeds=(seed,), draws=config.seeds, full_draws=1, label_fractions=config.label_fractions,
+        network_fractions=tuple(f for f in config.label_fractions if f <= 0.1),
+        classifier_flags="tuning_draws=3 probe_candidates=logistic:0.1,logistic:1,ridge probe_scalers=all "
+                         + config.classifier_flags,
+        pretrain_flags=config.pretrain_flags, data_source=config.data_source, output_dir=str(out),
+        results_dir=str(figures)), DEMO_EXPERIMENTS)
+    study.run()
+    table = study.report(claims=(), title=f"UCI HAR: the main job (pretraining seed {seed}, {config.seeds} label "
+                                          f"draws per fraction)")
+    # one pretraining seed: the band is the spread over label draws
+    bands = [dict(r, label=f"{r['method']} ({r['mode']})", macro_f1_std=r["macro_f1_sd_draws"]) for r in table]
+    plot_label_efficiency(bands, [(f"mtl_default ({mode})", {"color": "C3", "linestyle": style, "linewidth": 2})
+                                  for mode, style in (("linear", "-"), ("selftrain", "-."), ("finetune", "--"))]
+                          + [("mtl_default+minirocket (linear)", {"color": "C1"}),
+                             ("minirocket (linear)", {"color": "C0", "linewidth": 2}),
+                             ("supervised (finetune)", {"color": "k", "linestyle": ":"}),
+                             ("expert_features (linear)", {"color": "0.5"})],
+                          figures / "label_efficiency.png", title=f"UCI HAR, pretraining seed {seed}")
+    print(f"figures and downstream.md in {figures}")
 
 
 @exit_on_user_error

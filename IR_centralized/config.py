@@ -74,7 +74,9 @@ class IRClassifierConfig(ClassifierConfig):
     preset: str = field("stl10", "as for pretraining", choices=PRESETS)
     runs_dir: str = field("IR_centralized/outputs", "where to look for the newest run when --encoder is empty")
     methods: tuple[str, ...] = field(("encoder", "supervised", "expert_features"),
-                                     "encoder, supervised, expert_features (descriptors), raw")
+                                     "encoder, supervised, expert_features (descriptors), raw, encoder+features")
+    # self-training and FixMatch are the sensor study's; here they are opt-in (--modes)
+    modes: tuple[str, ...] = field(("linear", "finetune"), "linear, selftrain, finetune, fixmatch")
     label_fractions: tuple[float, ...] = field((0.01, 0.05, 0.1, 1.0), "shares of the train labels (stratified)")
     folds: int = field(10, "STL-10: also evaluate this many of the 10 official 1,000-image training folds")
     batch_size: int = field(128, "labelled images per step")

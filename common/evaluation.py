@@ -132,6 +132,22 @@ def predict(model, x, batch_size=1024, device="cpu", precision="fp32"):
     return predict_probabilities(model, x, batch_size, device, precision).argmax(1)
 
 
+def fixmatch_loss(model, xb, yb, settings, generator, device):
+    """FixMatch (Sohn et al. 2020): the labelled loss plus, on `ratio` times as many unlabelled inputs, the
+    cross-entropy of the strong view (settings' augment) against the weak view's prediction (weak_augment,
+    no gradient) where that prediction's confidence reaches `threshold`; labelled and strong inputs share
+    one forward pass, so batch norm sees both."""
+    fixmatch, unlabelled = settings["fixmatch"], settings["unlabelled"]
+    index = torch.randint(len(unlabelled), (fixmatch["ratio"] * len(xb),), generator=generator)
+    xu = as_float_input(unlabelled[np.sort(index.numpy())], device)
+    with torch.no_grad():
+        confidence, pseudo = model(settings["weak_augment"](xu, generator)).float().softmax(1).max(1)
+    logits = model(torch.cat([xb, settings["augment"](xu, generator)])).float()
+    labelled = F.cross_entropy(logits[: len(xb)], yb, label_smoothing=settings.get("label_smoothing", 0.0))
+    unlabelled_loss = F.cross_entropy(logits[len(xb):], pseudo, reduction="none")
+    return labelled + fixmatch["weight"] * (unlabelled_loss * (confidence >= fixmatch["threshold"])).mean()
+
+
 def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, val_y, settings, seed, device="cpu"):
     """AdamW on mini-batches with a warm-up + cosine schedule; every `eval_every` steps the val macro-F1
     decides which weights are kept.
@@ -139,7 +155,8 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     settings: lr, weight_decay, batch_size, epochs (passes over the labelled subset, clipped to
     [min_steps, max_steps] steps), eval_every (steps), patience (evaluations without improvement), and
     optionally precision (fp32 or bf16 autocast of the forward pass), augment (a function (x, generator)
-    -> x applied to each training batch, or None), label_smoothing.
+    -> x applied to each training batch, or None), label_smoothing, and FixMatch's fixmatch (threshold, ratio,
+    weight), unlabelled (the inputs it draws from) and weak_augment (fixmatch_loss).
     Returns the model holding its best-on-val weights, that val macro-F1, and whether those are the starting
     weights (training never beat them on val).
     """
@@ -151,7 +168,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     batch_size = min(settings["batch_size"], n)
     steps = int(np.clip(settings["epochs"] * math.ceil(n / batch_size), settings["min_steps"], settings["max_steps"]))
     warmup = max(1, steps // 20)
-    precision, augment = settings.get("precision", "fp32"), settings.get("augment")
+    precision, augment, fixmatch = settings.get("precision", "fp32"), settings.get("augment"), settings.get("fixmatch")
     # the starting point competes too: LP-FT keeps its fitted probe when fine-tuning does not help on val
     best_f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision), average="macro")
     best_state, since_best, kept_start = copy.deepcopy(model.state_dict()), 0, True
@@ -171,7 +188,10 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
         for group, base in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base * factor
         with autocast(precision, torch.device(device)):
-            loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=settings.get("label_smoothing", 0.0))
+            if fixmatch is None:
+                loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=settings.get("label_smoothing", 0.0))
+            else:
+                loss = fixmatch_loss(model, xb, yb, settings, generator, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -19,7 +19,7 @@ from common.errors import UserError
 from common.model import build_model
 from common.paths import cache_folder
 from common.runtime import seed_everything
-from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS, random_view
+from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS, jitter, random_view, scaling
 from data_processing.expert_features import apply_scaling, compute_expert_features_batched, fit_scaling
 from data_processing.generic_features import generic_features
 from data_processing.har import CHANNEL_NAMES, CLASS_NAMES, SOURCES, load_har, load_har_recordings
@@ -384,7 +384,7 @@ def har_labelled_splits(config, encoder_record=None, encoder=""):
         info = {"data_source": splits["train"].source, "task": task, "standardised": statistics is not None, **notes}
         channels = len(CHANNEL_NAMES)
     return LabelledSplits(**arrays, info=info, augment=functools.partial(
-        har_train_augment, names=view_transforms(config, channels)[1]))
+        har_train_augment, names=view_transforms(config, channels)[1]), weak_augment=har_weak_augment)
 
 
 def har_train_augment(x, generator, names=HAR_VIEW_TRANSFORMS):
@@ -392,3 +392,8 @@ def har_train_augment(x, generator, names=HAR_VIEW_TRANSFORMS):
     time warp, jitter, each with probability 1/2)."""
     return random_view(x, torch.Generator(x.device).manual_seed(int(torch.randint(2**62, (1,), generator=generator))),
                        names)
+
+
+def har_weak_augment(x, generator):
+    """FixMatch's weak view of sensor windows: a random gain per channel and a little noise."""
+    return jitter(scaling(x, generator), generator)

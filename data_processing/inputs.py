@@ -46,6 +46,7 @@ class LabelledSplits:
     info: dict
     label_sets: dict = dataclasses.field(default_factory=dict)
     augment: object = None  # (x, generator) -> x: training augmentation of labelled batches, or None
+    weak_augment: object = None  # (x, generator) -> x: FixMatch's weak view (its strong view is `augment`), or None
 
 
 @dataclasses.dataclass

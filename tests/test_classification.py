@@ -8,7 +8,8 @@ import torch
 from sklearn.metrics import f1_score
 
 from common.checkpoint import save_encoder
-from common.classification import ClassifierConfig, run_classification
+from common.classification import METHOD_MODES, METHODS, MODES, PROBED, ClassifierConfig, run_classification
+from common.errors import UserError
 from common.encoders import build_encoder
 from common.evaluation import (EncoderClassifier, fine_tune, frozen_embeddings, markdown_table, predict, summarise,
                                train_with_early_stopping)
@@ -72,24 +73,45 @@ def tiny_encoder(tmp_path):
 
 
 def test_every_method_and_mode_writes_results(tiny_encoder, tmp_path):
-    config = ClassifierConfig(encoder=str(tiny_encoder), label_fractions=(0.2, 1.0), seeds=2, min_steps=150,
-                              max_steps=150, eval_every=25, device="cpu")
+    config = ClassifierConfig(encoder=str(tiny_encoder), label_fractions=(0.2, 1.0), seeds=2, full_seeds=2,
+                              modes=MODES, min_steps=150, max_steps=150, eval_every=50, tuning_draws=2,
+                              minirocket_kernels=84, resnet_width=4, fixmatch_threshold=0.5, device="cpu")
     config.validate()
-    rows, summary, out = run_classification(config, separable_splits())
+    splits = separable_splits()
+    splits.augment = splits.weak_augment = lambda x, g: x + 0.1 * torch.randn(x.shape, generator=g)
+    rows, summary, out = run_classification(config, splits)
     assert out == tiny_encoder / "classifier"
-    expected = {("encoder", "linear"), ("encoder", "finetune"), ("supervised", "finetune"),
-                ("expert_features", "linear"), ("raw", "linear")}
-    assert {(r["method"], r["mode"]) for r in rows} == expected
+    expected = {(m, mode) for m in METHODS for mode in METHOD_MODES[m]}
+    assert {(r["method"], r["mode"]) for r in rows} == expected and len(expected) == 18
     assert len(rows) == len(expected) * 2 * 2
     with open(out / "results.csv") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == len(rows) and {"method", "mode", "fraction", "seed", "accuracy", "macro_f1"} <= set(table[0])
+    assert len(table) == len(rows) and {"method", "mode", "fraction", "seed", "accuracy", "macro_f1",
+                                        "probe"} <= set(table[0])
     saved = json.loads((out / "summary.json").read_text())
     assert len(saved["summary"]) == len(expected) * 2 and saved["summary"][0]["seeds"] == 2
+    # the probe of every probed method and fraction was chosen on val among the 4 x 2 candidates, and used
+    choices = {(c["method"], c["fraction"]): c for c in saved["info"]["probe_choices"]}
+    assert set(choices) == {(m, f) for m in PROBED for f in (0.2, 1.0)}
+    assert all(len(c["val_macro_f1"]) == 8 and c["chosen"] in c["val_macro_f1"] for c in choices.values())
+    assert {r["probe"] for r in rows if r["method"] == "minirocket" and r["fraction"] == 0.2} == {
+        choices[("minirocket", 0.2)]["chosen"]}
     assert "| method | mode | 20% | 100% |" in (out / "results.md").read_text()
-    by = {(r["method"], r["mode"], r["fraction"]): r for r in rows}
-    assert by[("expert_features", "linear", 1.0)]["macro_f1"] > 0.95  # the separable signal is found
-    assert by[("supervised", "finetune", 1.0)]["macro_f1"] > 0.9
+    by = {(r["method"], r["mode"], r["fraction"], r["seed"]): r for r in rows}
+    assert by[("expert_features", "linear", 1.0, 0)]["macro_f1"] > 0.95  # the separable signal is found
+    assert by[("encoder+features", "selftrain", 1.0, 0)]["macro_f1"] > 0.95
+    assert by[("supervised", "finetune", 1.0, 0)]["macro_f1"] > 0.9
+    # every 100% draw is the whole train split: a probe scores the same, a network from scratch need not
+    assert by[("raw", "linear", 1.0, 0)]["macro_f1"] == by[("raw", "linear", 1.0, 1)]["macro_f1"]
+
+
+def test_methods_that_need_sensor_windows_or_a_weak_view_are_refused_clearly(tiny_encoder):
+    splits = separable_splits()
+    with pytest.raises(UserError, match="weak augmentation"):
+        run_classification(ClassifierConfig(encoder=str(tiny_encoder), modes=("fixmatch",)), splits)
+    images = LabelledSplits(*({"x": np.zeros((6, 3, 8, 8), np.float32), "y": np.arange(6) % 2} for _ in range(3)), {})
+    with pytest.raises(UserError, match=r"minirocket, encoder\+minirocket take sensor windows"):
+        run_classification(ClassifierConfig(methods=("encoder", "minirocket", "encoder+minirocket")), images)
 
 
 def test_linear_mode_leaves_the_encoder_untouched():

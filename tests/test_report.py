@@ -1,0 +1,82 @@
+"""The study's statistics (nested spreads and intervals, paired claims) and its manifest's plan."""
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from common.errors import UserError
+from common.report import aggregate, claims_table, evaluate_claims, paired_difference, score_table
+from HAR_centralized.study import CLAIMS, EXPERIMENTS, NETWORK_MODES, StudyConfig, plan
+
+
+def rows_of(method, mode, values):
+    """values[seed][draw] -> rows at 1% labels."""
+    return [{"method": method, "mode": mode, "fraction": 0.01, "pretrain_seed": 42 + s, "draw": d, "macro_f1": v}
+            for s, draws in enumerate(values) for d, v in enumerate(draws)]
+
+
+def test_spreads_and_interval_respect_the_nesting_of_draws_in_seeds():
+    values = [[0.80, 0.84, 0.82], [0.86, 0.90, 0.88], [0.83, 0.85, 0.87]]
+    entry = aggregate(rows_of("m", "linear", values))[0]
+    seed_means = np.mean(values, 1)
+    assert entry["macro_f1_mean"] == pytest.approx(seed_means.mean())
+    assert entry["macro_f1_std"] == pytest.approx(seed_means.std(ddof=1))  # over seeds, of the per-seed means
+    assert entry["macro_f1_sd_draws"] == pytest.approx(np.sqrt(np.mean(np.var(values, 1, ddof=1))))
+    half = stats.t.ppf(0.975, 2) * seed_means.std(ddof=1) / np.sqrt(3)  # n = 3 seeds, not 9 draws
+    assert entry["ci95"] == pytest.approx([seed_means.mean() - half, seed_means.mean() + half])
+    assert (entry["n_pretrain_seeds"], entry["n_label_draws"]) == (3, 3)
+    assert "0.850 ± 0.030 [0.020] (3x3)" in "\n".join(score_table([entry]))
+
+
+def test_claims_pair_by_seed_and_draw_and_a_missing_method_is_an_error():
+    a = [[0.85, 0.80, 0.90], [0.86, 0.81, 0.91], [0.84, 0.79, 0.89]]
+    b = [[v - 0.02 for v in draws] for draws in a]  # always 0.02 below, on the very same draws
+    rows = rows_of("ours", "linear", a) + rows_of("them", "linear", b)
+    result = paired_difference(rows, ("ours", "linear"), ("them", "linear"), 0.01)
+    assert result["mean"] == pytest.approx(0.02) and result["holds"]  # pairing removes the draws' spread
+    claim = {"a": ("ours", "linear"), "b": ("them", "linear"), "fractions": (0.01,)}
+    assert evaluate_claims(rows, [claim])[0]["mean"] == pytest.approx(0.02)
+    typo = {"a": ("ours", "linear"), "b": ("thme", "linear"), "fractions": (0.01,)}
+    with pytest.raises(UserError, match="no results for thme"):
+        evaluate_claims(rows, [typo])
+    pending = evaluate_claims(rows, [typo], partial=True)
+    assert pending[0]["pending"] and "pending" in "\n".join(claims_table(pending))
+
+
+def test_the_manifest_plans_every_method_once_per_seed_and_names_every_claim():
+    config = StudyConfig(pretrain_seeds=(1, 2))
+    units = plan(config, "all")
+    expected = sum(len([m for m in modes if m not in NETWORK_MODES]) > 0 for e in EXPERIMENTS for modes in e.methods.values())
+    expected += sum(len([m for m in modes if m in NETWORK_MODES]) for e in EXPERIMENTS for modes in e.methods.values())
+    assert len(units) == 2 * expected and len({(u[0].id, *u[1:]) for u in units}) == len(units)
+    probes = plan(config, "probes")
+    assert all(u[3][0] not in NETWORK_MODES for u in probes) and units[: len(probes)] == probes  # cheap first
+    named = {(m if e.pretrain is None else m.replace("encoder", e.id), mode)
+             for e in EXPERIMENTS for m, modes in e.methods.items() for mode in modes}
+    assert all(tuple(c["a"]) in named and tuple(c["b"]) in named for c in CLAIMS)
+
+
+def test_the_main_job_runs_the_default_row_and_reuses_what_finished(tmp_path, har_cache, capsys):
+    from HAR_centralized import reproduce
+
+    flags = ["--quick", "1", "--seeds", "2", "--label_fractions", "0.05", "0.2",
+             "--pretrain_flags", "epochs=1 encoder_width=4 embedding_dim=8 n_variants=1 batch_size=256",
+             "--classifier_flags", "min_steps=4 max_steps=4 eval_every=2 minirocket_kernels=84 probe=logistic:1 "
+                                   "selftrain_rounds=1",
+             "--output_dir", str(tmp_path / "out"), "--figures_dir", str(tmp_path / "figures")]
+    reproduce.main(flags)
+    record = json.loads((tmp_path / "figures" / "downstream.json").read_text())
+    shown = {(r["method"], r["mode"]) for r in record["rows"]}
+    assert {("mtl_default", "linear"), ("mtl_default", "selftrain"), ("mtl_default", "finetune"),
+            ("mtl_default", "fixmatch"), ("mtl_default+minirocket", "linear"), ("minirocket", "linear"),
+            ("supervised", "fixmatch"), ("expert_features", "selftrain")} <= shown
+    network = [r for r in record["rows"] if r["mode"] in NETWORK_MODES]
+    assert {r["fraction"] for r in network} == {0.05}  # the networks at 10% labels or fewer, in the main job
+    probe = next(r for r in record["rows"] if (r["method"], r["mode"], r["fraction"]) == ("minirocket", "linear", 0.2))
+    assert probe["n_label_draws"] == 2 and probe["n_pretrain_seeds"] == 1
+    assert (tmp_path / "figures" / "label_efficiency.png").exists()
+    assert "| minirocket | linear |" in (tmp_path / "figures" / "downstream.md").read_text()
+    capsys.readouterr()
+    reproduce.main(flags)  # everything finished is reused: no pretraining, no unit runs again
+    assert " -> " not in capsys.readouterr().out
