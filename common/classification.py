@@ -247,6 +247,9 @@ def saved_data_record(encoder_path):
     return saved.get("data") if isinstance(saved, dict) else None
 
 
+MINIROCKET_MEMO = {}
+
+
 class Representations:
     """The probed methods' inputs, {train, val, test} arrays each, computed once when first asked for."""
 
@@ -278,9 +281,13 @@ class Representations:
             return {k: d["features"] for k, d in splits.items()}
         if method == "raw":
             return {k: _flat(d["x"]) for k, d in splits.items()}
-        features, _ = minirocket_features(splits["train"]["x"], {k: d["x"] for k, d in splits.items()},
-                                          self.config.minirocket_kernels, self.config.init_seed)
-        return features
+        key = (tuple(hashlib.sha1(np.ascontiguousarray(d["x"]).tobytes()).hexdigest() for d in splits.values()),
+               self.config.minirocket_kernels, self.config.init_seed)
+        if key not in MINIROCKET_MEMO:  # units of one study share the transform (one process, the same data)
+            MINIROCKET_MEMO.clear()
+            MINIROCKET_MEMO[key] = minirocket_features(splits["train"]["x"], {k: d["x"] for k, d in splits.items()},
+                                                       self.config.minirocket_kernels, self.config.init_seed)[0]
+        return MINIROCKET_MEMO[key]
 
 
 def check_methods_apply(config, splits):
