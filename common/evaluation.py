@@ -5,18 +5,15 @@ once on the test subjects: accuracy and macro-F1.
 """
 import copy
 import math
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from common.encoders import build_encoder, embed
+from common.probes import Probe, fit_probe
 from common.runtime import autocast
 from data_processing.inputs import as_float_input
 
@@ -47,49 +44,20 @@ def recording_scores(y_true, probabilities, recording):
 
 
 # --------------------------------------------------------------------------- linear classifiers
-LOGISTIC_MAX_ITER = 5000
-
-
 def fit_logistic(train_x, train_y, c=1.0, seed=0, unlabelled_x=None):
-    """(scaler, model): L2 logistic regression on standardised inputs, trained to convergence.
+    """(scaler, model): L2 logistic regression on standardised inputs, trained to convergence (common/probes.py).
 
     The standardisation statistics come from `unlabelled_x` when given (all train inputs: unlabelled data
     is what SSL assumes is plentiful), else from the labelled subset.
-
-    The linear probe and both logistic baselines use it with one fixed C: a grid chosen on the three val
-    subjects proved noisier than no choice at all, so val only early-stops the gradient-trained models.
     """
-    train_x = np.asarray(train_x, dtype=np.float64)
-    scaler = StandardScaler().fit(train_x if unlabelled_x is None else np.asarray(unlabelled_x, dtype=np.float64))
-    # scikit-learn's default tolerance (1e-4): at 1e-3 lbfgs stopped early (0.932 instead of 0.940 at 100%)
-    model = LogisticRegression(C=c, max_iter=LOGISTIC_MAX_ITER, tol=1e-4, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # checked below, in one line
-        model.fit(scaler.transform(train_x), train_y)
-    if model.n_iter_.max() >= LOGISTIC_MAX_ITER:
-        print(f"warning: the logistic regression stopped at max_iter={LOGISTIC_MAX_ITER} before converging")
-    return scaler, model
+    probe = Probe(f"logistic:{c}", "labelled" if unlabelled_x is None else "all")
+    fitted = fit_probe(probe, train_x, train_y, unlabelled_x, int(np.max(train_y)) + 1, seed)
+    return fitted.scaler, fitted.model
 
 
 def logistic_predictor(scaler, model):
     """A fitted (scaler, model) as a predict function of raw inputs."""
     return lambda x: model.predict(scaler.transform(np.asarray(x, dtype=np.float64)))
-
-
-def logistic_probabilities(scaler, model, num_classes):
-    """A fitted (scaler, model) as a function of raw inputs -> (N, num_classes) probabilities (classes absent
-    from its training labels get 0)."""
-    def probabilities(x):
-        out = np.zeros((len(x), num_classes))
-        out[:, model.classes_] = model.predict_proba(scaler.transform(np.asarray(x, dtype=np.float64)))
-        return out
-    return probabilities
-
-
-def logistic_regression(train_x, train_y, c=1.0, seed=0, unlabelled_x=None, num_classes=None):
-    """fit_logistic's classifier as a predict function; with num_classes, a function giving probabilities."""
-    fitted = fit_logistic(train_x, train_y, c, seed, unlabelled_x)
-    return logistic_predictor(*fitted) if num_classes is None else logistic_probabilities(*fitted, num_classes)
 
 
 def linear_head_from_probe(scaler, model, num_classes):
