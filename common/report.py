@@ -100,10 +100,16 @@ def score_table(table, fractions=None):
     cells = {(r["method"], r["mode"], r["fraction"]): r for r in table}
     for method, mode in dict.fromkeys((r["method"], r["mode"]) for r in table):
         values = [cells.get((method, mode, _key(f))) for f in fractions]
-        lines.append(f"| {method} | {mode} | " + " | ".join(
-            f"{v['macro_f1_mean']:.3f} ± {v['macro_f1_std']:.3f} [{v['macro_f1_sd_draws']:.3f}] "
-            f"({v['n_pretrain_seeds']}x{v['n_label_draws']})" if v else "" for v in values) + " |")
+        lines.append(f"| {method} | {mode} | " + " | ".join(_cell(v) for v in values) + " |")
     return lines
+
+
+def _cell(v):
+    """mean ± sd over seeds [sd over draws] (seeds x draws); one seed has no spread over seeds to show."""
+    if not v:
+        return ""
+    seeds = f" ± {v['macro_f1_std']:.3f}" if v["n_pretrain_seeds"] > 1 else ""
+    return f"{v['macro_f1_mean']:.3f}{seeds} [{v['macro_f1_sd_draws']:.3f}] ({v['n_pretrain_seeds']}x{v['n_label_draws']})"
 
 
 def claims_table(claims):
