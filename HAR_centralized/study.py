@@ -1,37 +1,42 @@
-"""The downstream study as data: which encoders are pretrained, which downstream methods each gets, which
-claims compare them; run in resumable units, reported by common/report.py.
-
-Usage:
-    python HAR_centralized/study.py                       # run every unit not yet finished, then the report
-    python HAR_centralized/study.py --only probes         # the probe units (minutes); then the networks
-    python HAR_centralized/study.py --report 1 --partial 1   # the report of what has finished so far
+"""The HAR study as data: which encoders are pretrained (experiments), which downstream methods each gets,
+which claims compare them and which figures show them; run in resumable units by `Study`, reported by
+common/report.py. The command is HAR_centralized/reproduce.py.
 
 Every unit (an experiment's methods at one pretraining seed) is a train_classifier run in its own folder,
 over the same label draws (0..draws-1 at every fraction below 100%, --full_draws at 100%). One rule reuses
 a unit or a pretraining: a folder whose recorded config is the wanted one and that finished (a
 pretraining's summary.json, a unit's results.csv), comparing config.json without the fields that only say
-where a run goes (RUN_ONLY_FIELDS); a killed pretraining resumes from its checkpoint. The
-commit of the code behind each folder is in the report. Baselines without pretraining pair with a
-pretraining seed through their own init seed (the networks' init, MiniRocket's kernels).
+where a run goes (RUN_ONLY_FIELDS); a killed pretraining resumes from its checkpoint. The commit of the code
+behind each folder is in the report. Baselines without pretraining pair with a pretraining seed through
+their own init seed (the networks' init, MiniRocket's kernels).
 """
 import csv
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
-from common.classification import METHOD_MODES, run_classification
+import numpy as np
+
+from common.classification import load_pretrained_encoder, run_classification
 from common.config import config_to_dict, field, parse_config
-from common.errors import UserError, exit_on_user_error
-from common.har_task import har_labelled_splits, har_pretrain_data
+from common.encoders import embed
+from common.errors import UserError
+from common.evaluation import rebuild_encoder
+from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data
 from common.io import atomic_write_json, atomic_write_text
 from common.paths import REPO_ROOT
-from common.report import aggregate, claims_table, evaluate_claims, score_table
+from common.plots import plot_architecture, plot_tsne
+from common.report import aggregate, claims_table, draw_figures, evaluate_claims, score_table, write_readme_block
 from common.run_folder import RunFolder
+from common.tasks import SEED_TASKS
 from common.training import pretrain
+from common.weighting import WEIGHTINGS
+from data_processing.har import ACTIVITY_NAMES, load_har
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
 from HAR_centralized.ship_encoder import RUN_ONLY_FIELDS
+from HAR_federated.config import FederatedConfig
+from HAR_federated.run import run_local
 
 PROBE_MODES = ("linear", "selftrain")
 NETWORK_MODES = ("finetune", "fixmatch")
@@ -39,69 +44,174 @@ NETWORK_MODES = ("finetune", "fixmatch")
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """An encoder recipe (pretrain: train_encoder.py flags; None: no pretraining, baselines) and the downstream
-    methods it gets ({method: modes}). Rows are named `id` for the encoder's embedding, `id+features` and
-    `id+minirocket` for its hybrids; baselines keep their method names."""
+    """An encoder recipe and the downstream methods it gets ({method: modes}).
+
+    pretrain: train_encoder.py flags (HAR_federated/run.py flags when federated); None: no pretraining of its
+    own: baselines, or the encoder of `encoder_of`. Rows are named for the encoder (`mtl_default`,
+    `mtl_default+features`, ...); baselines keep their method names; `prefix` names another task's rows
+    (`hapt12/`). scored_on "val": the unit scores the val subjects, for a choice made there. first_seed_only
+    and fractions narrow the study's seeds and fractions for this experiment."""
 
     id: str
     pretrain: tuple | None
     methods: dict
+    part: str = "downstream"
+    encoder_of: str | None = None
+    federated: bool = False
+    classifier: tuple = ()
+    prefix: str = ""
+    scored_on: str = "test"
+    first_seed_only: bool = False
+    fractions: tuple | None = None
+
+    @property
+    def encoder_id(self):
+        return self.encoder_of or (self.id if self.pretrain is not None else None)
+
+    def row_name(self, method):
+        """The report's name of this experiment's `method` rows."""
+        return self.prefix + (method.replace("encoder", self.encoder_id) if self.encoder_id else method)
+
+
+DEFAULT = "mtl_default"
+DEFAULT_WEIGHTING = HARPretrainConfig().weighting
+# static weights (augmentation, reconstruction, contrastive, features), chosen on the val subjects (10% labels,
+# the first pretraining seed) among STATIC_GRID by the static_grid experiments; the report checks that they
+# are still the grid's best. The losses differ in scale by ~100x, so the grid up-weights the small ones.
+STATIC_GRID = ((1, 10, 1, 10), (1, 30, 1, 30), (1, 10, 2, 30), (0.5, 30, 1, 30))
+STATIC_WEIGHTS = (1, 10, 2, 30)
+LINEAR = {"encoder": ("linear",)}
+
+
+def _flags(weights):
+    return ("--weighting", "static", "--task_weights", *map(str, weights))
+
+
+def _grid_id(weights):
+    return "static_grid_" + "_".join(f"{w:g}".replace(".", "p") for w in weights)
 
 
 EXPERIMENTS = (
-    Experiment("mtl_default", (), {"encoder": PROBE_MODES + NETWORK_MODES, "encoder+features": PROBE_MODES,
-                                   "encoder+minirocket": PROBE_MODES}),
+    Experiment(DEFAULT, (), {"encoder": PROBE_MODES + NETWORK_MODES, "encoder+features": PROBE_MODES,
+                             "encoder+minirocket": PROBE_MODES}),
     Experiment("baselines", None, {"minirocket": PROBE_MODES, "expert_features": PROBE_MODES, "raw": ("linear",),
                                    "supervised": NETWORK_MODES, "resnet": NETWORK_MODES}),
+    # the single tasks: what multi-task pretraining must beat
+    *(Experiment(f"stl_{task}", ("--model_heads", *("1" if i == j else "0" for j in range(4))), LINEAR, "tasks")
+      for i, task in enumerate(SEED_TASKS)),
+    # task weighting: the losses' weights (minutes per epoch alike), then the gradients' (a backward per task)
+    *(Experiment(_grid_id(w), _flags(w), LINEAR, "weighting_loss", scored_on="val", first_seed_only=True,
+                 fractions=(0.1,))
+      for w in STATIC_GRID),
+    *(Experiment(f"mtl_{w}", _flags(STATIC_WEIGHTS) if w == "static" else ("--weighting", w), LINEAR, "weighting_loss")
+      for w in ("equal", "static", "dwa", "famo")),
+    *(Experiment(f"mtl_{w}", ("--weighting", w), LINEAR, "weighting_gradient") for w in ("gradnorm", "cagrad", "upgrad")),
+    # more unlabelled data: every window of the train subjects' recordings, and with half the window step
+    Experiment("mtl_all_recordings", ("--pretrain_data", "all"), LINEAR, "data"),
+    Experiment("mtl_all_recordings_step32", ("--pretrain_data", "all", "--pretrain_step", "32"), LINEAR, "data"),
+    Experiment("federated", (), LINEAR, "federated", federated=True),
+    # HAPT's 12 classes (6 activities + 6 postural transitions) from the same recordings, on the default encoder
+    Experiment("hapt12_mtl_default", None, {"encoder": ("linear", "selftrain", "finetune")}, "hapt12",
+               encoder_of=DEFAULT, classifier=("--task", "hapt12"), prefix="hapt12/"),
+    Experiment("hapt12_baselines", None, {"minirocket": PROBE_MODES, "expert_features": ("linear",),
+                                          "supervised": ("finetune",)}, "hapt12",
+               classifier=("--task", "hapt12"), prefix="hapt12/"),
 )
-# the main job (make demo): the same recipe at one seed, without the slowest opponents (ResNet, raw windows)
+PARTS = tuple(dict.fromkeys(e.part for e in EXPERIMENTS))
+assert len({e.id for e in EXPERIMENTS}) == len(EXPERIMENTS)
+# the main job (make demo): the default row at one seed, without the slowest opponents (ResNet, raw windows)
 DEMO_EXPERIMENTS = (
     EXPERIMENTS[0],
     Experiment("baselines", None, {"minirocket": PROBE_MODES, "expert_features": PROBE_MODES,
                                    "supervised": NETWORK_MODES}),
 )
+
 FEW_LABELS = (0.01, 0.02, 0.05, 0.1)
+ALL_FRACTIONS = FEW_LABELS + (1.0,)
 # claims: the default encoder's every downstream recipe against each opponent, at every few-label fraction
 OPPONENTS = (("minirocket", "linear"), ("minirocket", "selftrain"), ("supervised", "finetune"),
              ("supervised", "fixmatch"), ("resnet", "finetune"), ("resnet", "fixmatch"),
              ("expert_features", "linear"), ("expert_features", "selftrain"))
-OURS = (("mtl_default", "linear"), ("mtl_default", "selftrain"), ("mtl_default", "finetune"),
-        ("mtl_default", "fixmatch"), ("mtl_default+features", "linear"), ("mtl_default+minirocket", "linear"),
-        ("mtl_default+minirocket", "selftrain"))
-CLAIMS = tuple({"a": ours, "b": opponent, "fractions": FEW_LABELS} for ours in OURS for opponent in OPPONENTS)
+OURS = ((DEFAULT, "linear"), (DEFAULT, "selftrain"), (DEFAULT, "finetune"), (DEFAULT, "fixmatch"),
+        (f"{DEFAULT}+features", "linear"), (f"{DEFAULT}+minirocket", "linear"), (f"{DEFAULT}+minirocket", "selftrain"))
+SINGLE_TASKS = tuple((f"stl_{task}", "linear") for task in SEED_TASKS)
+CLAIMS = (
+    *({"a": ours, "b": opponent, "fractions": FEW_LABELS} for ours in OURS for opponent in OPPONENTS),
+    # the strongest single task at each fraction (chosen on test: the hardest opponent, not a tuned one)
+    *({"a": ours, "b_best_of": SINGLE_TASKS, "fractions": ALL_FRACTIONS} for ours in OURS[:2]),
+    *({"a": (f"mtl_{w}", "linear"), "b": ("mtl_equal", "linear"), "fractions": ALL_FRACTIONS}
+      for w in WEIGHTINGS if w not in ("equal", DEFAULT_WEIGHTING)),
+    {"a": (DEFAULT, "linear"), "b": ("mtl_equal", "linear"), "fractions": ALL_FRACTIONS},
+    {"a": ("mtl_all_recordings", "linear"), "b": (DEFAULT, "linear"), "fractions": ALL_FRACTIONS},
+    {"a": ("federated", "linear"), "b": (DEFAULT, "linear"), "fractions": ALL_FRACTIONS},
+    *({"a": (f"hapt12/{DEFAULT}", mode), "b": (f"hapt12/{b}", b_mode), "fractions": ALL_FRACTIONS}
+      for mode in ("linear", "selftrain", "finetune")
+      for b, b_mode in (("minirocket", "linear"), ("supervised", "finetune"), ("expert_features", "linear"))),
+)
+# the README's figures: file -> (title, the row drawing it needs, [(row name, mode, line style)]); the
+# weighting figure is its own kind: (file, its methods)
+CURVES = {
+    "label_efficiency.png": ("UCI HAR: the default encoder against the field's baselines", "minirocket", [
+        (DEFAULT, "linear", {"color": "C3", "linewidth": 2.5}), (DEFAULT, "selftrain", {"color": "C3", "linestyle": "-."}),
+        (DEFAULT, "finetune", {"color": "C3", "linestyle": "--"}), (f"{DEFAULT}+minirocket", "linear", {"color": "C1"}),
+        ("minirocket", "linear", {"color": "C0", "linewidth": 2}), ("supervised", "finetune", {"color": "k", "linestyle": ":"}),
+        ("resnet", "finetune", {"color": "0.3", "linestyle": "--"}), ("expert_features", "linear", {"color": "0.5"})]),
+    "MTL-vs-STL.png": ("UCI HAR: multi-task against single-task pretraining", "stl_augmentation", [
+        (DEFAULT, "linear", {"color": "C3", "linewidth": 2.5}), (DEFAULT, "finetune", {"color": "C3", "linestyle": "--"}),
+        *((f"stl_{t}", "linear", {"linewidth": 1.2, "color": c}) for t, c in zip(SEED_TASKS, ("C0", "C1", "C2", "C9"))),
+        ("supervised", "finetune", {"color": "k", "linestyle": ":"}), ("expert_features", "linear", {"color": "0.5"})]),
+    "FL.png": ("Federated against centralized pretraining, frozen encoder", "federated", [
+        (DEFAULT, "linear", {"color": "C3", "linewidth": 2}), ("federated", "linear", {"color": "C0", "linewidth": 2})]),
+}
+WEIGHTING_FIGURE = ("weighting.png", tuple(f"mtl_{w}" if w != DEFAULT_WEIGHTING else DEFAULT for w in WEIGHTINGS))
 
 
 @dataclasses.dataclass
 class StudyConfig:
-    pretrain_seeds: tuple[int, ...] = field((42, 43, 44), "pretraining seeds (baselines: their init seeds)")
-    draws: int = field(20, "label draws per fraction below 100%, the same for every method")
-    full_draws: int = field(3, "draws at 100% labels (only the inits differ)")
-    label_fractions: tuple[float, ...] = field((0.01, 0.02, 0.05, 0.1, 1.0), "shares of the train labels")
-    network_fractions: tuple[float, ...] = field((), "the gradient-trained units' fractions; empty: --label_fractions")
+    quick: int = field(0, "1: the main job: the default row at one seed and a few draws (make demo)")
+    part: str = field("all", "which experiments: all, or one part of the study", choices=("all", *PARTS))
     only: str = field("all", "probes: the probed methods' units (minutes); networks: the gradient-trained ones",
                       choices=("all", "probes", "networks"))
     report: int = field(0, "1: only write the report of the finished units")
     partial: int = field(0, "1: a report with claims whose methods have not finished marked pending")
+    pretrain_seeds: tuple[int, ...] = field((42, 43, 44), "pretraining seeds (baselines: their init seeds)")
+    draws: int = field(20, "label draws per fraction below 100%, the same for every method")
+    full_draws: int = field(3, "draws at 100% labels (only the inits differ)")
+    label_fractions: tuple[float, ...] = field(ALL_FRACTIONS, "shares of the train labels")
+    network_fractions: tuple[float, ...] = field((), "the gradient-trained units' fractions; empty: --label_fractions")
     classifier_flags: str = field("", "extra train_classifier.py flags for every unit, as NAME=VALUE words "
                                       "(e.g. \"min_steps=20 minirocket_kernels=840\" for a smoke run)")
-    pretrain_flags: str = field("", "extra train_encoder.py flags for every pretraining, as NAME=VALUE words")
+    pretrain_flags: str = field("", "extra train_encoder.py flags for every pretraining, as NAME=VALUE words "
+                                    "(e.g. \"epochs=5 encoder_width=16\" for a smoke run)")
     data_source: str = field("auto", "UCI HAR source")
-    output_dir: str = field("", "runs; empty: HAR_centralized/outputs/study")
-    results_dir: str = field("", "the report (study.json, study.md); empty: resources/study")
+    output_dir: str = field("", "runs; empty: HAR_centralized/outputs/study (--quick 1: outputs/demo)")
+    results_dir: str = field("", "the report (downstream.json, downstream.md); empty: resources/study "
+                                 "(--quick 1: <output_dir>/figures)")
+    figures_dir: str = field("", "figures, results.md, study_summary.json; empty: resources/ "
+                                 "(--quick 1: <output_dir>/figures)")
+    readme: str = field("", "a README whose block between the results markers the report rewrites; empty: "
+                            "README.md for the whole study, none for a part or --quick 1")
+    demo_draws: int = field(3, "--quick 1: label draws per fraction")
+    demo_fractions: tuple[float, ...] = field((0.01, 0.1), "--quick 1: the probed methods' label fractions")
+    demo_network_fractions: tuple[float, ...] = field((0.01,), "--quick 1: the gradient-trained methods' fractions")
 
     def validate(self):
-        if self.draws < 1 or self.full_draws < 1 or not self.pretrain_seeds:
-            raise UserError("--draws and --full_draws must be at least 1, --pretrain_seeds name a seed")
+        if min(self.draws, self.full_draws, self.demo_draws) < 1 or not self.pretrain_seeds:
+            raise UserError("--draws, --full_draws and --demo_draws must be at least 1, --pretrain_seeds name a seed")
+        if any(not 0 < f <= 1 for f in self.label_fractions + self.network_fractions + self.demo_fractions):
+            raise UserError("label fractions must be in (0, 1]")
         for flags in (self.classifier_flags, self.pretrain_flags):
             if any("=" not in word for word in flags.split()):
                 raise UserError(f"extra flags are NAME=VALUE words, got {flags!r}")
 
 
-def as_flags(words):
+def as_flags(words, known=None):
+    """NAME=VALUE words as flags (only the fields of `known`, a config class, when given)."""
     flags = []
     for word in words.split():
         name, _, value = word.partition("=")
-        flags += [f"--{name}", *value.split(",")]
+        if known is None or name in {f.name for f in dataclasses.fields(known)}:
+            flags += [f"--{name}", *value.split(",")]
     return flags
 
 
@@ -120,7 +230,8 @@ def finished(folder, config, marker):
 
 
 def plan(config, only, experiments=EXPERIMENTS):
-    """[(experiment, seed, method, modes)]: probe units first (minutes), then networks, cheapest first."""
+    """[(experiment, seed, method, modes)]: probe units first (minutes), then networks, cheapest first; each
+    experiment at its own seeds (or the study's)."""
     units = []
     for group in ("probes", "networks"):
         if only not in ("all", group):
@@ -130,50 +241,80 @@ def plan(config, only, experiments=EXPERIMENTS):
                 wanted = [m for m in modes if (m in PROBE_MODES) == (group == "probes")]
                 for mode_group in ([wanted] if group == "probes" else [[m] for m in wanted]):
                     if mode_group:
-                        units += [(experiment, seed, method, tuple(mode_group)) for seed in config.pretrain_seeds]
+                        units += [(experiment, seed, method, tuple(mode_group))
+                                  for seed in config.pretrain_seeds[: 1 if experiment.first_seed_only else None]]
     cost = {"encoder": 0, "supervised": 1, "resnet": 3}
     return sorted(units, key=lambda u: (u[3][0] in NETWORK_MODES, "fixmatch" in u[3], cost.get(u[2], 0)))
 
 
+def epoch_seconds(run):
+    """Median seconds per pretraining epoch (or federated round) of a run, from its metrics rows."""
+    path = Path(run) / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return float(np.median([r["seconds"] for r in rows if "seconds" in r])) if rows else None
+
+
 class Study:
     def __init__(self, config, experiments=EXPERIMENTS):
-        self.config, self.experiments = config, experiments
-        self.out = Path(config.output_dir) if config.output_dir else REPO_ROOT / "HAR_centralized" / "outputs" / "study"
-        self.results = Path(config.results_dir) if config.results_dir else REPO_ROOT / "resources" / "study"
+        quick = bool(config.quick)
+        self.config = config
+        self.experiments = [e for e in experiments if config.part in ("all", e.part)]
+        self.out = Path(config.output_dir) if config.output_dir else REPO_ROOT / "HAR_centralized" / "outputs" / (
+            "demo" if quick else "study")
+        self.figures = Path(config.figures_dir) if config.figures_dir else (
+            self.out / "figures" if quick else REPO_ROOT / "resources")
+        self.results = Path(config.results_dir) if config.results_dir else (
+            self.figures if quick else REPO_ROOT / "resources" / "study")
+        self.readme = Path(config.readme) if config.readme else (
+            REPO_ROOT / "README.md" if config.part == "all" and not quick else None)
         self._splits = {}
 
+    def by_id(self, experiment_id):
+        return next(e for e in EXPERIMENTS if e.id == experiment_id)
+
     def encoder(self, experiment, seed):
-        """The run folder of the experiment's encoder at `seed` (baselines: the default's, for its record)."""
-        flags = list(experiment.pretrain if experiment.pretrain is not None else EXPERIMENTS[0].pretrain)
-        name = experiment.id if experiment.pretrain is not None else EXPERIMENTS[0].id
-        pretrain_config = parse_config(HARPretrainConfig, flags + as_flags(self.config.pretrain_flags) + [
-            "--experiment_name", name, "--output_dir", str(self.out / "runs"), "--seed", str(seed),
+        """The run folder of the experiment's encoder at `seed` (reused, resumed or trained); baselines: the
+        default's, which only fixes the supervised networks' architecture and the record."""
+        owner = self.by_id(experiment.encoder_id or DEFAULT) if experiment.encoder_of or experiment.pretrain is None \
+            else experiment
+        if owner.federated:
+            config_class, train = FederatedConfig, lambda config: run_local(config, har_client_datasets(config))
+        else:
+            config_class, train = HARPretrainConfig, lambda config: pretrain(config, har_pretrain_data(config))
+        config = parse_config(config_class, list(owner.pretrain) + as_flags(self.config.pretrain_flags, config_class) + [
+            "--experiment_name", owner.id, "--output_dir", str(self.out / "runs"), "--seed", str(seed),
             "--data_source", self.config.data_source, "--resume", "1"])
-        run = RunFolder(pretrain_config.run_dir())
-        if not finished(run.path, pretrain_config, run.SUMMARY):
-            print(f"[{name} seed {seed}] pretraining -> {run.path}")
+        run = RunFolder(config.run_dir())
+        if not finished(run.path, config, run.SUMMARY):
+            print(f"[{owner.id} seed {seed}] pretraining -> {run.path}")
             if run.holds_a_run() and not run.has_checkpoint():  # finished with another config: start again
-                pretrain_config = dataclasses.replace(pretrain_config, resume=0, overwrite=1)
-            pretrain(pretrain_config, har_pretrain_data(pretrain_config))
+                config = dataclasses.replace(config, resume=0, overwrite=1)
+            train(config)
         return run.path
+
+    def folder(self, experiment, seed, method, modes):
+        return self.out / "downstream" / experiment.id / f"seed{seed}" / f"{method}_{'_'.join(modes)}"
 
     def unit(self, experiment, seed, method, modes):
         """Run one unit unless finished; its folder."""
         encoder = self.encoder(experiment, seed)
-        folder = self.out / "downstream" / experiment.id / f"seed{seed}" / f"{method}_{'_'.join(modes)}"
-        fractions = (self.config.network_fractions or self.config.label_fractions) if modes[0] in NETWORK_MODES \
-            else self.config.label_fractions
+        folder = self.folder(experiment, seed, method, modes)
+        fractions = experiment.fractions or ((self.config.network_fractions or self.config.label_fractions)
+                                             if modes[0] in NETWORK_MODES else self.config.label_fractions)
         config = parse_config(HARClassifierConfig, [
             "--encoder", str(encoder), "--output_dir", str(folder), "--methods", method, "--modes", *modes,
             "--seeds", str(self.config.draws), "--full_seeds", str(self.config.full_draws),
             "--label_fractions", *map(str, fractions), "--init_seed", str(seed),
-            "--data_source", self.config.data_source, *as_flags(self.config.classifier_flags)])
+            "--data_source", self.config.data_source, *experiment.classifier, *as_flags(self.config.classifier_flags)])
         if finished(folder, config, "results.csv"):
             return folder
         print(f"[{experiment.id} seed {seed}] {method} {' '.join(modes)} -> {folder}")
         (folder / "results.csv").unlink(missing_ok=True)
-        splits = self._splits.setdefault(str(encoder), har_labelled_splits(config, None, str(encoder)))
-        run_classification(config, splits, Path(encoder) / "encoder.pt")
+        key = (str(encoder), config.task, experiment.scored_on)
+        if key not in self._splits:
+            splits = har_labelled_splits(config, None, str(encoder))
+            self._splits[key] = dataclasses.replace(splits, test=splits.val) if experiment.scored_on == "val" else splits
+        run_classification(config, self._splits[key], Path(encoder) / "encoder.pt")
         return folder
 
     def run(self):
@@ -183,58 +324,100 @@ class Study:
         print(f"study units done in {(time.time() - start) / 60:.1f} min")
 
     def rows(self):
-        """Every finished unit's per-draw rows, named for the report, and the units' records."""
-        rows, units = [], []
+        """Every finished unit's per-draw rows (test-scored and val-scored apart), named for the report, the
+        units' records and the seconds per pretraining epoch of each encoder."""
+        rows, val_rows, units, seconds = [], [], [], {}
         for experiment, seed, method, modes in plan(self.config, "all", self.experiments):
-            folder = self.out / "downstream" / experiment.id / f"seed{seed}" / f"{method}_{'_'.join(modes)}"
+            folder = self.folder(experiment, seed, method, modes)
             if not (folder / "results.csv").exists():
                 continue
-            name = method if experiment.pretrain is None else method.replace("encoder", experiment.id)
+            name = experiment.row_name(method)
             summary = json.loads((folder / "summary.json").read_text())
+            if experiment.encoder_id == experiment.id:
+                seconds.setdefault(name, []).append(epoch_seconds(summary["info"]["encoder"]))
             units.append({"experiment": experiment.id, "seed": seed, "method": name, "modes": list(modes),
-                          "seconds": summary["info"]["seconds"], "commit": summary.get("git_commit"),
+                          "scored_on": experiment.scored_on, "seconds": summary["info"]["seconds"],
+                          "commit": summary.get("git_commit"),
                           "representation_seconds": summary["info"].get("representation_seconds", {}),
                           "probe_choices": summary["info"].get("probe_choices", [])})
             with open(folder / "results.csv") as f:
                 for r in csv.DictReader(f):
-                    rows.append({"method": name, "mode": r["mode"], "fraction": float(r["fraction"]),
-                                 "pretrain_seed": seed, "draw": int(r["seed"]), "macro_f1": float(r["macro_f1"]),
-                                 "seconds": float(r["seconds"])})
-        return rows, units
+                    (val_rows if experiment.scored_on == "val" else rows).append({
+                        "method": name, "mode": r["mode"], "fraction": float(r["fraction"]), "pretrain_seed": seed,
+                        "draw": int(r["seed"]), "macro_f1": float(r["macro_f1"]), "seconds": float(r["seconds"])})
+        return rows, val_rows, units, {k: [s for s in v if s is not None] for k, v in seconds.items()}
 
-    def report(self, claims=CLAIMS, title="UCI HAR downstream study: the default MTL encoder against the field's "
-                                           "baselines"):
-        """study.json and study.md (downstream.*) in the results folder; returns the aggregated table."""
-        rows, units = self.rows()
+    def choices(self, val_rows):
+        """The choices the study made on the val subjects, with their val scores; an error when the manifest's
+        choice is no longer the best on val (the static weights)."""
+        grid = [{"weights": list(w), "val_macro_f1": float(np.mean([r["macro_f1"] for r in val_rows
+                                                                    if r["method"] == _grid_id(w)]))}
+                for w in STATIC_GRID if any(r["method"] == _grid_id(w) for r in val_rows)]
+        if len(grid) < len(STATIC_GRID):
+            return []
+        best = max(grid, key=lambda g: g["val_macro_f1"])
+        if tuple(best["weights"]) != STATIC_WEIGHTS:
+            raise UserError(f"the static weights best on val are now {best['weights']}, not STATIC_WEIGHTS "
+                            f"{list(STATIC_WEIGHTS)}: set STATIC_WEIGHTS in HAR_centralized/study.py and run again")
+        return [{"choice": "static task weights (10% labels, val subjects)", "chosen": best["weights"], "grid": grid}]
+
+    def report(self, claims=CLAIMS, title="UCI HAR study: the default MTL encoder against the field's baselines"):
+        """downstream.json and downstream.md in the results folder; study_summary.json, results.md and the
+        figures in the figures folder; the README's results block. Returns the aggregated table."""
+        rows, val_rows, units, seconds = self.rows()
         if not rows:
             raise UserError(f"no unit of the study has finished yet under {self.out}: run it first")
         table = aggregate(rows)
+        present = {(r["method"], r["mode"]) for r in rows}
+        if self.config.part != "all":  # a part's report: the claims it can answer alone; the whole study's: all
+            claims = [c for c in claims if {tuple(m) for m in [c["a"], *c.get("b_best_of", [c.get("b")])]} <= present]
         claims = evaluate_claims(rows, claims, partial=bool(self.config.partial))
-        record = {"config": config_to_dict(self.config), "rows": table, "claims": claims, "units": units,
+        choices = self.choices(val_rows)
+        record = {"config": config_to_dict(self.config), "rows": table, "claims": claims, "choices": choices,
+                  "units": units, "seconds_per_epoch": seconds,
                   "wall_seconds": round(sum(u["seconds"] for u in units), 1)}
         self.results.mkdir(parents=True, exist_ok=True)
+        self.figures.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.results / "downstream.json", record)
         lines = [f"# {title}", "",
                  f"Macro-F1 on the test subjects: mean ± sd over pretraining seeds [sd over label draws within a "
                  f"seed] (seeds x draws). Units: {len(units)}, {record['wall_seconds'] / 3600:.1f} h of "
                  f"classification on this machine.", ""]
-        lines += score_table(table)
+        lines += score_table([r for r in table if "/" not in r["method"]])
+        for prefix in sorted({r["method"].split("/")[0] for r in table if "/" in r["method"]}):
+            lines += ["", f"{prefix}:", ""]
+            lines += score_table([dict(r, method=r["method"].split("/", 1)[1]) for r in table
+                                  if r["method"].startswith(prefix + "/")])
         if claims:
             lines += ["", "Claims, paired by seed and draw (per-seed mean difference, 95% t-interval over seeds):", ""]
             lines += claims_table(claims)
+        for choice in choices:
+            lines += ["", f"Chosen on the val subjects: {choice['choice']}: {choice['chosen']} (grid: "
+                      + "; ".join(f"{g['weights']} -> {g['val_macro_f1']:.3f}" for g in choice["grid"]) + ")"]
         atomic_write_text(self.results / "downstream.md", "\n".join(lines) + "\n")
+        atomic_write_text(self.figures / "results.md", "\n".join(lines) + "\n")
+        keep = ("method", "mode", "fraction", "macro_f1_mean", "macro_f1_std", "n_pretrain_seeds", "n_label_draws",
+                "macro_f1_sd_draws")
+        atomic_write_json(self.figures / "study_summary.json", {
+            "pretrain_seeds": list(self.config.pretrain_seeds), "label_draws": self.config.draws,
+            "default_method": DEFAULT, "rows": [{k: r[k] for k in keep} for r in table], "claims": claims,
+            "choices": choices})
+        draw_figures(table, CURVES, self.figures, seconds={k: seconds[k] for k in WEIGHTING_FIGURE[1] if k in seconds},
+                     weighting_path=WEIGHTING_FIGURE[0],
+                     band="macro_f1_sd_draws" if len(self.config.pretrain_seeds) == 1 else "macro_f1_std")
+        if self.readme is not None:
+            write_readme_block(self.readme, lines[2:])
         print("\n".join(lines))
         return table
 
-
-@exit_on_user_error
-def main(argv=None):
-    config = parse_config(StudyConfig, argv, description="The downstream study: encoders vs the field's baselines")
-    study = Study(config)
-    if not config.report:
-        study.run()
-    study.report()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    def draw_model_figures(self):
+        """The figures drawn from a model rather than from results: t-SNE of the default encoder's test
+        embeddings (beside the raw windows and expert features) and the architecture."""
+        run = self.encoder(EXPERIMENTS[0], self.config.pretrain_seeds[0])
+        test = load_har("test", self.config.data_source)
+        model_args, state_dict = load_pretrained_encoder(Path(run) / "encoder.pt")
+        representations = {"raw": test.x, "features": test.features,
+                           "embeddings": embed(rebuild_encoder(model_args, state_dict), test.x).numpy()}
+        plot_tsne(representations, test.y, ACTIVITY_NAMES, str(self.figures / "tsne_all_activity_{}.png"))
+        plot_architecture(har_model(HARPretrainConfig()), list(WEIGHTINGS), self.figures / "MTL-architecture.png",
+                          input_label="sensor window\n9 x 128")

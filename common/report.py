@@ -12,6 +12,8 @@ import numpy as np
 from scipy import stats
 
 from common.errors import UserError
+from common.io import atomic_write_text
+from common.plots import plot_label_efficiency, plot_weighting_study
 
 
 def _key(fraction):
@@ -71,20 +73,35 @@ def paired_difference(rows, a, b, fraction):
             "holds": bool(ci is not None and ci[0] > 0)}
 
 
+def mean_score(rows, method, mode, fraction):
+    seeds = by_seed(rows, method, mode, fraction)
+    return float(np.mean([np.mean(list(d.values())) for d in seeds.values()])) if seeds else float("-inf")
+
+
 def evaluate_claims(rows, claims, partial=False):
-    """Each claim {"a": (method, mode), "b": (method, mode), "fractions": [...]} as paired differences. A claim
-    naming a method the rows do not have is an error (partial: listed as pending instead)."""
+    """Each claim {"a": (method, mode), "b": (method, mode), "fractions": [...]} as paired differences; "b_best_of":
+    [(method, mode), ...] instead of "b" compares with the best of them at each fraction (by mean score: the
+    hardest opponent). A claim naming a method the rows do not have is an error (partial: listed as pending)."""
     present = {(r["method"], r["mode"]) for r in rows}
     results = []
     for claim in claims:
-        missing = [m for m in (tuple(claim["a"]), tuple(claim["b"])) if m not in present]
-        name = f"{claim['a'][0]} ({claim['a'][1]}) - {claim['b'][0]} ({claim['b'][1]})"
+        a, candidates = tuple(claim["a"]), [tuple(b) for b in claim.get("b_best_of", [claim.get("b")])]
+        missing = [m for m in [a, *candidates] if m not in present]
+        b_name = (f"{candidates[0][0]} ({candidates[0][1]})" if "b" in claim
+                  else "best of " + ", ".join(m for m, _ in candidates))
+        name = f"{a[0]} ({a[1]}) - {b_name}"
         if missing and not partial:
             raise UserError(f"claim {name}: no results for {', '.join(f'{m} ({mode})' for m, mode in missing)}: "
                             f"run its part first (or --partial 1 for a report of what has finished)")
         for fraction in claim["fractions"]:
-            result = None if missing else paired_difference(rows, tuple(claim["a"]), tuple(claim["b"]), fraction)
-            results.append({"claim": name, "fraction": fraction, **(result or {"pending": True})})
+            result, best = None, None
+            if not missing:
+                best = max(candidates, key=lambda m: mean_score(rows, *m, fraction))
+                result = paired_difference(rows, a, best, fraction)
+            entry = {"claim": name, "fraction": fraction, **(result or {"pending": True})}
+            if result and "b_best_of" in claim:
+                entry["b"] = list(best)
+            results.append(entry)
     return results
 
 
@@ -113,13 +130,55 @@ def _cell(v):
 
 
 def claims_table(claims):
-    lines = ["| claim | labels | difference | 95% interval | seeds x draws | holds |", "|---|---|---|---|---|---|"]
-    for c in claims:
-        if c.get("pending"):
-            lines.append(f"| {c['claim']} | {100 * c['fraction']:g}% | pending | | | |")
-            continue
-        interval = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "one seed: none"
-        lines.append(f"| {c['claim']} | {100 * c['fraction']:g}% | {c['mean']:+.3f} | {interval} | "
-                     f"{c['n_pretrain_seeds']}x{c['n_label_draws']} | "
-                     f"{'yes' if c['holds'] else 'no'} |")
+    """One markdown row per claim, one column per fraction: the paired difference, its 95% interval (seeds x
+    draws) and "holds" when the interval is above 0; the claims still waiting for a method on one line."""
+    fractions = sorted({c["fraction"] for c in claims})
+    names = list(dict.fromkeys(c["claim"] for c in claims))
+    cells = {(c["claim"], c["fraction"]): c for c in claims}
+    pending = [n for n in names if all(cells.get((n, f), {}).get("pending") for f in fractions if (n, f) in cells)]
+    lines = ["| claim (a - b) | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |",
+             "|---|" + "---|" * len(fractions)]
+    for name in names:
+        if name not in pending:
+            lines.append(f"| {name} | " + " | ".join(_claim_cell(cells.get((name, f))) for f in fractions) + " |")
+    if pending:
+        lines += ["", f"Pending (a method has not finished): {len(pending)} claims, "
+                      f"{len({n.split(' - ')[1] for n in pending})} opponents."]
     return lines
+
+
+def _claim_cell(c):
+    if not c or c.get("pending"):
+        return ""
+    against = f" vs {c['b'][0]}" if "b" in c else ""
+    interval = f" [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else " (one seed)"
+    return f"{c['mean']:+.3f}{interval}{' **holds**' if c['holds'] else ''} ({c['n_pretrain_seeds']}x{c['n_label_draws']}){against}"
+
+
+def draw_figures(table, curves, folder, seconds=None, weighting_path=None, band="macro_f1_std"):
+    """The figures of an aggregated table: {file: (title, the method it needs, [(method, mode, style)])}, each
+    drawn when its needed method has rows (band: which spread shades each curve), and the weighting figure
+    (seconds: {method: seconds per epoch}) when two of its methods have rows."""
+    methods = {r["method"] for r in table}
+    bands = [dict(r, label=label_spec(r["method"], r["mode"]), macro_f1_std=r[band]) for r in table]
+    for file, (title, needs, specs) in curves.items():
+        if needs in methods:
+            plot_label_efficiency(bands, [(label_spec(m, mode), style) for m, mode, style in specs], folder / file,
+                                  title=title)
+    if weighting_path and len(seconds or {}) > 1:
+        plot_weighting_study([r for r in table if r["method"] in seconds], seconds, folder / weighting_path)
+
+
+README_BEGIN, README_END = "<!-- study results: begin (written by HAR_centralized/reproduce.py) -->", \
+    "<!-- study results: end -->"
+
+
+def write_readme_block(path, lines):
+    """Rewrite the block of README `path` between the study's markers with `lines`; an error when the README
+    lacks the markers (the report does not guess where results go)."""
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise UserError(f"{path} has no study results block: add the lines {README_BEGIN!r} and {README_END!r}")
+    head, rest = text.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    atomic_write_text(path, head + README_BEGIN + "\n" + "\n".join(lines) + "\n" + README_END + tail)

@@ -10,7 +10,7 @@ from common.classification import ClassifierConfig
 from common.config import build_parser
 from common.pretrain_config import PretrainConfig
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
-from HAR_centralized.reproduce import ReproduceConfig
+from HAR_centralized.study import StudyConfig
 from HAR_federated.config import FederatedConfig
 from IR_centralized.config import IRClassifierConfig, IRPretrainConfig
 
@@ -39,10 +39,10 @@ def test_every_entrypoint_help_exits_zero():
 
 
 @pytest.mark.parametrize("config_cls", [PretrainConfig, HARPretrainConfig, HARClassifierConfig, IRPretrainConfig,
-                                        IRClassifierConfig, FederatedConfig, ReproduceConfig, ClassifierConfig])
+                                        IRClassifierConfig, FederatedConfig, StudyConfig, ClassifierConfig])
 def test_every_help_string_formats(config_cls):
     text = build_parser(config_cls).format_help()  # argparse reads % in help strings as a format
-    assert "--seed" in text or "--seeds" in text
+    assert "--seed" in text or "--seeds" in text or "--pretrain_seeds" in text
 
 
 def test_a_percent_sign_in_help_is_printed_as_is():

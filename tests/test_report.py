@@ -37,30 +37,33 @@ def test_claims_pair_by_seed_and_draw_and_a_missing_method_is_an_error():
     assert result["mean"] == pytest.approx(0.02) and result["holds"]  # pairing removes the draws' spread
     claim = {"a": ("ours", "linear"), "b": ("them", "linear"), "fractions": (0.01,)}
     assert evaluate_claims(rows, [claim])[0]["mean"] == pytest.approx(0.02)
+    table = "\n".join(claims_table(evaluate_claims(rows, [claim])))
+    assert "| ours (linear) - them (linear) | +0.020 [+0.020, +0.020] **holds** (3x3) |" in table
     typo = {"a": ("ours", "linear"), "b": ("thme", "linear"), "fractions": (0.01,)}
     with pytest.raises(UserError, match="no results for thme"):
         evaluate_claims(rows, [typo])
     pending = evaluate_claims(rows, [typo], partial=True)
-    assert pending[0]["pending"] and "pending" in "\n".join(claims_table(pending))
+    assert pending[0]["pending"] and "Pending (a method has not finished): 1 claims" in "\n".join(claims_table(pending))
 
 
 def test_the_manifest_plans_every_method_once_per_seed_and_names_every_claim():
     config = StudyConfig(pretrain_seeds=(1, 2))
     units = plan(config, "all")
-    expected = sum(len([m for m in modes if m not in NETWORK_MODES]) > 0 for e in EXPERIMENTS for modes in e.methods.values())
-    expected += sum(len([m for m in modes if m in NETWORK_MODES]) for e in EXPERIMENTS for modes in e.methods.values())
-    assert len(units) == 2 * expected and len({(u[0].id, *u[1:]) for u in units}) == len(units)
+    expected = sum((1 if e.first_seed_only else 2) * ((len([m for m in modes if m not in NETWORK_MODES]) > 0)
+                                                      + len([m for m in modes if m in NETWORK_MODES]))
+                   for e in EXPERIMENTS for modes in e.methods.values())
+    assert len(units) == expected and len({(u[0].id, *u[1:]) for u in units}) == len(units)
     probes = plan(config, "probes")
     assert all(u[3][0] not in NETWORK_MODES for u in probes) and units[: len(probes)] == probes  # cheap first
-    named = {(m if e.pretrain is None else m.replace("encoder", e.id), mode)
-             for e in EXPERIMENTS for m, modes in e.methods.items() for mode in modes}
-    assert all(tuple(c["a"]) in named and tuple(c["b"]) in named for c in CLAIMS)
+    named = {(e.row_name(m), mode) for e in EXPERIMENTS for m, modes in e.methods.items() for mode in modes}
+    assert all(tuple(c["a"]) in named and all(tuple(b) in named for b in c.get("b_best_of", [c.get("b")]))
+               for c in CLAIMS)
 
 
 def test_the_main_job_runs_the_default_row_and_reuses_what_finished(tmp_path, har_cache, capsys):
     from HAR_centralized import reproduce
 
-    flags = ["--quick", "1", "--seeds", "2", "--demo_fractions", "0.05", "0.2", "--demo_network_fractions", "0.05",
+    flags = ["--quick", "1", "--demo_draws", "2", "--demo_fractions", "0.05", "0.2", "--demo_network_fractions", "0.05",
              "--pretrain_flags", "epochs=1 encoder_width=4 embedding_dim=8 n_variants=1 batch_size=256",
              "--classifier_flags", "min_steps=4 max_steps=4 eval_every=2 minirocket_kernels=84 selftrain_rounds=1",
              "--output_dir", str(tmp_path / "out"), "--figures_dir", str(tmp_path / "figures")]
