@@ -75,20 +75,55 @@ class Experiment:
 
 DEFAULT = "mtl_default"
 DEFAULT_WEIGHTING = HARPretrainConfig().weighting
-# static weights (augmentation, reconstruction, contrastive, features), chosen on the val subjects (10% labels,
-# the first pretraining seed) among STATIC_GRID by the static_grid experiments; the report checks that they
-# are still the grid's best. The losses differ in scale by ~100x, so the grid up-weights the small ones.
-STATIC_GRID = ((1, 10, 1, 10), (1, 30, 1, 30), (1, 10, 2, 30), (0.5, 30, 1, 30))
-STATIC_WEIGHTS = (1, 10, 2, 30)
 LINEAR = {"encoder": ("linear",)}
 
 
-def _flags(weights):
-    return ("--weighting", "static", "--task_weights", *map(str, weights))
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A setting chosen on the val subjects: one val-scored experiment per candidate value (the flags
+    flags(value) on the methods it is chosen for, at the first pretraining seed, --tuning_draws draws per
+    fraction, the same draws for every candidate). `chosen` is the value the study uses; the report checks it
+    is still the candidate with the best mean val macro-F1 (over the methods, fractions and draws), and says
+    where to change it otherwise."""
+
+    name: str
+    candidates: tuple
+    chosen: object
+    flags: object  # value -> train_encoder.py flags (pretrain) or train_classifier.py flags
+    methods: dict
+    fractions: tuple
+    pretrain: bool = False
+    where: str = "its default in common/classification.py (ClassifierConfig)"
+
+    def experiments(self):
+        return tuple(Experiment(self.candidate_id(v), tuple(self.flags(v)) if self.pretrain else None, self.methods,
+                                "tuning", encoder_of=None if self.pretrain else DEFAULT, scored_on="val",
+                                first_seed_only=True, fractions=self.fractions,
+                                classifier=() if self.pretrain else tuple(self.flags(v)))
+                     for v in self.candidates)
+
+    def candidate_id(self, value):
+        text = "_".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        return f"choice_{self.name}_" + "".join(c if c.isalnum() else "p" if c == "." else "_" for c in text)
 
 
-def _grid_id(weights):
-    return "static_grid_" + "_".join(f"{w:g}".replace(".", "p") for w in weights)
+CLASSIFIER = HARClassifierConfig()
+PROBES = {"encoder": ("selftrain",), "minirocket": ("selftrain",), "expert_features": ("selftrain",)}
+NETWORKS = {"encoder": ("finetune",), "supervised": ("finetune",), "resnet": ("finetune",)}
+CHOICES = (
+    # static task weights (augmentation, reconstruction, contrastive, features): the losses differ in scale by
+    # ~100x (masked MSE ~0.05, features ~0.02, cross-entropies ~1-2), so the grid up-weights the small ones
+    Choice("static_weights", ((1, 10, 1, 10), (1, 30, 1, 30), (1, 10, 2, 30), (0.5, 30, 1, 30)), (1, 10, 2, 30),
+           lambda w: ("--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,), pretrain=True,
+           where="STATIC_WEIGHTS in HAR_centralized/study.py"),
+    # the semi-supervised settings and the networks' learning rate: one grid for every method they serve
+    Choice("selftrain_rounds", (1, 3, 5), CLASSIFIER.selftrain_rounds, lambda v: ("--selftrain_rounds", str(v)),
+           PROBES, (0.01, 0.1)),
+    Choice("fixmatch_threshold", (0.8, 0.95), CLASSIFIER.fixmatch_threshold,
+           lambda v: ("--fixmatch_threshold", str(v)), {"encoder": ("fixmatch",), "supervised": ("fixmatch",)}, (0.01,)),
+    Choice("lr", (3e-4, 1e-3, 3e-3), CLASSIFIER.lr, lambda v: ("--lr", str(v)), NETWORKS, (0.01, 0.1)),
+)
+STATIC_WEIGHTS = CHOICES[0].chosen
 
 
 EXPERIMENTS = (
@@ -100,10 +135,8 @@ EXPERIMENTS = (
     *(Experiment(f"stl_{task}", ("--model_heads", *("1" if i == j else "0" for j in range(4))), LINEAR, "tasks")
       for i, task in enumerate(SEED_TASKS)),
     # task weighting: the losses' weights (minutes per epoch alike), then the gradients' (a backward per task)
-    *(Experiment(_grid_id(w), _flags(w), LINEAR, "weighting_loss", scored_on="val", first_seed_only=True,
-                 fractions=(0.1,))
-      for w in STATIC_GRID),
-    *(Experiment(f"mtl_{w}", _flags(STATIC_WEIGHTS) if w == "static" else ("--weighting", w), LINEAR, "weighting_loss")
+    *(Experiment(f"mtl_{w}", CHOICES[0].flags(STATIC_WEIGHTS) if w == "static" else ("--weighting", w), LINEAR,
+                 "weighting_loss")
       for w in ("equal", "static", "dwa", "famo")),
     *(Experiment(f"mtl_{w}", ("--weighting", w), LINEAR, "weighting_gradient") for w in ("gradnorm", "cagrad", "upgrad")),
     # more unlabelled data: every window of the train subjects' recordings, and with half the window step
@@ -116,6 +149,8 @@ EXPERIMENTS = (
     Experiment("hapt12_baselines", None, {"minirocket": PROBE_MODES, "expert_features": ("linear",),
                                           "supervised": ("finetune",)}, "hapt12",
                classifier=("--task", "hapt12"), prefix="hapt12/"),
+    # the choices made on the val subjects
+    *(e for choice in CHOICES for e in choice.experiments()),
 )
 PARTS = tuple(dict.fromkeys(e.part for e in EXPERIMENTS))
 assert len({e.id for e in EXPERIMENTS}) == len(EXPERIMENTS)
@@ -177,6 +212,7 @@ class StudyConfig:
     pretrain_seeds: tuple[int, ...] = field((42, 43, 44), "pretraining seeds (baselines: their init seeds)")
     draws: int = field(20, "label draws per fraction below 100%, the same for every method")
     full_draws: int = field(3, "draws at 100% labels (only the inits differ)")
+    tuning_draws: int = field(5, "label draws per fraction of the val-scored experiments (the choices)")
     label_fractions: tuple[float, ...] = field(ALL_FRACTIONS, "shares of the train labels")
     network_fractions: tuple[float, ...] = field((), "the gradient-trained units' fractions; empty: --label_fractions")
     classifier_flags: str = field("", "extra train_classifier.py flags for every unit, as NAME=VALUE words "
@@ -303,7 +339,8 @@ class Study:
                                              if modes[0] in NETWORK_MODES else self.config.label_fractions)
         config = parse_config(HARClassifierConfig, [
             "--encoder", str(encoder), "--output_dir", str(folder), "--methods", method, "--modes", *modes,
-            "--seeds", str(self.config.draws), "--full_seeds", str(self.config.full_draws),
+            "--seeds", str(self.config.tuning_draws if experiment.scored_on == "val" else self.config.draws),
+            "--full_seeds", str(self.config.full_draws),
             "--label_fractions", *map(str, fractions), "--init_seed", str(seed),
             "--data_source", self.config.data_source, *experiment.classifier, *as_flags(self.config.classifier_flags)])
         if finished(folder, config, "results.csv"):
@@ -343,23 +380,29 @@ class Study:
             with open(folder / "results.csv") as f:
                 for r in csv.DictReader(f):
                     (val_rows if experiment.scored_on == "val" else rows).append({
-                        "method": name, "mode": r["mode"], "fraction": float(r["fraction"]), "pretrain_seed": seed,
+                        "experiment": experiment.id, "method": name, "mode": r["mode"], "fraction": float(r["fraction"]), "pretrain_seed": seed,
                         "draw": int(r["seed"]), "macro_f1": float(r["macro_f1"]), "seconds": float(r["seconds"])})
         return rows, val_rows, units, {k: [s for s in v if s is not None] for k, v in seconds.items()}
 
     def choices(self, val_rows):
-        """The choices the study made on the val subjects, with their val scores; an error when the manifest's
-        choice is no longer the best on val (the static weights)."""
-        grid = [{"weights": list(w), "val_macro_f1": float(np.mean([r["macro_f1"] for r in val_rows
-                                                                    if r["method"] == _grid_id(w)]))}
-                for w in STATIC_GRID if any(r["method"] == _grid_id(w) for r in val_rows)]
-        if len(grid) < len(STATIC_GRID):
-            return []
-        best = max(grid, key=lambda g: g["val_macro_f1"])
-        if tuple(best["weights"]) != STATIC_WEIGHTS:
-            raise UserError(f"the static weights best on val are now {best['weights']}, not STATIC_WEIGHTS "
-                            f"{list(STATIC_WEIGHTS)}: set STATIC_WEIGHTS in HAR_centralized/study.py and run again")
-        return [{"choice": "static task weights (10% labels, val subjects)", "chosen": best["weights"], "grid": grid}]
+        """Each choice made on the val subjects whose candidates have all finished: the val scores and the
+        best; an error when the study's value is no longer the best (it names where to change it)."""
+        made = []
+        for choice in CHOICES:
+            scores = {v: [r["macro_f1"] for r in val_rows if r["experiment"] == choice.candidate_id(v)]
+                      for v in choice.candidates}
+            if not all(scores.values()):
+                continue
+            grid = [{"value": list(v) if isinstance(v, tuple) else v, "val_macro_f1": float(np.mean(scores[v])),
+                     "n": len(scores[v])} for v in choice.candidates]
+            best = max(choice.candidates, key=lambda v: np.mean(scores[v]))
+            if best != choice.chosen:
+                raise UserError(f"{choice.name}: the best on val is now {best}, not the study's {choice.chosen}: set "
+                                f"{choice.where} to {best} and run again")
+            made.append({"choice": choice.name, "chosen": grid[choice.candidates.index(best)]["value"], "grid": grid,
+                         "methods": {m: list(modes) for m, modes in choice.methods.items()},
+                         "fractions": list(choice.fractions)})
+        return made
 
     def report(self, claims=CLAIMS, title="UCI HAR study: the default MTL encoder against the field's baselines"):
         """downstream.json and downstream.md in the results folder; study_summary.json, results.md and the
@@ -392,8 +435,9 @@ class Study:
             lines += ["", "Claims, paired by seed and draw (per-seed mean difference, 95% t-interval over seeds):", ""]
             lines += claims_table(claims)
         for choice in choices:
-            lines += ["", f"Chosen on the val subjects: {choice['choice']}: {choice['chosen']} (grid: "
-                      + "; ".join(f"{g['weights']} -> {g['val_macro_f1']:.3f}" for g in choice["grid"]) + ")"]
+            lines += ["", f"Chosen on the val subjects: {choice['choice']} = {choice['chosen']} (mean val macro-F1 of "
+                      f"{', '.join(choice['methods'])} at {', '.join(f'{100 * f:g}%' for f in choice['fractions'])}: "
+                      + "; ".join(f"{g['value']} -> {g['val_macro_f1']:.3f}" for g in choice["grid"]) + ")"]
         atomic_write_text(self.results / "downstream.md", "\n".join(lines) + "\n")
         atomic_write_text(self.figures / "results.md", "\n".join(lines) + "\n")
         keep = ("method", "mode", "fraction", "macro_f1_mean", "macro_f1_std", "n_pretrain_seeds", "n_label_draws",

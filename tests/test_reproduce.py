@@ -8,7 +8,7 @@ import pytest
 from common.errors import UserError
 from common.report import README_BEGIN, README_END, evaluate_claims, write_readme_block
 from HAR_centralized import reproduce
-from HAR_centralized.study import EXPERIMENTS, STATIC_GRID, STATIC_WEIGHTS, Study, StudyConfig, _grid_id
+from HAR_centralized.study import CHOICES, EXPERIMENTS, Study, StudyConfig, plan
 
 
 def rows_of(method, values, fraction=0.1, mode="linear"):
@@ -63,29 +63,38 @@ def test_a_claim_against_the_best_of_several_takes_the_best_at_each_fraction():
         evaluate_claims(rows, [dict(claim, b_best_of=(("absent", "linear"),))])
 
 
-def test_the_static_weights_must_still_be_the_best_on_val(tmp_path):
+def val_rows_of(choice, scores):
+    return [dict(r, experiment=choice.candidate_id(v)) for v in choice.candidates
+            for r in rows_of("mtl_default", [[scores[v], scores[v]]])]
+
+
+def test_a_choice_made_on_val_must_still_be_the_best_there(tmp_path):
     study = Study(StudyConfig(output_dir=str(tmp_path)))
-    scores = {w: 0.95 if w == STATIC_WEIGHTS else 0.90 for w in STATIC_GRID}
-    val_rows = [r for w in STATIC_GRID for r in rows_of(_grid_id(w), [[scores[w]]])]
-    assert study.choices(val_rows)[0]["chosen"] == list(STATIC_WEIGHTS)
-    assert study.choices(val_rows[:1]) == []  # the grid has not finished: no choice to check yet
-    other = next(w for w in STATIC_GRID if w != STATIC_WEIGHTS)
-    scores[other] = 0.99
-    with pytest.raises(UserError, match="best on val are now"):
-        study.choices([r for w in STATIC_GRID for r in rows_of(_grid_id(w), [[scores[w]]])])
+    rounds = next(c for c in CHOICES if c.name == "selftrain_rounds")
+    scores = {v: 0.95 if v == rounds.chosen else 0.90 for v in rounds.candidates}
+    made = next(c for c in study.choices(val_rows_of(rounds, scores)) if c["choice"] == "selftrain_rounds")
+    assert made["chosen"] == rounds.chosen and [g["val_macro_f1"] for g in made["grid"]] == [scores[v] for v in
+                                                                                           rounds.candidates]
+    assert study.choices(val_rows_of(rounds, scores)[:2]) == []  # a candidate has not finished: nothing to check yet
+    other = next(v for v in rounds.candidates if v != rounds.chosen)
+    with pytest.raises(UserError, match=f"selftrain_rounds: the best on val is now {other}, not the study's"):
+        study.choices(val_rows_of(rounds, {**scores, other: 0.99}))
 
 
 def test_every_experiment_has_its_own_rows_and_another_tasks_rows_are_prefixed():
-    names = [e.row_name(m) for e in EXPERIMENTS for m in e.methods]
-    assert len(names) == len(set(names))  # no two experiments' rows mix
+    names = [e.row_name(m) for e in EXPERIMENTS if e.scored_on == "test" for m in e.methods]
+    assert len(names) == len(set(names))  # no two experiments' test rows mix (val rows are kept by experiment)
     hapt = next(e for e in EXPERIMENTS if e.id == "hapt12_mtl_default")
     assert hapt.row_name("encoder") == "hapt12/mtl_default" and hapt.encoder_id == "mtl_default"
     assert next(e for e in EXPERIMENTS if e.id == "hapt12_baselines").row_name("supervised") == "hapt12/supervised"
-    # the grid's val-scored experiments run on the first pretraining seed only
-    grid = next(e for e in EXPERIMENTS if e.id == _grid_id(STATIC_GRID[0]))
-    from HAR_centralized.study import plan
-    units = plan(dataclasses.replace(StudyConfig(), pretrain_seeds=(5, 6)), "all", [grid])
-    assert [u[1] for u in units] == [5] and grid.scored_on == "val"
+    # a choice's candidates are val-scored experiments on the first pretraining seed, with the candidate's flags
+    lr = next(c for c in CHOICES if c.name == "lr")
+    candidates = lr.experiments()
+    assert [e.classifier for e in candidates] == [("--lr", str(v)) for v in lr.candidates]
+    units = plan(dataclasses.replace(StudyConfig(), pretrain_seeds=(5, 6)), "all", candidates[:1])
+    assert {u[1] for u in units} == {5} and all(e.scored_on == "val" for e in candidates)
+    weights = next(c for c in CHOICES if c.name == "static_weights").experiments()[0]
+    assert weights.pretrain[:2] == ("--weighting", "static") and weights.encoder_id == weights.id
 
 
 def test_the_federated_part_pretrains_through_the_federated_engine(tmp_path, har_cache):
