@@ -94,10 +94,11 @@ class Choice:
     fractions: tuple
     pretrain: bool = False
     where: str = "its default in common/classification.py (ClassifierConfig)"
+    part: str = "tuning"
 
     def experiments(self):
         return tuple(Experiment(self.candidate_id(v), tuple(self.flags(v)) if self.pretrain else None, self.methods,
-                                "tuning", encoder_of=None if self.pretrain else DEFAULT, scored_on="val",
+                                self.part, encoder_of=None if self.pretrain else DEFAULT, scored_on="val",
                                 first_seed_only=True, fractions=self.fractions,
                                 classifier=() if self.pretrain else tuple(self.flags(v)))
                      for v in self.candidates)
@@ -115,7 +116,7 @@ CHOICES = (
     # ~100x (masked MSE ~0.05, features ~0.02, cross-entropies ~1-2), so the grid up-weights the small ones
     Choice("static_weights", ((1, 10, 1, 10), (1, 30, 1, 30), (1, 10, 2, 30), (0.5, 30, 1, 30)), (1, 10, 2, 30),
            lambda w: ("--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,), pretrain=True,
-           where="STATIC_WEIGHTS in HAR_centralized/study.py"),
+           where="STATIC_WEIGHTS in HAR_centralized/study.py", part="weighting_loss"),
     # the semi-supervised settings and the networks' learning rate: one grid for every method they serve
     Choice("selftrain_rounds", (1, 3, 5), CLASSIFIER.selftrain_rounds, lambda v: ("--selftrain_rounds", str(v)),
            PROBES, (0.01, 0.1)),
