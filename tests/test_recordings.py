@@ -144,6 +144,18 @@ def test_own_recordings_go_through_pretraining_and_classification(tmp_path, exam
     assert {s["method"] for s in summary["summary"]} == {"encoder", "expert_features"}
     scores = {s["method"]: s["macro_f1_mean"] for s in summary["summary"]}
     assert min(scores.values()) > 0.35  # 4 classes: chance is 0.25
+    # the field's baselines, the hybrids (the generic per-channel features here) and the semi-supervised modes
+    methods = ("minirocket", "encoder+features", "encoder+minirocket", "supervised", "resnet")
+    train_classifier.main(flags + ["--encoder", str(run), "--methods", *methods, "--modes", "linear", "selftrain",
+                                   "fixmatch", "--label_fractions", "0.5", "--seeds", "1", "--minirocket_kernels",
+                                   "84", "--resnet_width", "4", "--min_steps", "4", "--max_steps", "4",
+                                   "--eval_every", "2", "--selftrain_rounds", "1", "--output_dir", str(tmp_path / "all")])
+    summary = json.loads((tmp_path / "all" / "summary.json").read_text())["summary"]
+    assert {(s["method"], s["mode"]) for s in summary} == {
+        ("minirocket", "linear"), ("minirocket", "selftrain"), ("encoder+features", "linear"),
+        ("encoder+features", "selftrain"), ("encoder+minirocket", "linear"), ("encoder+minirocket", "selftrain"),
+        ("supervised", "fixmatch"), ("resnet", "fixmatch")}
+    assert min(s["macro_f1_mean"] for s in summary if s["mode"] != "fixmatch") > 0.35
 
 
 # --------------------------------------------------------------------------- bad input
