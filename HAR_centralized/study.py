@@ -27,7 +27,8 @@ from common.har_task import har_client_datasets, har_labelled_splits, har_model,
 from common.io import atomic_write_json, atomic_write_text
 from common.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_tsne
-from common.report import aggregate, claims_table, draw_figures, evaluate_claims, score_table, write_readme_block
+from common.report import (aggregate, claims_table, draw_figures, evaluate_claims, score_table, time_table,
+                           write_readme_block)
 from common.run_folder import RunFolder
 from common.tasks import SEED_TASKS
 from common.training import pretrain
@@ -284,6 +285,10 @@ def plan(config, only, experiments=EXPERIMENTS):
     return sorted(units, key=lambda u: (u[3][0] in NETWORK_MODES, "fixmatch" in u[3], cost.get(u[2], 0)))
 
 
+def _key(fraction):
+    return round(float(fraction), 6)
+
+
 def epoch_seconds(run):
     """Median seconds per pretraining epoch (or federated round) of a run, from its metrics rows."""
     path = Path(run) / "metrics.jsonl"
@@ -309,9 +314,9 @@ class Study:
     def by_id(self, experiment_id):
         return next(e for e in EXPERIMENTS if e.id == experiment_id)
 
-    def encoder(self, experiment, seed):
-        """The run folder of the experiment's encoder at `seed` (reused, resumed or trained); baselines: the
-        default's, which only fixes the supervised networks' architecture and the record."""
+    def encoder_config(self, experiment, seed):
+        """(config, train) of the experiment's encoder at `seed`; baselines: the default's, which only fixes the
+        supervised networks' architecture and the record."""
         owner = self.by_id(experiment.encoder_id or DEFAULT) if experiment.encoder_of or experiment.pretrain is None \
             else experiment
         if owner.federated:
@@ -321,9 +326,14 @@ class Study:
         config = parse_config(config_class, list(owner.pretrain) + as_flags(self.config.pretrain_flags, config_class) + [
             "--experiment_name", owner.id, "--output_dir", str(self.out / "runs"), "--seed", str(seed),
             "--data_source", self.config.data_source, "--resume", "1"])
+        return config, train
+
+    def encoder(self, experiment, seed):
+        """The run folder of the experiment's encoder at `seed`: reused, resumed or trained."""
+        config, train = self.encoder_config(experiment, seed)
         run = RunFolder(config.run_dir())
         if not finished(run.path, config, run.SUMMARY):
-            print(f"[{owner.id} seed {seed}] pretraining -> {run.path}")
+            print(f"[{config.experiment_name} seed {seed}] pretraining -> {run.path}")
             if run.holds_a_run() and not run.has_checkpoint():  # finished with another config: start again
                 config = dataclasses.replace(config, resume=0, overwrite=1)
             train(config)
@@ -332,18 +342,22 @@ class Study:
     def folder(self, experiment, seed, method, modes):
         return self.out / "downstream" / experiment.id / f"seed{seed}" / f"{method}_{'_'.join(modes)}"
 
-    def unit(self, experiment, seed, method, modes):
-        """Run one unit unless finished; its folder."""
-        encoder = self.encoder(experiment, seed)
-        folder = self.folder(experiment, seed, method, modes)
+    def unit_config(self, experiment, seed, method, modes, encoder):
         fractions = experiment.fractions or ((self.config.network_fractions or self.config.label_fractions)
                                              if modes[0] in NETWORK_MODES else self.config.label_fractions)
-        config = parse_config(HARClassifierConfig, [
-            "--encoder", str(encoder), "--output_dir", str(folder), "--methods", method, "--modes", *modes,
+        return parse_config(HARClassifierConfig, [
+            "--encoder", str(encoder), "--output_dir", str(self.folder(experiment, seed, method, modes)),
+            "--methods", method, "--modes", *modes,
             "--seeds", str(self.config.tuning_draws if experiment.scored_on == "val" else self.config.draws),
             "--full_seeds", str(self.config.full_draws),
             "--label_fractions", *map(str, fractions), "--init_seed", str(seed),
             "--data_source", self.config.data_source, *experiment.classifier, *as_flags(self.config.classifier_flags)])
+
+    def unit(self, experiment, seed, method, modes):
+        """Run one unit unless finished; its folder."""
+        encoder = self.encoder(experiment, seed)
+        folder = self.folder(experiment, seed, method, modes)
+        config = self.unit_config(experiment, seed, method, modes, encoder)
         if finished(folder, config, "results.csv"):
             return folder
         print(f"[{experiment.id} seed {seed}] {method} {' '.join(modes)} -> {folder}")
@@ -355,9 +369,46 @@ class Study:
         run_classification(config, self._splits[key], Path(encoder) / "encoder.pt")
         return folder
 
+    def budget(self, units):
+        """The units still to run and an estimate of their hours on this machine: per draw, the median
+        seconds of the same (method, mode, fraction) in the finished units; per pretraining, the finished
+        pretrainings' median seconds. Unmeasured pieces are counted apart."""
+        rows, val_rows, _, _ = self.rows()
+        per_draw, todo, unknown, pretrainings = {}, [], set(), {}
+        for r in rows + val_rows:
+            per_draw.setdefault((r["downstream"], r["mode"], _key(r["fraction"])), []).append(r["seconds"])
+        seconds = 0.0
+        for experiment, seed, method, modes in units:
+            config, _ = self.encoder_config(experiment, seed)
+            run = RunFolder(config.run_dir())
+            if not finished(run.path, config, run.SUMMARY):
+                pretrainings[str(run.path)] = config
+            unit = self.unit_config(experiment, seed, method, modes, run.path)
+            if finished(self.folder(experiment, seed, method, modes), unit, "results.csv"):
+                continue
+            todo.append((experiment.id, seed, method, modes))
+            for mode in modes:
+                for fraction in unit.label_fractions:
+                    draws = unit.full_seeds if fraction >= 1 else unit.seeds
+                    measured = per_draw.get((method, mode, _key(fraction)))
+                    if measured:
+                        seconds += draws * float(np.median(measured))
+                    else:
+                        unknown.add(f"{method} {mode}")
+        finished_runs = [json.loads(p.read_text()).get("train_seconds") for p in (self.out / "runs").glob("*/summary.json")]
+        finished_runs = [s for s in finished_runs if s]
+        seconds += len(pretrainings) * (float(np.median(finished_runs)) if finished_runs else 0.0)
+        print(f"study budget: {len(todo)} units to run ({len(pretrainings)} pretrainings), about {seconds / 3600:.1f} h "
+              f"on this machine from the finished units' timings"
+              + (f"; not yet measured: {', '.join(sorted(unknown))}" if unknown else "")
+              + ("; pretraining not yet timed" if pretrainings and not finished_runs else ""))
+        return todo, seconds
+
     def run(self):
         start = time.time()
-        for unit in plan(self.config, self.config.only, self.experiments):
+        units = plan(self.config, self.config.only, self.experiments)
+        self.budget(units)
+        for unit in units:
             self.unit(*unit)
         print(f"study units done in {(time.time() - start) / 60:.1f} min")
 
@@ -381,7 +432,7 @@ class Study:
             with open(folder / "results.csv") as f:
                 for r in csv.DictReader(f):
                     (val_rows if experiment.scored_on == "val" else rows).append({
-                        "experiment": experiment.id, "method": name, "mode": r["mode"], "fraction": float(r["fraction"]), "pretrain_seed": seed,
+                        "experiment": experiment.id, "method": name, "downstream": method, "mode": r["mode"], "fraction": float(r["fraction"]), "pretrain_seed": seed,
                         "draw": int(r["seed"]), "macro_f1": float(r["macro_f1"]), "seconds": float(r["seconds"])})
         return rows, val_rows, units, {k: [s for s in v if s is not None] for k, v in seconds.items()}
 
@@ -435,6 +486,8 @@ class Study:
         if claims:
             lines += ["", "Claims, paired by seed and draw (per-seed mean difference, 95% t-interval over seeds):", ""]
             lines += claims_table(claims)
+        lines += ["", "Seconds per label draw (one fit and its scoring, median; loaded 2-core CPU):", ""]
+        lines += time_table(rows, units)
         for choice in choices:
             lines += ["", f"Chosen on the val subjects: {choice['choice']} = {choice['chosen']} (mean val macro-F1 of "
                       f"{', '.join(choice['methods'])} at {', '.join(f'{100 * f:g}%' for f in choice['fractions'])}: "

@@ -56,6 +56,29 @@ def aggregate(rows):
     return table
 
 
+def time_table(rows, units):
+    """Markdown rows (method, mode) x fractions: the median seconds of one draw's fit (a row's seconds), and
+    each representation's one-off seconds (the embedding, the MiniRocket transform), median over units."""
+    fractions = sorted({_key(r["fraction"]) for r in rows})
+    seconds = {}
+    for r in rows:
+        seconds.setdefault((r["method"], r["mode"], _key(r["fraction"])), []).append(r["seconds"])
+    once = {}
+    for u in units:
+        for name, value in u["representation_seconds"].items():
+            once.setdefault(name, []).append(value)
+    lines = ["| method | mode | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |",
+             "|---|---|" + "---|" * len(fractions)]
+    for method, mode in dict.fromkeys((r["method"], r["mode"]) for r in rows):
+        lines.append(f"| {method} | {mode} | " + " | ".join(
+            f"{np.median(seconds[(method, mode, f)]):.1f}" if (method, mode, f) in seconds else "" for f in fractions)
+            + " |")
+    if once:
+        lines += ["", "Once per unit, before the draws (seconds, median over units): "
+                  + ", ".join(f"{name} {np.median(v):.1f}" for name, v in sorted(once.items())) + "."]
+    return lines
+
+
 def paired_difference(rows, a, b, fraction):
     """a minus b ((method, mode) each) at `fraction`, paired by pretraining seed and draw: the per-seed mean
     difference, its t-interval over seeds, n seeds and draws; None when the two share no seed and draw."""
@@ -176,6 +199,8 @@ README_BEGIN, README_END = "<!-- study results: begin (written by HAR_centralize
 def write_readme_block(path, lines):
     """Rewrite the block of README `path` between the study's markers with `lines`; an error when the README
     lacks the markers (the report does not guess where results go)."""
+    if not path.is_file():
+        raise UserError(f"--readme {path}: no such file")
     text = path.read_text()
     if README_BEGIN not in text or README_END not in text:
         raise UserError(f"{path} has no study results block: add the lines {README_BEGIN!r} and {README_END!r}")

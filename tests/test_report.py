@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from common.errors import UserError
-from common.report import aggregate, claims_table, evaluate_claims, paired_difference, score_table
+from common.report import aggregate, claims_table, evaluate_claims, paired_difference, score_table, time_table
 from HAR_centralized.study import CLAIMS, EXPERIMENTS, NETWORK_MODES, StudyConfig, plan
 
 
@@ -27,6 +27,9 @@ def test_spreads_and_interval_respect_the_nesting_of_draws_in_seeds():
     assert entry["ci95"] == pytest.approx([seed_means.mean() - half, seed_means.mean() + half])
     assert (entry["n_pretrain_seeds"], entry["n_label_draws"]) == (3, 3)
     assert "0.850 ± 0.030 [0.020] (3x3)" in "\n".join(score_table([entry]))
+    timed = [dict(r, seconds=float(r["draw"] + 1)) for r in rows_of("m", "linear", values)]  # 1, 2, 3 s per draw
+    lines = time_table(timed, [{"representation_seconds": {"minirocket": s}} for s in (9.0, 11.0, 30.0)])
+    assert "| m | linear | 2.0 |" in lines and lines[-1].endswith("minirocket 11.0.")
 
 
 def test_claims_pair_by_seed_and_draw_and_a_missing_method_is_an_error():

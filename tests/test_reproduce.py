@@ -38,7 +38,14 @@ def test_a_part_runs_resumes_and_the_summary_follows_the_contract(tmp_path, har_
     assert not (tmp_path / "figures" / "FL.png").exists()  # a figure is drawn only when its method ran
     capsys.readouterr()
     reproduce.main(flags)  # a second invocation reuses every finished pretraining and unit
-    assert " -> " not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert " -> " not in out and "study budget: 0 units to run (0 pretrainings)" in out
+    study = Study(StudyConfig(**{**vars(StudyConfig()), "part": "tasks", "pretrain_seeds": (1, 2, 3), "draws": 1,
+                                 "full_draws": 1, "label_fractions": (1.0,), "classifier_flags": "probe=logistic:1",
+                                 "pretrain_flags": flags[flags.index("--pretrain_flags") + 1],
+                                 "output_dir": str(tmp_path / "out")}))
+    todo, seconds = study.budget(plan(study.config, "all", study.experiments))
+    assert len(todo) == 4 and seconds > 0  # a third seed: 4 units and 4 pretrainings, timed from the first two
 
 
 def test_the_readme_block_is_rewritten_between_its_markers_only(tmp_path):
