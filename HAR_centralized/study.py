@@ -122,7 +122,8 @@ CHOICES = (
     Choice("selftrain_rounds", (1, 3, 5), CLASSIFIER.selftrain_rounds, lambda v: ("--selftrain_rounds", str(v)),
            PROBES, (0.01, 0.1)),
     Choice("fixmatch_threshold", (0.8, 0.95), CLASSIFIER.fixmatch_threshold,
-           lambda v: ("--fixmatch_threshold", str(v)), {"encoder": ("fixmatch",), "supervised": ("fixmatch",)}, (0.01,)),
+           lambda v: ("--fixmatch_threshold", str(v)), {"encoder": ("fixmatch",), "supervised": ("fixmatch",)},
+           (0.01,)),
     Choice("lr", (3e-4, 1e-3, 3e-3), CLASSIFIER.lr, lambda v: ("--lr", str(v)), NETWORKS, (0.01, 0.1)),
 )
 STATIC_WEIGHTS = CHOICES[0].chosen
@@ -140,7 +141,8 @@ EXPERIMENTS = (
     *(Experiment(f"mtl_{w}", CHOICES[0].flags(STATIC_WEIGHTS) if w == "static" else ("--weighting", w), LINEAR,
                  "weighting_loss")
       for w in ("equal", "static", "dwa", "famo")),
-    *(Experiment(f"mtl_{w}", ("--weighting", w), LINEAR, "weighting_gradient") for w in ("gradnorm", "cagrad", "upgrad")),
+    *(Experiment(f"mtl_{w}", ("--weighting", w), LINEAR, "weighting_gradient")
+      for w in ("gradnorm", "cagrad", "upgrad")),
     # more unlabelled data: every window of the train subjects' recordings, and with half the window step
     Experiment("mtl_all_recordings", ("--pretrain_data", "all"), LINEAR, "data"),
     Experiment("mtl_all_recordings_step32", ("--pretrain_data", "all", "--pretrain_step", "32"), LINEAR, "data"),
@@ -189,16 +191,20 @@ CLAIMS = (
 # weighting figure is its own kind: (file, its methods)
 CURVES = {
     "label_efficiency.png": ("UCI HAR: the default encoder against the field's baselines", "minirocket", [
-        (DEFAULT, "linear", {"color": "C3", "linewidth": 2.5}), (DEFAULT, "selftrain", {"color": "C3", "linestyle": "-."}),
+        (DEFAULT, "linear", {"color": "C3", "linewidth": 2.5}),
+        (DEFAULT, "selftrain", {"color": "C3", "linestyle": "-."}),
         (DEFAULT, "finetune", {"color": "C3", "linestyle": "--"}), (f"{DEFAULT}+minirocket", "linear", {"color": "C1"}),
-        ("minirocket", "linear", {"color": "C0", "linewidth": 2}), ("supervised", "finetune", {"color": "k", "linestyle": ":"}),
+        ("minirocket", "linear", {"color": "C0", "linewidth": 2}),
+        ("supervised", "finetune", {"color": "k", "linestyle": ":"}),
         ("resnet", "finetune", {"color": "0.3", "linestyle": "--"}), ("expert_features", "linear", {"color": "0.5"})]),
     "MTL-vs-STL.png": ("UCI HAR: multi-task against single-task pretraining", "stl_augmentation", [
-        (DEFAULT, "linear", {"color": "C3", "linewidth": 2.5}), (DEFAULT, "finetune", {"color": "C3", "linestyle": "--"}),
+        (DEFAULT, "linear", {"color": "C3", "linewidth": 2.5}),
+        (DEFAULT, "finetune", {"color": "C3", "linestyle": "--"}),
         *((f"stl_{t}", "linear", {"linewidth": 1.2, "color": c}) for t, c in zip(SEED_TASKS, ("C0", "C1", "C2", "C9"))),
         ("supervised", "finetune", {"color": "k", "linestyle": ":"}), ("expert_features", "linear", {"color": "0.5"})]),
     "FL.png": ("Federated against centralized pretraining, frozen encoder", "federated", [
-        (DEFAULT, "linear", {"color": "C3", "linewidth": 2}), ("federated", "linear", {"color": "C0", "linewidth": 2})]),
+        (DEFAULT, "linear", {"color": "C3", "linewidth": 2}),
+        ("federated", "linear", {"color": "C0", "linewidth": 2})]),
 }
 WEIGHTING_FIGURE = ("weighting.png", tuple(f"mtl_{w}" if w != DEFAULT_WEIGHTING else DEFAULT for w in WEIGHTINGS))
 
@@ -323,7 +329,8 @@ class Study:
             config_class, train = FederatedConfig, lambda config: run_local(config, har_client_datasets(config))
         else:
             config_class, train = HARPretrainConfig, lambda config: pretrain(config, har_pretrain_data(config))
-        config = parse_config(config_class, list(owner.pretrain) + as_flags(self.config.pretrain_flags, config_class) + [
+        config = parse_config(config_class,
+                              list(owner.pretrain) + as_flags(self.config.pretrain_flags, config_class) + [
             "--experiment_name", owner.id, "--output_dir", str(self.out / "runs"), "--seed", str(seed),
             "--data_source", self.config.data_source, "--resume", "1"])
         return config, train
@@ -365,7 +372,8 @@ class Study:
         key = (str(encoder), config.task, experiment.scored_on)
         if key not in self._splits:
             splits = har_labelled_splits(config, None, str(encoder))
-            self._splits[key] = dataclasses.replace(splits, test=splits.val) if experiment.scored_on == "val" else splits
+            self._splits[key] = dataclasses.replace(splits,
+                                                    test=splits.val) if experiment.scored_on == "val" else splits
         run_classification(config, self._splits[key], Path(encoder) / "encoder.pt")
         return folder
 
@@ -395,11 +403,12 @@ class Study:
                         seconds += draws * float(np.median(measured))
                     else:
                         unknown.add(f"{method} {mode}")
-        finished_runs = [json.loads(p.read_text()).get("train_seconds") for p in (self.out / "runs").glob("*/summary.json")]
+        finished_runs = [json.loads(p.read_text()).get("train_seconds")
+                         for p in (self.out / "runs").glob("*/summary.json")]
         finished_runs = [s for s in finished_runs if s]
         seconds += len(pretrainings) * (float(np.median(finished_runs)) if finished_runs else 0.0)
-        print(f"study budget: {len(todo)} units to run ({len(pretrainings)} pretrainings), about {seconds / 3600:.1f} h "
-              f"on this machine from the finished units' timings"
+        print(f"study budget: {len(todo)} units to run ({len(pretrainings)} pretrainings), "
+              f"about {seconds / 3600:.1f} h on this machine from the finished units' timings"
               + (f"; not yet measured: {', '.join(sorted(unknown))}" if unknown else "")
               + ("; pretraining not yet timed" if pretrainings and not finished_runs else ""))
         return todo, seconds
@@ -432,7 +441,8 @@ class Study:
             with open(folder / "results.csv") as f:
                 for r in csv.DictReader(f):
                     (val_rows if experiment.scored_on == "val" else rows).append({
-                        "experiment": experiment.id, "method": name, "downstream": method, "mode": r["mode"], "fraction": float(r["fraction"]), "pretrain_seed": seed,
+                        "experiment": experiment.id, "method": name, "downstream": method, "mode": r["mode"],
+                        "fraction": float(r["fraction"]), "pretrain_seed": seed,
                         "draw": int(r["seed"]), "macro_f1": float(r["macro_f1"]), "seconds": float(r["seconds"])})
         return rows, val_rows, units, {k: [s for s in v if s is not None] for k, v in seconds.items()}
 

@@ -6,7 +6,8 @@ Usage:
     python HAR_centralized/train_classifier.py --methods expert_features raw --output_dir outputs/baselines
 Trains on a stratified share of the train subjects' labels, selects on the val subjects, scores on the test
 subjects (own recordings: the encoder's pretraining split unless split flags are given; test subjects the
-encoder pretrained on are refused unless --transductive 1). Defaults: HAR_centralized/config.py. Output: <run>/classifier/{results.csv,summary.json,results.md}.
+encoder pretrained on are refused unless --transductive 1). Defaults: HAR_centralized/config.py.
+Output: <run>/classifier/{results.csv,summary.json,results.md}.
 """
 import sys
 

@@ -103,7 +103,8 @@ class FederatedClient:
         """One connection: the handshake, then train/update until "done". Returns True when the server is done."""
         sock = connect(self.address, self.config.io_timeout_s, self.tls_context)
         try:
-            channel = client_handshake(sock, self.key, self.client_id, self.local.num_examples, self.config.io_timeout_s)
+            channel = client_handshake(sock, self.key, self.client_id, self.local.num_examples,
+                                       self.config.io_timeout_s)
             # between rounds the server may be busy with other clients, but it pings: silence means a dead session
             silence = 3 * channel.keepalive_s + self.config.io_timeout_s if channel.keepalive_s else None
             while True:
@@ -151,6 +152,7 @@ class FederatedClient:
                 self.log(f"client {self.client_id}: connection lost ({err}); rejoining")
             failures = 1 if self.rounds_done > rounds_before else failures + 1
             if failures > max_reconnects:
-                raise ProtocolError(f"client {self.client_id}: gave up after {max_reconnects} failed reconnects in a row")
+                raise ProtocolError(f"client {self.client_id}: gave up after {max_reconnects} failed reconnects "
+                                    f"in a row")
             self.stop_event.wait(backoff_s * min(2 ** (failures - 1), 8))
         return self.rounds_done

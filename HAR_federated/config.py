@@ -62,14 +62,16 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
     update_norm_factor: float = field(10.0, "server: an update (weights minus the global ones; batch-norm statistics "
                                             "apart) whose norm exceeds this many times the median of the other "
                                             "clients' this round is refused; 0: no such check")
-    max_update_norm: float = field(0.0, "server: an update of the weights with a larger L2 norm is refused; 0: no bound")
+    max_update_norm: float = field(0.0,
+                                   "server: an update of the weights with a larger L2 norm is refused; 0: no bound")
     max_loss: float = field(1e6, "server: a client reporting a loss larger in magnitude is refused")
     round_grace_s: float = field(5.0, "once --min_clients answered, the round waits for the others as long again as "
                                       "that took, at least this many seconds, then closes without them")
     keepalive_s: float = field(10.0, "server: seconds between keep-alive frames to idle clients; a client that hears "
                                      "nothing for 3 x this (+ --io_timeout_s) rejoins")
     max_frame_mb: float = field(64.0, "frames larger than this are rejected")
-    io_timeout_s: float = field(30.0, "socket timeout for connecting and handshakes; a started frame must be whole within it")
+    io_timeout_s: float = field(30.0,
+                                "socket timeout for connecting and handshakes; a started frame must be whole within it")
     round_timeout_s: float = field(600.0, "how long the server waits for a client's update")
     connect_wait_s: float = field(60.0, "how long the server waits for min_clients to connect")
     # a client holds ~350 windows: batches of 128 would give it 2 steps an epoch (measured: 3.4 points of
@@ -119,7 +121,8 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
         if self.flower_node_auth not in (0, 1) or (self.flower_node_auth and not (self.tls_cert and self.tls_ca)):
             raise UserError("--flower_node_auth takes 0 or 1, and 1 needs TLS: --tls_cert, --tls_key and --tls_ca")
         if self.backend == "flower" and self.tls_cert and not self.tls_ca:
-            raise UserError("the flower backend with TLS also needs --tls_ca (what the SuperNodes verify the SuperLink by)")
+            raise UserError("the flower backend with TLS also needs --tls_ca (what the SuperNodes verify the "
+                            "SuperLink by)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise UserError("--tls_cert and --tls_key go together: give the server's certificate and its private key")
         for name in ("key_file", "tls_cert", "tls_key", "tls_ca"):

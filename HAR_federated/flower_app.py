@@ -188,7 +188,8 @@ def run_flower(config, timeout_s=1800):
               f"--tls_ca (and --flower_node_auth 1) for anything beyond this machine")
     link = _free_port(config.host)  # the SuperLink serves its Fleet, Control and runtime APIs on one port
     address = f"{config.host}:{link}"
-    security = f"root-certificates = {toml_string(str(Path(config.tls_ca).resolve()))}\n" if tls else "insecure = true\n"
+    certificates = toml_string(str(Path(config.tls_ca).resolve())) if tls else ""
+    security = f"root-certificates = {certificates}\n" if tls else "insecure = true\n"
     (home / "config.toml").write_text(f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
                                       f"address = {toml_string(address)}\n{security}")
     run_config = home / "run_config.toml"

@@ -178,7 +178,8 @@ def _recv_exact(sock, size, deadline=None):
             chunk = sock.recv(min(remaining, 1 << 20))
         except TimeoutError:
             if deadline is not None and time.monotonic() >= deadline:
-                raise ProtocolError(f"frame not complete before its deadline ({remaining} of {size} bytes unread)") from None
+                raise ProtocolError(f"frame not complete before its deadline ({remaining} of {size} bytes "
+                                    f"unread)") from None
             raise
         if not chunk:
             raise ProtocolError(f"connection closed with {remaining} of {size} bytes unread (truncated frame)")

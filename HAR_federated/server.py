@@ -118,7 +118,8 @@ class FederatedServer:
             hello, channel = server_handshake(sock, self.key, self.config.io_timeout_s, self.config.keepalive_s)
             client_id = hello.get("client_id")
             if type(client_id) is not int or not 0 <= client_id < self.config.num_clients:
-                raise ProtocolError(f"client_id must be an integer in 0..{self.config.num_clients - 1}, got {client_id!r}")
+                raise ProtocolError(f"client_id must be an integer in 0..{self.config.num_clients - 1}, "
+                                    f"got {client_id!r}")
             num_examples = _positive_int(hello.get("num_examples"), "num_examples", self.config.max_examples)
         except Exception as err:  # every failure of a handshake is a rejection, never a thread's traceback
             self._reject(f"{address[0]}:{address[1]}", err if isinstance(err, (ProtocolError, OSError))
@@ -186,11 +187,13 @@ class FederatedServer:
             connection.sock.settimeout(self.config.io_timeout_s)
             sent = connection.channel.send(header, self.global_state)
             connection.sock.settimeout(self.config.round_timeout_s)
-            reply, tensors, received = connection.channel.receive(self.max_payload, self.config.io_timeout_s, self.budget)
+            reply, tensors, received = connection.channel.receive(self.max_payload, self.config.io_timeout_s,
+                                                                  self.budget)
             with self.lock:
                 traffic["sent"] += sent
                 traffic["received"] += received
-            if reply.get("type") != "update" or reply.get("round") != round_index or type(reply.get("round")) is not int:
+            round_answered = reply.get("round")
+            if reply.get("type") != "update" or round_answered != round_index or type(round_answered) is not int:
                 raise ProtocolError(f"expected the update of round {round_index}, got {reply.get('type')!r} "
                                     f"of round {reply.get('round')!r}")
             # no more examples than the client declared when it joined: its weight in the average is bounded
@@ -263,7 +266,8 @@ class FederatedServer:
             return None
         self.global_state = new_state
         losses = [results[c][2] for c in accepted]
-        row["mean_local_losses"] = {name: float(np.mean([l[name] for l in losses])) for name in sorted(self.task_names)}
+        row["mean_local_losses"] = {name: float(np.mean([loss[name] for loss in losses]))
+                                    for name in sorted(self.task_names)}
         return row
 
     def _wait_for_round(self, asked, threads, results, start):
@@ -360,11 +364,11 @@ class FederatedServer:
     def _checkpoint(self, round_index):
         """Metrics row and checkpoint of a finished round; a failing write (a full disk, no descriptors) is
         retried, then reported in one line while the rounds go on with the state in memory."""
+        checkpoint = {"model": self.global_state, "round": round_index,
+                      "history_json": json.dumps(self.history, allow_nan=False),
+                      "last_answered_json": json.dumps(self.last_answered), "config": config_to_dict(self.config)}
         for write in (lambda: self.run_folder.log(self.history[-1]),
-                      lambda: self.run_folder.save_checkpoint({"model": self.global_state, "round": round_index,
-                                                               "history_json": json.dumps(self.history, allow_nan=False),
-                                                               "last_answered_json": json.dumps(self.last_answered),
-                                                               "config": config_to_dict(self.config)})):
+                      lambda: self.run_folder.save_checkpoint(checkpoint)):
             for attempt in range(3):
                 try:
                     write()

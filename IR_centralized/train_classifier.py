@@ -2,7 +2,8 @@
 
 Usage:
     python IR_centralized/train_classifier.py --encoder IR_centralized/outputs/stl10_mtl_seed42_heads1111
-    python IR_centralized/train_classifier.py --preset cpu_smoke --encoder IR_centralized/outputs/digits_mtl_seed42_heads1111
+    python IR_centralized/train_classifier.py --preset cpu_smoke \
+        --encoder IR_centralized/outputs/digits_mtl_seed42_heads1111
     python IR_centralized/train_classifier.py --modes linear --label_fractions 0.05 1.0 --folds 10
 Label budgets: stratified shares of the train labels (--label_fractions x --seeds) and, on STL-10, the
 official 1,000-image training folds (--folds). Methods as for HAR: encoder (linear, finetune), supervised

@@ -76,7 +76,8 @@ def stealthy(factor):
     generator = torch.Generator().manual_seed(0)
 
     def on_train(header, tensors):
-        names = [k for k, v in tensors.items() if v.is_floating_point() and not k.endswith(("running_mean", "running_var"))]
+        statistics = ("running_mean", "running_var")
+        names = [k for k, v in tensors.items() if v.is_floating_point() and not k.endswith(statistics)]
         step = (torch.sqrt(sum(((tensors[k].double() - previous[k].double()) ** 2).sum() for k in names))
                 if previous else torch.tensor(0.0))
         previous.update({k: v.clone() for k, v in tensors.items()})
@@ -150,7 +151,8 @@ def main(argv=None):
     datasets = honest_clients(config(), args.windows)
     honest = {}
     print(f"3 honest clients x {args.windows} UCI HAR windows, {args.rounds} rounds; runs under {out}\n")
-    print("| attack | aggregation | completed | rounds | round seconds | relative L2 from the honest run | what the server said |")
+    print("| attack | aggregation | completed | rounds | round seconds | relative L2 from the honest run "
+          "| what the server said |")
     print("|---|---|---|---|---|---|---|")
 
     def row(attack, aggregation, result, note=None):
@@ -220,7 +222,8 @@ def main(argv=None):
     resumed = attacked_run(dataclasses.replace(killed, resume=1), datasets)
     gap = distance(resumed[4], load_pretrained_encoder(straight.run_dir() / "encoder.pt")[1])
     print(f"| truncated newest checkpoint, resumed | fedavg | {resumed[0]} | {resumed[1]} | {resumed[2]:.0f} | "
-          f"{gap:.4f} (vs the uninterrupted run) | {sum('not exact' in line for line in resumed[5])} 'not exact' lines |")
+          f"{gap:.4f} (vs the uninterrupted run) | "
+          f"{sum('not exact' in line for line in resumed[5])} 'not exact' lines |")
 
     # a black-holed session: the client notices the silence
     listener, held = socket.create_server(("127.0.0.1", 0)), []

@@ -77,7 +77,8 @@ def main():
 
         run_module.make_server = make_server
         start, cpu_start = time.time(), time.process_time()
-        server, history = run_module.run_local(dataclasses.replace(config), datasets, generate_key(), log=lambda *a: None)
+        server, history = run_module.run_local(dataclasses.replace(config), datasets, generate_key(),
+                                               log=lambda *a: None)
         wall, cpu = time.time() - start, time.process_time() - cpu_start
         process = flood["process"]
         held = process.stdout.readline().strip()

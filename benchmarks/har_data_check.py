@@ -73,7 +73,8 @@ def main():
     clf = LogisticRegression(max_iter=3000).fit(arrays["features"][train], arrays["y"][train])
     pred = clf.predict(arrays["features"][test])
     print(f"logistic regression on the 561 features (train -> test): accuracy "
-          f"{accuracy_score(arrays['y'][test], pred):.4f}, macro-F1 {f1_score(arrays['y'][test], pred, average='macro'):.4f}")
+          f"{accuracy_score(arrays['y'][test], pred):.4f}, "
+          f"macro-F1 {f1_score(arrays['y'][test], pred, average='macro'):.4f}")
 
 
 if __name__ == "__main__":

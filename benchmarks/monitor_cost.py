@@ -27,7 +27,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as out:
         config = parse_config(HARPretrainConfig, ["--epochs", str(args.epochs), "--monitor_every", "1",
-                                                  "--output_dir", out, "--experiment_name", "monitor_cost", *args.flags])
+                                                  "--output_dir", out, "--experiment_name", "monitor_cost",
+                                                  *args.flags])
         pretrain(config, har_pretrain_data(config))
         rows = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
     print("\n| epoch | training s | monitor s | kNN F1 | logistic F1 |\n|---|---|---|---|---|")

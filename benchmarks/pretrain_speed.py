@@ -4,7 +4,8 @@ Usage:
     python benchmarks/pretrain_speed.py [--experiment har|ir] [--repeats 3] [--steps 20] [--full]
     python benchmarks/pretrain_speed.py --experiment ir --preset cpu_smoke          # the digits demo
     python benchmarks/pretrain_speed.py --experiment ir --random_images 2048 --train_steps 10 --encoder_width 16
-Any other flag is a flag of the experiment's config (train_encoder.py's flags). Prints, with the config's tasks (all four by default):
+Any other flag is a flag of the experiment's config (train_encoder.py's flags). Prints, with the config's
+tasks (all four by default):
 - cache build time of the precomputed views (fresh temporary cache, median over repeats);
 - training inputs/s on the config's device, precomputed vs on the fly (the real loop,
   MultiTaskTrainer.train_epoch: batch production, forward, weighting backward, clipping, optimiser step; one
@@ -95,7 +96,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="batches timed for the data pipeline alone")
     parser.add_argument("--train_steps", type=int, default=0, help="training steps timed per run; 0: one epoch")
-    parser.add_argument("--random_images", type=int, default=0, help="ir: this many random uint8 images instead of the data")
+    parser.add_argument("--random_images", type=int, default=0,
+                        help="ir: this many random uint8 images instead of the data")
     parser.add_argument("--full", action="store_true", help="also time the default full pretraining")
     parser.add_argument("--experiment", default="har", choices=sorted(EXPERIMENTS))
     args, config_args = parser.parse_known_args()

@@ -44,8 +44,10 @@ def main():
                                                   str(args.seed), "--output_dir", str(out), "--resume", "1",
                                                   "--experiment_name", f"w{width}_e{epochs}"])
         summary_file = config.run_dir() / "summary.json"
-        summary = json.loads(summary_file.read_text()) if summary_file.exists() else pretrain(config, har_pretrain_data(config))
-        probe = parse_config(HARClassifierConfig, ["--encoder", str(config.run_dir()), "--methods", "encoder", "--modes",
+        summary = (json.loads(summary_file.read_text()) if summary_file.exists()
+                   else pretrain(config, har_pretrain_data(config)))
+        probe = parse_config(HARClassifierConfig,
+                             ["--encoder", str(config.run_dir()), "--methods", "encoder", "--modes",
                                                    "linear", "--label_fractions", "0.1", "1.0", "--seeds", "3",
                                                    "--output_dir", str(config.run_dir() / "probe")])
         _, scores, _ = run_classification(probe, splits)

@@ -170,8 +170,8 @@ def resolve_encoder_path(config):
             return PRETRAINED_DIR / f"{config.encoder}.safetensors"
         path = path / "encoder.pt" if path.is_dir() else path
         if not path.is_file():
-            raise UserError(f"encoder {config.encoder!r} does not exist: pass a run folder, its encoder.pt, or a shipped "
-                        f"encoder's name ({', '.join(available()) or 'none shipped'})")
+            raise UserError(f"encoder {config.encoder!r} does not exist: pass a run folder, its encoder.pt, or a "
+                            f"shipped encoder's name ({', '.join(available()) or 'none shipped'})")
         return path
     runs = Path(config.runs_dir)
     runs = runs if runs.is_absolute() else REPO_ROOT / runs
@@ -363,7 +363,8 @@ def run_classification(config, splits, encoder_path=None):
                 fitted = fit_probe(head, data["train"][subset], y_sub, data["train"], num_classes, seed)
                 head_init = linear_head_from_probe(fitted.scaler, fitted.model, num_classes)
             probabilities, kept = fine_tune(rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub,
-                                            val["x"], val["y"], recipe, seed, config.encoder_lr_ratio, device, head_init)
+                                            val["x"], val["y"], recipe, seed, config.encoder_lr_ratio, device,
+                                            head_init)
             return probabilities(test["x"]), kept if head_init is not None else None, ""
         init = config.init_seed * 1000 + seed
         probabilities, _ = fine_tune(rebuild_encoder(architectures[method], None, init), num_classes, x_sub, y_sub,

@@ -36,15 +36,23 @@ def average_gradients(parameters):
         offset += g.numel()
 
 
+def all_reduce_mean_tensor(value):
+    """The mean of a tensor over the processes of a torchrun group (every rank then takes the same step); the
+    tensor itself outside one."""
+    if not is_distributed():
+        return value
+    value = value.clone()
+    dist.all_reduce(value)
+    return value / dist.get_world_size()
+
+
 def all_reduce_mean(values, device):
     """Average a dict of floats over ranks (epoch losses), so every rank logs and weights the same."""
     if not is_distributed():
         return values
     keys = sorted(values)
-    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    tensor /= dist.get_world_size()
-    return dict(zip(keys, tensor.tolist()))
+    mean = all_reduce_mean_tensor(torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device))
+    return dict(zip(keys, mean.tolist()))
 
 
 def cleanup_distributed():

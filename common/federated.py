@@ -26,7 +26,7 @@ def fedavg(states, weights):
     averaged = {}
     for name, reference in states[0].items():
         acc = sum(state[name].double() * (w / total) for state, w in zip(states, weights))
-        averaged[name] = acc.round().to(reference.dtype) if not reference.is_floating_point() else acc.to(reference.dtype)
+        averaged[name] = (acc if reference.is_floating_point() else acc.round()).to(reference.dtype)
     return averaged
 
 
@@ -179,7 +179,8 @@ class LocalTrainer:
         self.trainer = MultiTaskTrainer(config, self.model, self.device)
         self.proximal = ProximalTerm(0.0)
         self.trainer.gradient_hooks.append(self.proximal)
-        self.batches = data.batches(task_classes(config), config.batch_size, bool(config.precompute), device=self.device)
+        self.batches = data.batches(task_classes(config), config.batch_size, bool(config.precompute),
+                                    device=self.device)
         self.num_examples = len(data.x)
 
     def training_state(self, round_index):
@@ -197,7 +198,8 @@ class LocalTrainer:
         self.model.load_state_dict(global_state)
         lr = self.config.lr * lr_factor(round_index, total_rounds, 0, self.config.min_lr_ratio)
         self.proximal.mu = proximal_mu
-        self.proximal.anchor = {k: v.detach().clone() for k, v in self.model.named_parameters()} if proximal_mu > 0 else None
+        parameters = self.model.named_parameters()
+        self.proximal.anchor = {k: v.detach().clone() for k, v in parameters} if proximal_mu > 0 else None
         losses = {}
         for local_epoch in range(local_epochs):
             # (round, local epoch): a distinct data order per round and epoch, for any number of clients

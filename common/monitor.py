@@ -31,7 +31,8 @@ def knn_predict(train_embeddings, train_y, embeddings, k=20, batch=1024):
     for start in range(0, len(embeddings), batch):
         query = F.normalize(torch.as_tensor(embeddings[start : start + batch], dtype=torch.float32), dim=1)
         similarity, index = (query @ train.T).topk(k, dim=1)  # (B, k)
-        votes = torch.zeros(len(query), num_classes).scatter_add_(1, labels[index], (similarity / KNN_TEMPERATURE).exp())
+        votes = torch.zeros(len(query), num_classes).scatter_add_(1, labels[index],
+                                                                  (similarity / KNN_TEMPERATURE).exp())
         predictions.append(votes.argmax(1))
     return torch.cat(predictions).numpy()
 

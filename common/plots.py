@@ -123,7 +123,8 @@ def plot_weighting_study(table, seconds_per_epoch, path, mode="linear"):
     for i, method in enumerate(methods):
         x = np.arange(len(fractions)) + (i - (len(methods) - 1) / 2) * width
         rows = [cell.get((method, f)) for f in fractions]
-        ax.bar(x, [r["macro_f1_mean"] if r else 0 for r in rows], width, yerr=[r["macro_f1_std"] if r else 0 for r in rows],
+        ax.bar(x, [r["macro_f1_mean"] if r else 0 for r in rows], width,
+               yerr=[r["macro_f1_std"] if r else 0 for r in rows],
                label=method.replace("MTL ", ""), capsize=2)
     ax.set_xticks(np.arange(len(fractions)), [f"{100 * f:g}% labels" for f in fractions])
     low = min((r["macro_f1_mean"] - r["macro_f1_std"] for r in cell.values() if r["method"] in methods), default=0.5)

@@ -26,7 +26,8 @@ class SSLConfig:
     output_dir: str = field("outputs", "run folders go here (relative paths: to the repository root)")
     cache_dir: str = field("", "precomputed pretext views and dataset caches; empty: data/cache under the "
                                "checkout, or $MTSSL_DATA_DIR/cache when that is set")
-    model_heads: tuple[int, ...] = field((1, 1, 1, 1), "0/1 switches: augmentation, reconstruction, contrastive, features")
+    model_heads: tuple[int, ...] = field((1, 1, 1, 1),
+                                         "0/1 switches: augmentation, reconstruction, contrastive, features")
     tasks: tuple[str, ...] = field((), "registered task names to train instead of the --model_heads switches")
     use_weighted_loss: int = field(1, "0: equal task weights whatever --weighting says")
     weighting: str = field("uncertainty", "dynamic task weighting", choices=WEIGHTINGS)
@@ -58,7 +59,8 @@ class SSLConfig:
 
     def validate(self):
         if len(self.model_heads) != len(SEED_TASKS) or any(v not in (0, 1) for v in self.model_heads):
-            raise UserError(f"--model_heads takes four 0/1 values ({', '.join(SEED_TASKS)}), got {list(self.model_heads)}")
+            raise UserError(f"--model_heads takes four 0/1 values ({', '.join(SEED_TASKS)}), "
+                            f"got {list(self.model_heads)}")
         unknown = [name for name in self.tasks if name not in TASKS]
         if unknown:
             raise UserError(f"--tasks: unknown task(s) {', '.join(unknown)}; registered: {', '.join(TASKS)}")
@@ -94,7 +96,8 @@ class SSLConfig:
             raise UserError(f"--min_lr_ratio must be in (0, 1], got {self.min_lr_ratio}")
         if not 0 < self.mask_ratio < 1:
             raise UserError(f"--mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if any(getattr(self, name) not in (0, 1) for name in ("use_weighted_loss", "precompute", "resume", "overwrite")):
+        if any(getattr(self, name) not in (0, 1) for name in ("use_weighted_loss", "precompute", "resume",
+                                                              "overwrite")):
             raise UserError("--use_weighted_loss, --precompute, --resume and --overwrite take 0 or 1")
         if self.resume and self.overwrite:
             raise UserError("--resume 1 and --overwrite 1 contradict each other: choose one")

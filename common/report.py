@@ -149,7 +149,8 @@ def _cell(v):
     if not v:
         return ""
     seeds = f" ± {v['macro_f1_std']:.3f}" if v["n_pretrain_seeds"] > 1 else ""
-    return f"{v['macro_f1_mean']:.3f}{seeds} [{v['macro_f1_sd_draws']:.3f}] ({v['n_pretrain_seeds']}x{v['n_label_draws']})"
+    counts = f"({v['n_pretrain_seeds']}x{v['n_label_draws']})"
+    return f"{v['macro_f1_mean']:.3f}{seeds} [{v['macro_f1_sd_draws']:.3f}] {counts}"
 
 
 def claims_table(claims):
@@ -175,7 +176,8 @@ def _claim_cell(c):
         return ""
     against = f" vs {c['b'][0]}" if "b" in c else ""
     interval = f" [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else " (one seed)"
-    return f"{c['mean']:+.3f}{interval}{' **holds**' if c['holds'] else ''} ({c['n_pretrain_seeds']}x{c['n_label_draws']}){against}"
+    holds = " **holds**" if c["holds"] else ""
+    return f"{c['mean']:+.3f}{interval}{holds} ({c['n_pretrain_seeds']}x{c['n_label_draws']}){against}"
 
 
 def draw_figures(table, curves, folder, seconds=None, weighting_path=None, band="macro_f1_std"):

@@ -31,7 +31,8 @@ def git_commit():
 
 
 class RunFolder:
-    CONFIG, METRICS, CHECKPOINT, ENCODER, SUMMARY = "config.json", "metrics.jsonl", "checkpoint.pt", "encoder.pt", "summary.json"
+    CONFIG, METRICS, CHECKPOINT = "config.json", "metrics.jsonl", "checkpoint.pt"
+    ENCODER, SUMMARY = "encoder.pt", "summary.json"
 
     def __init__(self, path, writer=True):
         self.path, self.writer = Path(path), writer

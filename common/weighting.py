@@ -20,6 +20,8 @@ import torch
 from scipy.optimize import minimize
 from torch import nn
 
+from common.distributed import all_reduce_mean_tensor
+
 WEIGHTINGS = ("equal", "static", "uncertainty", "dwa", "gradnorm", "cagrad", "famo", "upgrad")
 
 
@@ -314,15 +316,6 @@ class FAMOWeighting(TaskWeighting):
         self.previous_losses.copy_(current.cpu())
         self.has_previous.fill_(True)
         return self.logged_weights()
-
-
-def all_reduce_mean_tensor(value):
-    """The mean of `value` over the processes of a torchrun group (every rank then takes the same step)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        value = value.clone()
-        torch.distributed.all_reduce(value)
-        value /= torch.distributed.get_world_size()
-    return value
 
 
 def build_weighting(name, task_names, use_weighted_loss=True, dwa_temperature=2.0, gradnorm_alpha=1.5, cagrad_c=0.5,

@@ -61,7 +61,8 @@ def permutation(x, generator, segments=4):
     b, c, t = x.shape
     length = t // segments
     order = torch.argsort(torch.rand(b, segments, generator=generator, device=generator.device), dim=1)  # (B, segments)
-    index = (order[:, :, None] * length + torch.arange(length, device=x.device)).reshape(b, -1)  # (B, segments * length)
+    offsets = torch.arange(length, device=x.device)
+    index = (order[:, :, None] * length + offsets).reshape(b, -1)  # (B, segments * length)
     out = x.clone()
     out[..., : segments * length] = torch.gather(x, 2, index[:, None, :].expand(b, c, -1))
     return out

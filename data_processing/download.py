@@ -52,6 +52,7 @@ def download(url, destination, timeout=60):
                 raise UserError(f"the download of {url} was interrupted ({type(err).__name__}); the partial file "
                                 f"{partial} is kept: run again to resume") from None
         if total is not None and partial.stat().st_size < total:
-            raise UserError(f"the download of {url} stopped early; the partial file {partial} is kept: run again to resume")
+            raise UserError(f"the download of {url} stopped early; the partial file {partial} is kept: run again "
+                            f"to resume")
     partial.replace(destination)
     return destination

@@ -60,7 +60,8 @@ def burg_ar(x, order=AR_ORDER):
         den = (forward**2).sum(-1) + (backward**2).sum(-1)
         k = num / np.maximum(den, 1e-12)
         a[..., : m + 2] = a[..., : m + 2] + k[..., None] * a[..., m + 1 :: -1][..., : m + 2]
-        forward, backward = forward[..., 1:] + k[..., None] * backward[..., 1:], backward[..., :-1] + k[..., None] * forward[..., :-1]
+        forward, backward = (forward[..., 1:] + k[..., None] * backward[..., 1:],
+                             backward[..., :-1] + k[..., None] * forward[..., :-1])
     return a[..., 1:]
 
 

@@ -56,7 +56,8 @@ class HarData:
 # --------------------------------------------------------------------------- official folder
 def _read_matrix(path, columns=None, dtype=np.float32):
     if not path.is_file():
-        raise UserError(f"{path} is missing: fetch the official data with bash data/download_uci_har.sh, or use --data_source hapt")
+        raise UserError(f"{path} is missing: fetch the official data with bash data/download_uci_har.sh, or use "
+                        f"--data_source hapt")
     try:
         values = np.array(path.read_text().split(), dtype=dtype)
     except ValueError:

@@ -60,7 +60,8 @@ def horizontal_flip(x, generator, p=0.5):
 def color_jitter(x, generator, strength=0.4, p=0.8):
     """Brightness, contrast and saturation, each scaled by a factor in [1 - s, 1 + s], with probability p."""
     b = x.shape[0]
-    brightness, contrast, saturation = (_rand((b, 1, 1, 1), generator, 1 - strength, 1 + strength).to(x) for _ in range(3))
+    brightness, contrast, saturation = (_rand((b, 1, 1, 1), generator, 1 - strength,
+                                              1 + strength).to(x) for _ in range(3))
     out = x * brightness
     mean = grayscale(out).mean(dim=(1, 2, 3), keepdim=True)
     out = (out - mean) * contrast + mean
@@ -71,7 +72,8 @@ def color_jitter(x, generator, strength=0.4, p=0.8):
 
 
 def random_grayscale(x, generator, p=0.2):
-    chosen = (torch.rand(x.shape[0], generator=generator, device=generator.device) < p).to(x.device)[:, None, None, None]
+    draws = torch.rand(x.shape[0], generator=generator, device=generator.device)
+    chosen = (draws < p).to(x.device)[:, None, None, None]
     return torch.where(chosen, grayscale(x), x)
 
 
@@ -118,9 +120,11 @@ def image_descriptors(x, colour_bins=8, orientation_bins=9, cells=2):
     histograms (magnitude-weighted, unsigned, per cell of a cells x cells grid). (B, 3, H, W) -> (B, F)."""
     b, c, h, w = x.shape
     # colour histograms as torch.histc(img[ch], colour_bins, 0, 1) counts them, for the whole batch at once
-    bins = (x * colour_bins).long().clamp_(0, colour_bins - 1) + colour_bins * torch.arange(c, device=x.device)[:, None, None]
+    channel_offsets = colour_bins * torch.arange(c, device=x.device)[:, None, None]
+    bins = (x * colour_bins).long().clamp_(0, colour_bins - 1) + channel_offsets
     flat = bins.reshape(b, -1)
-    colour = torch.zeros(b, c * colour_bins, device=x.device, dtype=x.dtype).scatter_add_(1, flat, torch.ones_like(flat, dtype=x.dtype))
+    colour = torch.zeros(b, c * colour_bins, device=x.device, dtype=x.dtype)
+    colour = colour.scatter_add_(1, flat, torch.ones_like(flat, dtype=x.dtype))
     colour = colour / (h * w)
     gray = grayscale(x)[:, :1]
     gx = F.conv2d(F.pad(gray, (1, 1, 0, 0), mode="replicate"), torch.tensor([[[[-1.0, 0.0, 1.0]]]]).to(x))

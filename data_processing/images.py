@@ -65,7 +65,8 @@ def load_digits_splits(image_size=32, seed=0, val_share=0.2, test_share=0.2):
     labels = digits.target.astype(np.int64)
     index = np.arange(len(labels))
     rest, test = train_test_split(index, test_size=test_share, stratify=labels, random_state=seed)
-    train, val = train_test_split(rest, test_size=val_share / (1 - test_share), stratify=labels[rest], random_state=seed)
+    train, val = train_test_split(rest, test_size=val_share / (1 - test_share), stratify=labels[rest],
+                                  random_state=seed)
     features = descriptors(images)
     features = standardise(features, features[train])
     return {name: {"x": images[idx], "y": labels[idx], "features": features[idx]}

@@ -237,4 +237,5 @@ class PretrainData:
             if rank != 0:
                 views = PrecomputedViews(self.x, self.spec, tasks, self.cache_dir)
         mode = "precomputed" if precompute else "on_the_fly"
-        return PretextBatches(self.x, self.features, batch_size, self.spec, tasks, mode, views, rank, world_size, device)
+        return PretextBatches(self.x, self.features, batch_size, self.spec, tasks, mode, views, rank, world_size,
+                              device)

@@ -165,7 +165,8 @@ def read_csv_folder(folder, sample_rate_hz):
         if channels is None:
             channels = names
         elif names != channels:
-            raise UserError(f"{path} has channels {names} but {files[0].name} has {channels}: every file needs the same")
+            raise UserError(f"{path} has channels {names} but {files[0].name} has {channels}: every file needs "
+                            f"the same")
         values = frame[names].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
         if np.isnan(values).any():
             row, column = np.argwhere(np.isnan(values))[0]

@@ -22,7 +22,9 @@ def test_each_transform_keeps_shape_and_is_reproducible(name):
 def test_rotation_preserves_each_triplets_norm():
     x = windows()
     out = aug.rotation(x, torch.Generator().manual_seed(0))
-    norms = lambda v: v.view(16, 3, 3, 128).norm(dim=2)
+    def norms(v):
+        return v.view(16, 3, 3, 128).norm(dim=2)
+
     torch.testing.assert_close(norms(out), norms(x), rtol=1e-5, atol=1e-5)
     r = aug.random_rotation_matrices(5, torch.Generator().manual_seed(1))
     torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand(5, 3, 3), atol=1e-5, rtol=0)

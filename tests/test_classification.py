@@ -125,23 +125,27 @@ def test_fine_tuning_moves_the_encoder_at_its_own_rate():
     splits = separable_splits()
     encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    settings = dict(lr=1e-2, weight_decay=0, batch_size=16, epochs=5, min_steps=20, max_steps=40, eval_every=10, patience=10)
+    settings = dict(lr=1e-2, weight_decay=0, batch_size=16, epochs=5, min_steps=20, max_steps=40, eval_every=10,
+                    patience=10)
     fine_tune(encoder, 3, splits.train["x"], splits.train["y"], splits.val["x"], splits.val["y"], settings, 0, 0.0)
     # encoder_lr_ratio 0: the encoder's weights stay (its batch-norm statistics may still move)
-    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items() if "running" not in k and "num_batches" not in k)
+    weights = {k: v for k, v in encoder.state_dict().items() if "running" not in k and "num_batches" not in k}
+    assert all(torch.equal(before[k], v) for k, v in weights.items())
 
 
 def test_training_that_does_not_help_on_val_keeps_the_starting_point():
     splits = separable_splits()
     torch.manual_seed(0)
     model = EncoderClassifier(build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8), 3)
-    good = dict(lr=1e-2, weight_decay=0, batch_size=16, epochs=1, min_steps=100, max_steps=100, eval_every=50, patience=0)
+    good = dict(lr=1e-2, weight_decay=0, batch_size=16, epochs=1, min_steps=100, max_steps=100, eval_every=50,
+                patience=0)
     model, _, kept = train_with_early_stopping(model, [{"params": model.parameters(), "lr": 1e-2}], splits.train["x"],
                                                splits.train["y"], splits.val["x"], splits.val["y"], good, 0)
     assert not kept  # good steps beat the random start on val
     start = {k: v.clone() for k, v in model.state_dict().items()}
     start_f1 = f1_score(splits.val["y"], predict(model, splits.val["x"]), average="macro")
-    settings = dict(lr=1e3, weight_decay=0, batch_size=16, epochs=1, min_steps=20, max_steps=20, eval_every=10, patience=0)
+    settings = dict(lr=1e3, weight_decay=0, batch_size=16, epochs=1, min_steps=20, max_steps=20, eval_every=10,
+                    patience=0)
     groups = [{"params": model.parameters(), "lr": 1e3}]  # steps this large only destroy
     trained, best_f1, kept = train_with_early_stopping(model, groups, splits.train["x"], splits.train["y"],
                                                        splits.val["x"], splits.val["y"], settings, 0)
@@ -186,7 +190,8 @@ def test_summary_and_table_format():
     rows = [{"method": "m", "mode": "linear", "fraction": 0.1, "seed": s, "accuracy": a, "macro_f1": a}
             for s, a in enumerate([0.8, 0.9])]
     summary = summarise(rows)
-    assert summary[0]["macro_f1_mean"] == pytest.approx(0.85) and summary[0]["macro_f1_std"] == pytest.approx(0.0707, abs=1e-4)
+    assert summary[0]["macro_f1_mean"] == pytest.approx(0.85)
+    assert summary[0]["macro_f1_std"] == pytest.approx(0.0707, abs=1e-4)
     assert "| m | linear | 0.850 ± 0.071 |" in markdown_table(summary)
 
 

@@ -102,7 +102,8 @@ def test_bad_frames_are_rejected(make_frame, reason):
 
 
 def authenticated_frame(header_bytes, payload):
-    body = protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, len(header_bytes), len(payload)) + header_bytes + payload
+    body = protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, len(header_bytes),
+                                len(payload)) + header_bytes + payload
     import hashlib
     import hmac
 
@@ -398,7 +399,8 @@ def test_a_server_certificate_that_fails_verification_ends_the_client_at_once(tm
     import subprocess
 
     for name in ("server", "other"):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / f"{name}.key"),
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(tmp_path / f"{name}.key"),
                         "-out", str(tmp_path / f"{name}.pem"), "-days", "1", "-subj", "/CN=127.0.0.1",
                         "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     config = tiny_config(tmp_path, rounds=1, num_clients=2, tls_cert=str(tmp_path / "server.pem"),
@@ -422,7 +424,8 @@ def session_pair():
     """A server and a client channel over a socket pair, after a real handshake."""
     a, b = socket.socketpair()
     result = {}
-    server = threading.Thread(target=lambda: result.update(zip(("hello", "channel"), protocol.server_handshake(b, KEY, 5))))
+    server = threading.Thread(target=lambda: result.update(zip(("hello", "channel"),
+                                                               protocol.server_handshake(b, KEY, 5))))
     server.start()
     client = protocol.client_handshake(a, KEY, 1, 10, 5)
     server.join()
@@ -436,14 +439,16 @@ def test_the_handshake_binds_frames_to_a_session_a_direction_and_an_order():
         client.send({"type": "update", "round": 0})
         assert server.receive()[0]["round"] == 0
         # a captured server frame replayed to the client (the same bytes again) is out of order
-        sent = encode_frame(server.key, {"type": "done", "session": server.session, "dir": "s2c", "seq": server.send_seq})
+        sent = encode_frame(server.key,
+                            {"type": "done", "session": server.session, "dir": "s2c", "seq": server.send_seq})
         sockets[1].sendall(sent)
         assert client.receive()[0]["type"] == "done"
         sockets[1].sendall(sent)
         with pytest.raises(ProtocolError, match="out of order"):
             client.receive()
         # a client frame reflected back to the client has the wrong direction
-        sockets[1].sendall(encode_frame(server.key, {"type": "done", "session": server.session, "dir": "c2s", "seq": 3}))
+        sockets[1].sendall(encode_frame(server.key,
+                                        {"type": "done", "session": server.session, "dir": "c2s", "seq": 3}))
         with pytest.raises(ProtocolError, match="another session or direction"):
             client.receive()
         # another session's frame fails its MAC: the key is the session's
@@ -534,7 +539,8 @@ def test_huge_and_negative_variance_updates_are_refused():
         protocol.check_tensors({"bn.running_var": torch.ones(3), "w": torch.full((3,), 1e30), "n": torch.tensor(0)},
                                template, max_abs=1e4)
     # a large integer counter (batches seen) is not a weight
-    protocol.check_tensors({"bn.running_var": torch.ones(3), "w": torch.zeros(3), "n": torch.tensor(10**9)}, template, 1e4)
+    protocol.check_tensors({"bn.running_var": torch.ones(3), "w": torch.zeros(3), "n": torch.tensor(10**9)}, template,
+                           1e4)
 
 
 def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkeypatch):
@@ -551,7 +557,8 @@ def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkey
         def answer(channel, header, tensors):
             state = {k: v.clone() for k, v in tensors.items()}
             if kind == "infinite":
-                state = {k: (torch.full_like(v, float("inf")) if v.is_floating_point() else v) for k, v in state.items()}
+                state = {k: torch.full_like(v, float("inf")) if v.is_floating_point() else v
+                         for k, v in state.items()}
             fields = {"type": "update", "round": header["round"], "num_examples": 10}
             if kind == "count":
                 fields["num_examples"] = 10**6
@@ -795,7 +802,8 @@ def test_per_client_keys_let_a_client_speak_only_as_itself(tmp_path):
 
 def test_enrol_role_writes_the_files_and_the_server_takes_them(tmp_path, capsys):
     run_module.main(["--role", "enrol", "--num_clients", "3", "--client_keys", str(tmp_path / "enrol.json")])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["enrol.json"] + [f"enrol.json.client{i}.key" for i in range(3)]
+    keys = [f"enrol.json.client{i}.key" for i in range(3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enrol.json", *keys]
     (tmp_path / "bad.json").write_text('{"0": "short"}')
     with pytest.raises(SystemExit):
         run_module.main(["--role", "server", "--client_keys", str(tmp_path / "bad.json"), "--output_dir",

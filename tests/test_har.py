@@ -114,7 +114,8 @@ def _run_download(tmp_path, archive, folder, **env):
     files = ["train/y_train.txt", "test/y_test.txt", "features.txt"]
     checksums.write_text(subprocess.run(["sha256sum", *files], cwd=folder, capture_output=True, text=True,
                                         check=True).stdout)
-    base = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "UCI_HAR_URL": Path(archive).as_uri(), "UCI_HAR_CHECKSUMS": str(checksums),
+    base = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "UCI_HAR_URL": Path(archive).as_uri(),
+            "UCI_HAR_CHECKSUMS": str(checksums),
             "MTSSL_DATA_DIR": str(tmp_path / "data"), "PYTHON": "python3"}
     return subprocess.run(["bash", str(REPO / "data" / "download_uci_har.sh")], env={**base, **env},
                           capture_output=True, text=True)

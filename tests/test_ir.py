@@ -54,7 +54,8 @@ def test_both_entrypoints_end_to_end(tmp_path, monkeypatch):
     train_encoder.main(flags)
     run = tmp_path / "tiny_seed42_heads1111"
     assert json.loads((run / "summary.json").read_text())["data_source"] == "digits"
-    train_classifier.main(["--preset", "cpu_smoke", "--encoder", str(run), "--image_size", "16", "--label_fractions", "0.1", "1.0",
+    train_classifier.main(["--preset", "cpu_smoke", "--encoder", str(run), "--image_size", "16", "--label_fractions",
+                           "0.1", "1.0",
                            "--seeds", "1", "--min_steps", "20", "--max_steps", "40", "--eval_every", "10",
                            "--device", "cpu"])
     rows = json.loads((run / "classifier" / "summary.json").read_text())["summary"]
@@ -135,7 +136,8 @@ def test_uint8_images_give_the_same_views_from_cache_and_on_the_fly(stl10_dir, t
     assert again.paths == views.paths and not again.built_now  # keyed by content
     expected = {}
     for task in ALL_TASKS:
-        expected.update(task.make_targets(as_float_input(x), generator_for("precomputed", spec.seed, 0, task.name), spec))
+        expected.update(task.make_targets(as_float_input(x), generator_for("precomputed", spec.seed, 0, task.name),
+                                          spec))
     for name in ("aug_x", "view1", "view2"):
         stored = torch.from_numpy(np.array(views.arrays[name][0])).float() / 255
         assert (stored - expected[name]).abs().max() <= 0.5 / 255 + 1e-6  # uint8 storage: rounding only
@@ -175,7 +177,8 @@ def test_missing_stl10_is_downloaded_and_offline_is_one_line(tmp_path, monkeypat
         train_encoder.main([*TINY, "--data_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path)])
     captured = capsys.readouterr()
     assert "downloading it" in captured.out
-    assert exit_info.value.code == 2 and "could not download" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert exit_info.value.code == 2 and "could not download" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
 
 
 def test_classifier_refuses_an_encoder_pretrained_on_other_image_sizes(tmp_path, monkeypatch, capsys):

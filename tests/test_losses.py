@@ -15,12 +15,12 @@ def naive_nt_xent(z1, z2, temperature):
     def sim(a, b):
         return float(torch.dot(a, b))
 
-    def l(i, j):
+    def pair_loss(i, j):
         numerator = math.exp(sim(z[i], z[j]) / temperature)
         denominator = sum(math.exp(sim(z[i], z[k]) / temperature) for k in range(2 * n) if k != i)
         return -math.log(numerator / denominator)
 
-    return sum(l(k, k + n) + l(k + n, k) for k in range(n)) / (2 * n)
+    return sum(pair_loss(k, k + n) + pair_loss(k + n, k) for k in range(n)) / (2 * n)
 
 
 @pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0])
@@ -50,3 +50,40 @@ def test_masked_mse_counts_masked_positions_only():
     target = torch.zeros(1, 4)
     mask = torch.tensor([[True, False, True, False]])
     assert MaskedMSELoss()(prediction, target, mask).item() == pytest.approx((1 + 9) / 2)
+
+
+def _nt_xent_rank(rank, world_size, init_file, x, head_state, out):
+    """One torchrun-like process: its share of the global batch through a shared linear head, the loss,
+    the head's gradients averaged over processes (as DDP averages them)."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    head = torch.nn.Linear(x.shape[-1], 4)
+    head.load_state_dict(head_state)
+    share = x.shape[1] // world_size
+    z1, z2 = (head(view[rank * share:(rank + 1) * share]) for view in x)
+    loss = NTXentLoss(0.5)(z1, z2)
+    loss.backward()
+    for p in head.parameters():
+        torch.distributed.all_reduce(p.grad)
+        p.grad /= world_size
+    mean_loss = loss.detach().clone()
+    torch.distributed.all_reduce(mean_loss)
+    torch.save({"loss": mean_loss / world_size, "grads": [p.grad for p in head.parameters()]}, f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_nt_xent_gathers_negatives_across_processes(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6)  # two views of a global batch of 8
+    head = torch.nn.Linear(6, 4)
+    single = NTXentLoss(0.5)(head(x[0]), head(x[1]))
+    single.backward()
+    torch.multiprocessing.spawn(_nt_xent_rank, args=(2, tmp_path / "init", x, head.state_dict(), tmp_path / "r"),
+                                nprocs=2)
+    for rank in range(2):
+        result = torch.load(tmp_path / f"r.{rank}", weights_only=True)
+        # the same loss and the same step as one process on the whole batch: 14 negatives per query, not 6
+        torch.testing.assert_close(result["loss"], single.detach())
+        for grad, p in zip(result["grads"], head.parameters()):
+            torch.testing.assert_close(grad, p.grad)
+    local = NTXentLoss(0.5)(head(x[0, :4]), head(x[1, :4]))  # what a process saw alone before: not the same
+    assert not torch.isclose(local, single)

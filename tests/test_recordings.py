@@ -80,7 +80,8 @@ def test_csv_timestamps_give_the_rate_and_irregular_sampling_is_made_uniform(tmp
     folder.mkdir()
     rng = np.random.default_rng(0)
     t = np.cumsum(rng.uniform(0.009, 0.011, 3000))  # ~100 Hz, jittered
-    rows = np.column_stack([t, np.sin(2 * np.pi * 2 * t), np.cos(2 * np.pi * 2 * t), np.r_[np.zeros(1500), np.ones(1500)]])
+    rows = np.column_stack([t, np.sin(2 * np.pi * 2 * t), np.cos(2 * np.pi * 2 * t),
+                            np.r_[np.zeros(1500), np.ones(1500)]])
     np.savetxt(folder / "a.csv", rows, delimiter=",", header="timestamp,ax,ay,label", comments="", fmt="%.6f")
     windows = load_recordings(f"csv:{folder}", WindowSettings(target_rate_hz=50, window=100, step=100))
     assert windows.x.shape[1:] == (2, 100) and windows.channels == ("ax", "ay")
@@ -149,7 +150,8 @@ def test_own_recordings_go_through_pretraining_and_classification(tmp_path, exam
     train_classifier.main(flags + ["--encoder", str(run), "--methods", *methods, "--modes", "linear", "selftrain",
                                    "fixmatch", "--label_fractions", "0.5", "--seeds", "1", "--minirocket_kernels",
                                    "84", "--resnet_width", "4", "--min_steps", "4", "--max_steps", "4",
-                                   "--eval_every", "2", "--selftrain_rounds", "1", "--output_dir", str(tmp_path / "all")])
+                                   "--eval_every", "2", "--selftrain_rounds", "1", "--output_dir",
+                                   str(tmp_path / "all")])
     summary = json.loads((tmp_path / "all" / "summary.json").read_text())["summary"]
     assert {(s["method"], s["mode"]) for s in summary} == {
         ("minirocket", "linear"), ("minirocket", "selftrain"), ("encoder+features", "linear"),
@@ -233,7 +235,8 @@ def test_bad_recordings_are_one_line_and_write_nothing(tmp_path, capsys, case, e
     files["channels_vs_encoder"] = write_npz(tmp_path / "six.npz", x=sine_windows(n=12, channels=6, length=128),
                                              y=np.arange(12) % 2, subject=np.arange(12))
     encoder = tmp_path / "uci_encoder.pt"
-    save_encoder(build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8), encoder, {"input_shape": [9, 128]})
+    save_encoder(build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8), encoder,
+                 {"input_shape": [9, 128]})
     out = tmp_path / "out"
     if entrypoint == "encoder":
         argv, main = ["--output_dir", str(out), "--epochs", "1"], train_encoder.main
@@ -264,7 +267,8 @@ def test_own_recordings_pretrain_federated_across_their_subjects(tmp_path, monke
     config.validate()
     clients = har_client_datasets(config)
     train_subjects = set(own_data(config).subjects["train"])
-    assert set(clients) == {0, 1} and set(clients[0].info["subjects"]) | set(clients[1].info["subjects"]) == train_subjects
+    assert set(clients) == {0,
+                            1} and set(clients[0].info["subjects"]) | set(clients[1].info["subjects"]) == train_subjects
     run_local(config, clients, b"k" * 32, log=lambda *_: None)
     saved = torch.load(config.run_dir() / "encoder.pt", weights_only=True)
     assert saved["input_shape"] == [6, 128] and saved["model_args"]["in_channels"] == 6
@@ -279,7 +283,8 @@ def test_the_npz_rate_comes_from_the_file_or_the_flag_and_is_never_assumed(tmp_p
     settings = WindowSettings(target_rate_hz=50, window=128, step=64)
     from_file = load_recordings(write_npz(tmp_path / "a.npz", 10, x=x), settings)
     per_recording = load_recordings(write_npz(tmp_path / "b.npz", np.full(4, 10.0), x=x), settings)
-    from_flag = load_recordings(write_npz(tmp_path / "c.npz", None, x=x), dataclasses.replace(settings, sample_rate_hz=10))
+    from_flag = load_recordings(write_npz(tmp_path / "c.npz", None, x=x),
+                                dataclasses.replace(settings, sample_rate_hz=10))
     assert from_file.x.shape == (4 * 6, 4, 128) and from_file.info["source_rates_hz"] == [10.0]  # 500 samples at 50 Hz
     np.testing.assert_array_equal(from_file.x, per_recording.x)
     np.testing.assert_array_equal(from_file.x, from_flag.x)
@@ -308,8 +313,8 @@ def classify(run, dataset, out, *flags, methods=("encoder",)):
 
 
 @pytest.mark.parametrize("fmt", ["npz", "csv"])
-def test_the_pretraining_split_travels_with_the_encoder_and_a_leak_is_refused(tmp_path, capsys, fmt, example_csv,
-                                                                              example_npz):
+def test_the_pretraining_split_travels_with_the_encoder_and_a_leak_is_refused(tmp_path, capsys, fmt,
+                                                                              example_csv, example_npz):
     dataset = f"npz:{example_npz}" if fmt == "npz" else f"csv:{example_csv}"
     run = pretrain_own(tmp_path, dataset, "--test_subjects", "1", "--val_subjects", "2")
     record = torch.load(run / "encoder.pt", weights_only=True)["data"]
@@ -331,8 +336,8 @@ def test_the_pretraining_split_travels_with_the_encoder_and_a_leak_is_refused(tm
     assert (tmp_path / "transductive" / "results.md").read_text().startswith("**Transductive study**")
 
 
-def test_own_channels_are_standardised_by_the_train_subjects_and_the_encoder_keeps_the_statistics(tmp_path,
-                                                                                                  example_npz):
+def test_own_channels_are_standardised_by_the_train_subjects_and_the_encoder_keeps_the_statistics(
+        tmp_path, example_npz):
     dataset = f"npz:{example_npz}"
     flags = ["--dataset", dataset, "--output_dir", str(tmp_path / "runs")]
     data = own_data(parse_config(HARPretrainConfig, flags))

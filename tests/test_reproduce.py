@@ -80,8 +80,8 @@ def test_a_choice_made_on_val_must_still_be_the_best_there(tmp_path):
     rounds = next(c for c in CHOICES if c.name == "selftrain_rounds")
     scores = {v: 0.95 if v == rounds.chosen else 0.90 for v in rounds.candidates}
     made = next(c for c in study.choices(val_rows_of(rounds, scores)) if c["choice"] == "selftrain_rounds")
-    assert made["chosen"] == rounds.chosen and [g["val_macro_f1"] for g in made["grid"]] == [scores[v] for v in
-                                                                                           rounds.candidates]
+    assert made["chosen"] == rounds.chosen
+    assert [g["val_macro_f1"] for g in made["grid"]] == [scores[v] for v in rounds.candidates]
     assert study.choices(val_rows_of(rounds, scores)[:2]) == []  # a candidate has not finished: nothing to check yet
     other = next(v for v in rounds.candidates if v != rounds.chosen)
     with pytest.raises(UserError, match=f"selftrain_rounds: the best on val is now {other}, not the study's"):

@@ -76,7 +76,8 @@ def server(tmp_path):
     RangeHandler.payload, RangeHandler.cut_first, RangeHandler.requests = buffer.getvalue(), True, []
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/stl10_binary.tar.gz", hashlib.md5(RangeHandler.payload).hexdigest()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/stl10_binary.tar.gz"
+    yield url, hashlib.md5(RangeHandler.payload).hexdigest()
     httpd.shutdown()
 
 

@@ -59,7 +59,8 @@ def test_a_run_writes_its_folder(tmp_path):
     summary = pretrain(config, tiny_data())
     run = config.run_dir()
     assert run.name == "tiny_seed42_heads1111"
-    assert {"encoder.pt", "checkpoint.pt", "config.json", "metrics.jsonl", "summary.json"} <= {p.name for p in run.iterdir()}
+    assert {"encoder.pt", "checkpoint.pt", "config.json", "metrics.jsonl",
+            "summary.json"} <= {p.name for p in run.iterdir()}
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert {"loss/contrastive", "weight/features", "seconds"} <= set(rows[0])
