@@ -54,19 +54,12 @@ def make_server(config, key, log=print):
         server = FederatedServer(config, har_model(config), key, run, server_tls(config), log)
     except OSError as err:  # an unknown host, a port in use or not ours to bind
         raise UserError(f"cannot listen on --host {config.host} --port {config.port}: {err.strerror or err}") from None
-    resume = run.resumes(config.resume)
-    if resume:
+
+    def restore():
         server.resume()  # reads the checkpoint, writes nothing
-        if server.start_round >= config.rounds and (run / run.SUMMARY).exists() and (run / run.ENCODER).exists():
-            log(f"{run.path} has finished all {config.rounds} rounds: nothing to resume "
-                f"(--rounds N continues it further, --overwrite 1 replaces it)")
-            server.finished = True
-            return server
-    else:
-        run.check_can_start(resume=False, overwrite=config.overwrite)
-    run.start(config, resume=resume)  # only once the server can run: a failed start touches no run folder
-    if resume:
-        run.prune_metrics("round", server.start_round)
+        return server.start_round
+
+    server.finished = run.open(config, config.rounds, "round", restore, log) is None
     return server
 
 

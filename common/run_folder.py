@@ -80,6 +80,28 @@ class RunFolder:
                             f"replaces it, or choose another --experiment_name")
         return False
 
+    def open(self, config, total, unit, restore, log=print):
+        """The one resume rule of a pretraining (unit "epoch") and a federated server ("round"). With --resume 1
+        and a checkpoint, restore() reads it (writing nothing) and returns the next epoch or round; a run that
+        already did all `total` of them is not opened (None; the message says how to go on). Otherwise an
+        earlier run is replaced only under --overwrite 1. The folder is touched only once the run can start;
+        a resumed run drops the metrics rows of what it redoes. Returns the first epoch or round to run."""
+        start = 0
+        if self.resumes(config.resume):
+            start = restore()
+            if start >= total and (self / self.SUMMARY).exists() and (self / self.ENCODER).exists():
+                log(f"{self.path} has finished all {total} {unit}s: nothing to resume (--{unit}s N continues it "
+                    f"further, --overwrite 1 replaces it)")
+                return None
+        elif config.resume:
+            log(f"--resume 1 but nothing in {self.path} yet: starting fresh")
+        else:
+            self.check_can_start(resume=False, overwrite=config.overwrite)
+        self.start(config, resume=start > 0)
+        if start > 0:
+            self.prune_metrics(unit, start)
+        return start
+
     def prune_metrics(self, key, last):
         """Keep the metrics rows up to `last` (by `key`, epoch or round): rows of work a resume redoes go."""
         path = self / self.METRICS

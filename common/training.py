@@ -136,35 +136,28 @@ def pretrain(config, data, on_epoch_end=None):
     total_steps, warmup_steps = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
 
     # ------------------------------------------------------------------ resume
-    start_epoch, mean_losses = 0, {}
-    if run.resumes(config.resume):
-        state = run.load_checkpoint()
-        if state.get("architecture") != model.architecture():
-            raise UserError(f"{run / run.CHECKPOINT} holds another architecture ({state.get('architecture')}); "
+    checkpoint = {}
+
+    def restore():
+        checkpoint.update(run.load_checkpoint())
+        if checkpoint.get("architecture") != model.architecture():
+            raise UserError(f"{run / run.CHECKPOINT} holds another architecture ({checkpoint.get('architecture')}); "
                             f"use another --experiment_name or the same model flags")
-        start_epoch = state["epoch"] + 1
-        if start_epoch >= config.epochs and (run / run.SUMMARY).exists() and (run / run.ENCODER).exists():
-            if is_main:
-                print(f"{run.path} has finished all {config.epochs} epochs: nothing to resume "
-                      f"(--epochs N continues it further, --overwrite 1 replaces it)")
-            cleanup_distributed()
-            return json.loads((run / run.SUMMARY).read_text())
-        model.load_state_dict(state["model"])
-        trainer.weighting.load_state_dict(state["weighting"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        mean_losses = state.get("mean_losses", {})
+        return checkpoint["epoch"] + 1
+
+    start_epoch = run.open(config, config.epochs, "epoch", restore, log=print if is_main else lambda *a: None)
+    if start_epoch is None:
+        cleanup_distributed()
+        return json.loads((run / run.SUMMARY).read_text())
+    mean_losses = checkpoint.get("mean_losses", {})
+    if start_epoch > 0:
+        model.load_state_dict(checkpoint["model"])
+        trainer.weighting.load_state_dict(checkpoint["weighting"])
+        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["torch_rng"])
         if is_main:
             print(f"resumed from {run / run.CHECKPOINT} after epoch {start_epoch}")
-    elif config.resume and is_main:
-        print(f"--resume 1 but nothing in {run.path} yet: starting fresh")
-    else:
-        run.check_can_start(resume=False, overwrite=config.overwrite)
-    # the run folder is touched only once the run can start; a resumed run drops the rows of the epochs it
-    # redoes and rewrites the encoder from the checkpoint (a kill may have left a newer or older one)
-    run.start(config, resume=start_epoch > 0)
-    if start_epoch > 0:
-        run.prune_metrics("epoch", start_epoch)
+        # a kill may have left a newer or older encoder than the checkpoint's
         run.save_encoder(model.encoder, input_shape, data.record)
     if is_main:
         print(f"tasks: {', '.join(model.tasks)}; weighting: {type(trainer.weighting).__name__}; "
