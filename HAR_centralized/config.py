@@ -1,7 +1,8 @@
 """Defaults that reproduce the HAR experiments. Every field is also a flag: --model_heads 1 0 1 1 ...
 
-MODEL_HEADS is `model_heads` (augmentation, reconstruction, contrastive, features); USE_WEIGHTED_LOSS is
-`use_weighted_loss`; OUTPUT_DIR is `output_dir`. Edit a default here, or override it on the command line.
+`model_heads` switches the four tasks (augmentation, reconstruction, contrastive, features),
+`use_weighted_loss` 0 weighs them equally, `output_dir` is where runs go. Edit a default here, or override
+it on the command line.
 """
 from dataclasses import dataclass
 

@@ -6,7 +6,6 @@ Each experiment's `config.py` holds one dataclass; `parse_config(cls)` turns eve
 """
 import argparse
 import dataclasses
-import json
 import math
 import typing
 
@@ -123,10 +122,6 @@ def config_from_dict(config_cls, values):
     hints = typing.get_type_hints(config_cls)
     values = {k: tuple(v) if typing.get_origin(hints[k]) is tuple and v is not None else v for k, v in values.items()}
     return config_cls(**values)
-
-
-def save_config(config, path):
-    path.write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
 
 
 def field(default, help, **metadata):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
-from common.encoders import build_encoder, embed
+from common.encoders import build_encoder, embed, load_encoder_state
 from common.probes import Probe, fit_probe
 from common.runtime import autocast
 from data_processing.inputs import as_float_input
@@ -176,11 +176,10 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
 
 
 def rebuild_encoder(model_args, state_dict=None, seed=0):
+    """The encoder of model_args, with state_dict's weights (strictly), or initialised from seed."""
     torch.manual_seed(seed)
     encoder = build_encoder(**model_args)
-    if state_dict is not None:
-        encoder.load_state_dict(state_dict, strict=True)
-    return encoder
+    return encoder if state_dict is None else load_encoder_state(encoder, state_dict)
 
 
 def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, seed, encoder_lr_ratio, device="cpu",

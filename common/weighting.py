@@ -320,7 +320,7 @@ class FAMOWeighting(TaskWeighting):
 
 def build_weighting(name, task_names, use_weighted_loss=True, dwa_temperature=2.0, gradnorm_alpha=1.5, cagrad_c=0.5,
                     task_weights=(), famo_lr=0.025, famo_gamma=0.01):
-    """USE_WEIGHTED_LOSS=0 means equal weights whatever the name."""
+    """--use_weighted_loss 0 means equal weights whatever the name."""
     if name not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {name!r}; choose one of {', '.join(WEIGHTINGS)}")
     if not use_weighted_loss or name == "equal":

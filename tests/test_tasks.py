@@ -27,7 +27,7 @@ class TimeReversalTask(PretextTask):
     loss_label = "cross-entropy"
 
     @staticmethod
-    def make_targets(x, generator, spec):
+    def sensor_targets(x, generator, spec):
         label = torch.randint(2, (len(x),), generator=generator, device=generator.device)
         return {"reversal_x": torch.where(label[:, None, None].bool(), x.flip(-1), x), "reversal_label": label}
 

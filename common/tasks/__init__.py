@@ -8,7 +8,7 @@ registered ones.
 from common.tasks import augmentation, contrastive, features, reconstruction  # noqa: F401 (registers them)
 from common.tasks.base import TASKS, PretextTask, TaskContext, register_task  # noqa: F401 (the package's API)
 
-# the order of the four MODEL_HEADS switches
+# the order of the four --model_heads switches
 SEED_TASKS = ("augmentation", "reconstruction", "contrastive", "features")
 
 

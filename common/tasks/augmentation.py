@@ -15,11 +15,15 @@ class AugmentationClassificationTask(PretextTask):
     loss_label = "cross-entropy"
 
     @staticmethod
-    def make_targets(x, generator, spec):
-        # windows: jitter, scaling, rotation, ... (HAR_TRANSFORMS); images: rotations, grayscale, inversion
-        registry = {"transforms": IMAGE_TRANSFORMS} if spec.modality == "image" else {}
-        aug_x, aug_label = apply_labelled_transforms(x, spec.transforms, generator, **registry)
+    def sensor_targets(x, generator, spec, registry=None):
+        # windows: jitter, scaling, rotation, ... (HAR_TRANSFORMS, the default registry)
+        aug_x, aug_label = apply_labelled_transforms(x, spec.transforms, generator,
+                                                     **({"transforms": registry} if registry else {}))
         return {"aug_x": aug_x, "aug_label": aug_label}
+
+    @classmethod
+    def image_targets(cls, x, generator, spec):
+        return cls.sensor_targets(x, generator, spec, IMAGE_TRANSFORMS)  # rotations, grayscale, inversion
 
     def __init__(self, context, hidden_dim=128):
         super().__init__(context)

@@ -1,10 +1,11 @@
 """What a pretext task is, and the registry that keys tasks by name.
 
 A task is one class in one file: the batch inputs its head sees (`inputs`), the targets it makes from
-clean inputs for sensor windows and for images (`make_targets`) and how the precomputed cache stores them
-(`stored`), its head (built in `__init__` from a TaskContext) and its loss (`forward`). Everything else
-(the loop, the precomputed views, the switches, the figures, the checkpoints) learns the task list from
-TASKS. `@register_task` a subclass anywhere, a test file included, and it can be trained by name.
+clean inputs for sensor windows and for images (`sensor_targets`, `image_targets`; images get the
+windows' unless a task has its own) and how the precomputed cache stores them (`stored`), its head (built
+in `__init__` from a TaskContext) and its loss (`forward`). Everything else (the loop, the precomputed
+views, the switches, the figures, the checkpoints) learns the task list from TASKS. `@register_task` a
+subclass anywhere, a test file included, and it can be trained by name.
 """
 from dataclasses import dataclass
 
@@ -43,10 +44,20 @@ class PretextTask(nn.Module):
     loss_label = "loss"  # for the architecture figure
     version = 1  # bump when make_targets changes: cached targets are then rebuilt
 
+    @classmethod
+    def make_targets(cls, x, generator, spec):
+        """{batch key: tensor} for a batch of clean float inputs x (B, *S), drawn from `generator`: the producer
+        of the spec's modality (sensor_targets for windows, image_targets for images)."""
+        return getattr(cls, f"{spec.modality}_targets")(x, generator, spec)
+
     @staticmethod
-    def make_targets(x, generator, spec):
-        """{batch key: tensor} for a batch of clean float inputs x (B, *S), drawn from `generator`."""
+    def sensor_targets(x, generator, spec):
         return {}
+
+    @classmethod
+    def image_targets(cls, x, generator, spec):
+        """Images get the windows' targets unless the task has its own."""
+        return cls.sensor_targets(x, generator, spec)
 
     @staticmethod
     def complete(batch):

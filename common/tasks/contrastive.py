@@ -15,11 +15,13 @@ class ContrastiveTask(PretextTask):
     loss_label = "NT-Xent"
 
     @staticmethod
-    def make_targets(x, generator, spec):
-        if spec.modality == "image":
-            return {"view1": simclr_view(x, generator), "view2": simclr_view(x, generator)}
+    def sensor_targets(x, generator, spec):
         return {"view1": random_view(x, generator, spec.view_transforms),
                 "view2": random_view(x, generator, spec.view_transforms)}
+
+    @staticmethod
+    def image_targets(x, generator, spec):
+        return {"view1": simclr_view(x, generator), "view2": simclr_view(x, generator)}
 
     def __init__(self, context, projection_dim=64, hidden_dim=128):
         super().__init__(context)

@@ -17,9 +17,12 @@ class MaskedReconstructionTask(PretextTask):
     loss_label = "masked MSE"
 
     @staticmethod
-    def make_targets(x, generator, spec):
-        make_mask = patch_mask if spec.modality == "image" else span_mask
-        return {"mask": make_mask(x.shape, generator, spec.mask_ratio, spec.mask_span)}  # (B, *S) True = masked
+    def sensor_targets(x, generator, spec):  # (B, C, T) True = masked: random spans per channel
+        return {"mask": span_mask(x.shape, generator, spec.mask_ratio, spec.mask_span)}
+
+    @staticmethod
+    def image_targets(x, generator, spec):  # (B, 3, H, W): random square patches
+        return {"mask": patch_mask(x.shape, generator, spec.mask_ratio, spec.mask_span)}
 
     @staticmethod
     def complete(batch):
