@@ -19,7 +19,7 @@ import sys
 import time
 
 from common.config import parse_config
-from common.errors import exit_on_user_error
+from ground.errors import exit_on_user_error
 from HAR_centralized.study import DEMO_EXPERIMENTS, Study, StudyConfig
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from common.checkpoint import safe_torch_load
 from common.classification import load_pretrained_encoder, run_classification
 from common.config import config_to_dict, field, parse_config
-from common.errors import UserError, exit_on_user_error
+from ground.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table
 from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data
-from common.paths import REPO_ROOT
+from ground.paths import REPO_ROOT
 from common.pretrained import PRETRAINED_DIR, export_encoder
 from common.run_folder import RunFolder
 from common.training import pretrain

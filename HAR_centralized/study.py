@@ -21,11 +21,11 @@ import numpy as np
 from common.classification import load_pretrained_encoder, run_classification
 from common.config import config_to_dict, field, parse_config
 from common.encoders import embed
-from common.errors import UserError
+from ground.errors import UserError
 from common.evaluation import rebuild_encoder
 from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data
-from common.io import atomic_write_json, atomic_write_text
-from common.paths import REPO_ROOT
+from ground.io import atomic_write_json, atomic_write_text
+from ground.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_tsne
 from common.report import (aggregate, claims_table, draw_figures, evaluate_claims, score_table, time_table,
                            write_readme_block)

@@ -13,7 +13,7 @@ import sys
 
 from common.classification import needs_encoder, resolve_encoder_path, run_classification, saved_data_record
 from common.config import parse_config
-from common.errors import exit_on_user_error
+from ground.errors import exit_on_user_error
 from common.har_task import har_labelled_splits
 from HAR_centralized.config import HARClassifierConfig
 

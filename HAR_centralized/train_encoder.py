@@ -11,7 +11,7 @@ import os
 import sys
 
 from common.config import parse_config
-from common.errors import exit_on_user_error
+from ground.errors import exit_on_user_error
 from common.har_task import har_pretrain_data
 from common.training import pretrain
 from HAR_centralized.config import HARPretrainConfig

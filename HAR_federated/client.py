@@ -14,7 +14,7 @@ import ssl
 import threading
 
 from common.checkpoint import atomic_torch_save, safe_torch_load
-from common.errors import UserError
+from ground.errors import UserError
 from common.federated import LocalTrainer
 from HAR_federated.protocol import ProtocolError, check_tensors, client_handshake, connect, line_log
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.config import field
-from common.errors import UserError
+from ground.errors import UserError
 from common.federated import AGGREGATIONS, trimmed_count
 from common.har_task import HARPretrainDataConfig
 from common.pretrain_config import SSLConfig

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from common.config import config_from_dict, config_to_dict
-from common.errors import UserError
+from ground.errors import UserError
 from common.federated import LocalTrainer
 from common.har_task import encoder_data_record, har_client_datasets, har_model, input_shape
 from common.run_folder import RunFolder

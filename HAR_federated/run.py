@@ -17,7 +17,7 @@ import sys
 import threading
 
 from common.config import parse_config
-from common.errors import UserError, exit_on_user_error
+from ground.errors import UserError, exit_on_user_error
 from common.har_task import har_client_datasets, har_model
 from common.run_folder import RunFolder
 from HAR_federated.client import FederatedClient

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from common.config import config_to_dict
-from common.errors import UserError
+from ground.errors import UserError
 from common.federated import aggregate, aggregate_integer_buffers, clip_update, screen_updates
 from common.har_task import encoder_data_record, input_shape
 from HAR_federated.protocol import MemoryBudget, ProtocolError, check_tensors, line_log, server_handshake

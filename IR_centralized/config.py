@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from common.classification import ClassifierConfig
 from common.config import field
-from common.errors import UserError
+from ground.errors import UserError
 from common.pretrain_config import PretrainConfig
 
 DATASETS = ("stl10", "digits")

@@ -14,7 +14,7 @@ import sys
 from common.classification import run_classification
 from data_processing.inputs import LabelledSplits
 from common.config import parse_config
-from common.errors import exit_on_user_error
+from ground.errors import exit_on_user_error
 from data_processing.images import load_digits_splits, load_stl10_splits
 from data_processing.stl10 import ensure_stl10
 from IR_centralized.config import IRClassifierConfig

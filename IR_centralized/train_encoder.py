@@ -13,8 +13,8 @@ import os
 import sys
 
 from common.config import parse_config
-from common.errors import exit_on_user_error
-from common.paths import cache_folder
+from ground.errors import exit_on_user_error
+from ground.paths import cache_folder
 from common.training import pretrain
 from data_processing.images import load_digits_splits, load_stl10_unlabeled
 from data_processing.pretext import PretextSpec, PretrainData

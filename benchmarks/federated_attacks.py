@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from common.classification import load_pretrained_encoder
-from common.errors import UserError
+from ground.errors import UserError
 from common.har_task import har_client_datasets
 from data_processing.pretext import PretrainData
 from HAR_federated import protocol

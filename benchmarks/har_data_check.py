@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from common.paths import REPO_ROOT
+from ground.paths import REPO_ROOT
 from data_processing.expert_features import compute_expert_features_batched, official_feature_names
 from data_processing.har import ACTIVITY_NAMES, load_har_arrays, sequence_agreement
 

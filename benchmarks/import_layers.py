@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/import_layers.py
 Reads every module's imports (top-level and inside functions) with `ast`, groups modules into layers
-(the ground: common/errors, paths, io; then data_processing, common, and each experiment folder), and
+(a layer is a top-level package: ground, data_processing, common, each experiment folder), and
 prints: the layers' floors (longest import chain between layers), pairs of layers importing each other
 (arrows back up), import circles between modules, imports hidden inside functions, the largest files.
 tests/test_layers.py asserts the picture stays clean.
@@ -14,11 +14,8 @@ from collections import defaultdict
 
 from common.provenance import PACKAGES, REPO_ROOT, module_files, project_imports
 
-GROUND = {"common.errors", "common.paths", "common.io"}
-
-
 def layer(module):
-    return "ground" if module in GROUND else module.split(".")[0]
+    return module.split(".")[0]
 
 
 def strongly_connected(graph):

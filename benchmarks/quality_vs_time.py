@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from common.classification import run_classification  # noqa: E402
 from common.config import parse_config  # noqa: E402
 from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data  # noqa: E402
-from common.paths import REPO_ROOT  # noqa: E402
+from ground.paths import REPO_ROOT  # noqa: E402
 from common.training import pretrain  # noqa: E402
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig  # noqa: E402
 

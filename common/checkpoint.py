@@ -1,15 +1,15 @@
 """Checkpoints: written atomically, read with weights_only=True, failures named in one line.
 
 A save writes a temporary file, fsyncs it, moves the previous file to `<name>.prev` and renames the new one
-into place (common/io.py): a kill at any point leaves a complete checkpoint behind. `load_checkpoint` falls
+into place (ground/io.py): a kill at any point leaves a complete checkpoint behind. `load_checkpoint` falls
 back to the previous file when the latest one is corrupt.
 """
 from pathlib import Path
 
 import torch
 
-from common.errors import UserError
-from common.io import atomic_open
+from ground.errors import UserError
+from ground.io import atomic_open
 
 
 def atomic_torch_save(obj, path, keep_previous=True):

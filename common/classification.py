@@ -25,11 +25,11 @@ import torch
 from common.checkpoint import safe_torch_load
 from common.config import field
 from common.encoders import build_encoder, check_encoder_args, check_encoder_state
-from common.errors import UserError
-from common.io import check_writable_folder
+from ground.errors import UserError
+from ground.io import check_writable_folder
 from common.evaluation import (fine_tune, frozen_embeddings, linear_head_from_probe, markdown_table, rebuild_encoder,
                                recording_scores, scores, summarise)
-from common.paths import REPO_ROOT
+from ground.paths import REPO_ROOT
 from common.pretrained import PRETRAINED_DIR, available, is_shipped, load_pretrained_state
 from common.probes import SCALERS, Probe, choose_probe, fit_probe, parse_candidate, self_train
 from common.run_folder import RunFolder

@@ -9,7 +9,7 @@ import dataclasses
 import math
 import typing
 
-from common.errors import UserError
+from ground.errors import UserError
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):

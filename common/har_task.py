@@ -1,6 +1,8 @@
 """HAR as a task, shared by centralized and federated runs (what Flower's examples call `task.py`):
 the HAR data fields of a config, the pretraining inputs, the clients' partition, the labelled splits and
-the model's shapes. HAR_centralized/ and HAR_federated/ both build on it; neither imports the other.
+the model's shapes. HAR_centralized/ and HAR_federated/ both build on it. HAR_federated/ never imports
+HAR_centralized/; of HAR_centralized/ only the study (study.py) imports HAR_federated/, to pretrain its
+federated experiment (tests/test_layers.py keeps both so).
 
 The data is UCI HAR (`--dataset uci_har`, its 6 activities or, for classifiers, `--task hapt12`), or a
 researcher's own recordings (`--dataset npz:PATH` / `csv:DIR`, data_processing/recordings.py): windows at
@@ -15,9 +17,9 @@ import numpy as np
 import torch
 
 from common.config import field
-from common.errors import UserError
+from ground.errors import UserError
 from common.model import build_model
-from common.paths import cache_folder
+from ground.paths import cache_folder
 from common.runtime import seed_everything
 from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS, jitter, random_view, scaling
 from data_processing.expert_features import apply_scaling, compute_expert_features_batched, fit_scaling

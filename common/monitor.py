@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from common.encoders import embed
-from common.errors import UserError
+from ground.errors import UserError
 from common.evaluation import fit_logistic, logistic_predictor, scores
 from data_processing.inputs import stratified_subset
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from common.config import field
 from common.encoders import check_encoder_args
-from common.errors import UserError
-from common.io import check_writable_folder
+from ground.errors import UserError
+from ground.io import check_writable_folder
 from common.monitor import check_tensorboard
-from common.paths import REPO_ROOT, cache_folder
+from ground.paths import REPO_ROOT, cache_folder
 from common.run_folder import RunFolder
 from common.runtime import DEVICES, PRECISIONS, select_device
 from common.tasks import SEED_TASKS, TASKS, active_task_names

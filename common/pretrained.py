@@ -16,9 +16,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from common.encoders import build_encoder, check_encoder_args, check_encoder_state
-from common.errors import UserError
-from common.io import atomic_open, atomic_write_text
-from common.paths import REPO_ROOT
+from ground.errors import UserError
+from ground.io import atomic_open, atomic_write_text
+from ground.paths import REPO_ROOT
 
 PRETRAINED_DIR = REPO_ROOT / "resources" / "pretrained"
 

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
 
-from common.errors import UserError
+from ground.errors import UserError
 from data_processing.inputs import stratified_subset
 
 LOGISTIC_MAX_ITER = 5000

@@ -8,9 +8,10 @@ import ast
 import hashlib
 from pathlib import Path
 
-from common.paths import REPO_ROOT
+from ground.paths import REPO_ROOT
 
-PACKAGES = ("common", "data_processing", "HAR_centralized", "HAR_federated", "IR_centralized", "benchmarks", "data")
+PACKAGES = ("ground", "common", "data_processing", "HAR_centralized", "HAR_federated", "IR_centralized", "benchmarks",
+            "data")
 
 
 def module_files(repo=REPO_ROOT, packages=PACKAGES):

@@ -11,8 +11,8 @@ the t-interval over seeds.
 import numpy as np
 from scipy import stats
 
-from common.errors import UserError
-from common.io import atomic_write_text
+from ground.errors import UserError
+from ground.io import atomic_write_text
 from common.plots import plot_label_efficiency, plot_weighting_study
 
 

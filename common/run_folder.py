@@ -3,7 +3,7 @@
 Every writer of run records (the pretraining loop, the federated server, the Flower app, the classifier
 study) goes through RunFolder, so every folder has the same files and every summary names the commit
 that produced it. Only the writer (rank 0, the server) writes; other processes get a RunFolder that
-reads. Every file is written atomically (common/io.py).
+reads. Every file is written atomically (ground/io.py).
 """
 import functools
 import json
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from common.checkpoint import atomic_torch_save, load_checkpoint, save_encoder
 from common.config import config_to_dict
-from common.errors import UserError
-from common.io import atomic_write_json, atomic_write_text, strict_json
-from common.paths import REPO_ROOT
+from ground.errors import UserError
+from ground.io import atomic_write_json, atomic_write_text, strict_json
+from ground.paths import REPO_ROOT
 
 
 def _git(*args):

@@ -5,7 +5,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from common.errors import UserError
+from ground.errors import UserError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp32", "bf16")

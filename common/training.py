@@ -19,7 +19,7 @@ from tqdm import tqdm
 from common.config import config_to_dict
 from common.distributed import all_reduce_mean, average_gradients, cleanup_distributed, init_distributed
 from common.encoders import count_parameters
-from common.errors import UserError
+from ground.errors import UserError
 from common.model import build_model, task_classes
 from common.monitor import ProbeMonitor, TensorBoardLog
 from common.run_folder import RunFolder

@@ -7,8 +7,8 @@ against its MD5, and extracted with tarfile's safe "data" filter.
 import argparse
 import sys
 
-from common.errors import exit_on_user_error
-from common.paths import DATA_DIR
+from ground.errors import exit_on_user_error
+from ground.paths import DATA_DIR
 from data_processing.stl10 import STL10_MD5, STL10_URL, fetch_stl10
 
 

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from common.errors import exit_on_user_error
+from ground.errors import exit_on_user_error
 from data_processing.har import ACTIVITY_NAMES, SOURCES, SPLITS, VAL_SUBJECTS, load_har, load_har_arrays
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common.errors import UserError
+from ground.errors import UserError
 
 
 def file_md5(path, chunk=1 << 22):

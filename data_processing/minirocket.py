@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from common.errors import UserError
+from ground.errors import UserError
 
 
 def _minirocket_class():

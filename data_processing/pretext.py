@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from common.errors import UserError
-from common.io import atomic_write_json
-from common.paths import CACHE_DIR
+from ground.errors import UserError
+from ground.io import atomic_write_json
+from ground.paths import CACHE_DIR
 from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS
 from data_processing.image_augmentations import IMAGE_TRANSFORMS
 from data_processing.inputs import as_float_input

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import signal
 
-from common.errors import UserError
+from ground.errors import UserError
 
 RESERVED_COLUMNS = ("timestamp", "label", "subject")
 DATASET_KINDS = ("uci_har", "npz", "csv")

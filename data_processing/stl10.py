@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import UserError
-from common.paths import DATA_DIR, REPO_ROOT
+from ground.errors import UserError
+from ground.paths import DATA_DIR, REPO_ROOT
 from data_processing.download import download, file_md5
 
 STL10_DIR = DATA_DIR / "stl10_binary"

@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score
 
 from common.checkpoint import save_encoder
 from common.classification import METHOD_MODES, METHODS, MODES, PROBED, ClassifierConfig, run_classification
-from common.errors import UserError
+from ground.errors import UserError
 from common.encoders import build_encoder
 from common.evaluation import (EncoderClassifier, fine_tune, frozen_embeddings, markdown_table, predict, summarise,
                                train_with_early_stopping)

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from common.config import config_from_dict, config_to_dict, parse_config
-from common.errors import UserError
+from ground.errors import UserError
 from HAR_centralized.config import HARPretrainConfig
 
 

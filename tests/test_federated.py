@@ -13,11 +13,11 @@ import torch
 from common.checkpoint import safe_torch_load
 from common.classification import load_pretrained_encoder
 from common.config import parse_config
-from common.errors import UserError
+from ground.errors import UserError
 from common.federated import (LocalTrainer, ProximalTerm, aggregate, aggregate_integer_buffers, clip_update, fedavg,
                               screen_updates, trimmed_count)
 from common.har_task import har_model
-from common.io import strict_json
+from ground.io import strict_json
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_federated import protocol
 from HAR_federated import run as run_module

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.errors import UserError
+from ground.errors import UserError
 from data_processing import har
 from tests.official_fixture import write_official_fixture
 

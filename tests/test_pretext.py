@@ -96,7 +96,7 @@ def test_ranks_get_disjoint_shards(data, tmp_path):
 
 
 def test_a_cache_holding_nan_names_itself_and_how_to_rebuild(data, tmp_path):
-    from common.errors import UserError
+    from ground.errors import UserError
 
     x, f = data
     spec = PretextSpec(n_variants=1)

@@ -8,7 +8,7 @@ import torch
 
 from common.config import config_to_dict
 from common.encoders import build_encoder
-from common.errors import UserError
+from ground.errors import UserError
 from common.har_task import har_model
 from common.pretrained import PRETRAINED_DIR, available, export_encoder, load_pretrained
 from HAR_centralized import train_classifier

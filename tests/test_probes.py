@@ -5,7 +5,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from common.encoders import build_encoder
-from common.errors import UserError
+from ground.errors import UserError
 from common.evaluation import EncoderClassifier, fixmatch_loss
 from common.probes import TUNING_SEED, Probe, choose_probe, fit_probe, parse_candidate, self_train
 from data_processing.inputs import stratified_subset

@@ -11,7 +11,7 @@ import torch
 from common.checkpoint import save_encoder
 from common.config import parse_config
 from common.encoders import build_encoder
-from common.errors import UserError
+from ground.errors import UserError
 from common.pretrained import export_encoder, load_pretrained
 from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data, own_data
 from data import make_example_recordings

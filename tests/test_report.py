@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from common.errors import UserError
+from ground.errors import UserError
 from common.report import aggregate, claims_table, evaluate_claims, paired_difference, score_table, time_table
 from HAR_centralized.study import CLAIMS, EXPERIMENTS, NETWORK_MODES, StudyConfig, plan
 

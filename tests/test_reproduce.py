@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from common.errors import UserError
+from ground.errors import UserError
 from common.report import README_BEGIN, README_END, evaluate_claims, write_readme_block
 from HAR_centralized import reproduce
 from HAR_centralized.study import CHOICES, EXPERIMENTS, Study, StudyConfig, plan

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from common.encoders import build_encoder, embed
-from common.errors import UserError
+from ground.errors import UserError
 from common.model import build_model, task_classes
 from common.runtime import autocast, resolve_precision, select_device
 from common.training import MultiTaskTrainer

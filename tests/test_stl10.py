@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from common.errors import UserError
+from ground.errors import UserError
 from data_processing.download import download
 from data_processing.stl10 import fetch_stl10, read_folds, read_stl10
 from tests.stl10_fixture import write_stl10

@@ -9,7 +9,7 @@ from torch import nn
 
 from common.checkpoint import safe_torch_load
 from common.config import parse_config
-from common.errors import UserError
+from ground.errors import UserError
 from common.model import build_model
 from common.plots import plot_architecture
 from common.tasks import SEED_TASKS, TASKS, PretextTask, register_task

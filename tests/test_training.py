@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from common.checkpoint import safe_torch_load
-from common.errors import UserError
+from ground.errors import UserError
 from common.monitor import knn_predict
 from common.run_folder import RunFolder
 from common.training import lr_factor, pretrain

@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from common.errors import UserError
+from ground.errors import UserError
 
 
 def check_writable_folder(path, flag):

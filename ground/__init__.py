@@ -1,0 +1,1 @@
+"""The ground every layer stands on: one-line user errors, where data and runs live, atomic writes."""
