@@ -22,7 +22,7 @@ from common.har_task import har_client_datasets, har_model
 from common.run_folder import RunFolder
 from HAR_federated.client import FederatedClient
 from HAR_federated.config import FederatedConfig
-from HAR_federated.flower_app import run_flower
+from HAR_federated.flower_launch import run_flower
 from HAR_federated.protocol import (LineLog, ProtocolError, generate_key, line_log, load_client_keys, load_key,
                                    write_enrolment)
 from HAR_federated.server import FederatedServer

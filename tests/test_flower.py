@@ -9,7 +9,8 @@ import torch
 
 from common.classification import load_pretrained_encoder
 from HAR_federated.config import FederatedConfig
-from HAR_federated.flower_app import checked_replies, run_flower, toml_string
+from HAR_federated.flower_app import checked_replies
+from HAR_federated.flower_launch import run_flower, toml_string
 
 TINY = dict(backend="flower", num_clients=2, rounds=1, local_epochs=1, encoder_width=4, embedding_dim=8, n_variants=1,
             batch_size=256, experiment_name="flwr")
