@@ -45,9 +45,7 @@ class MultiTaskTrainer:
 
     def __init__(self, config, model, device, world_size=1):
         self.config, self.model, self.device, self.world_size = config, model, device, world_size
-        self.weighting = build_weighting(config.weighting, list(model.tasks), bool(config.use_weighted_loss),
-                                         config.dwa_temperature, config.gradnorm_alpha, config.cagrad_c,
-                                         config.task_weights, config.famo_lr, config.famo_gamma).to(device)
+        self.weighting = build_weighting(config, list(model.tasks)).to(device)
         self.params = ModelParameters(model.shared_parameters(), model.last_shared_layer(),
                                       [p for task in model.tasks.values() for p in task.parameters()])
         self.optimizer = torch.optim.AdamW([

@@ -43,6 +43,11 @@ class TaskWeighting(nn.Module):
         super().__init__()
         self.task_names = list(task_names)
 
+    @classmethod
+    def from_config(cls, task_names, config):
+        """The method built from a run's config: each method reads its own fields."""
+        return cls(task_names)
+
     def weights(self):
         return {name: 1.0 for name in self.task_names}
 
@@ -81,6 +86,10 @@ class UncertaintyWeighting(TaskWeighting):
 class DynamicWeightAverage(TaskWeighting):
     """w_i(t) = K softmax_i(r_i / T), r_i = L_i(t-1) / L_i(t-2) from epoch mean losses; 1 for two epochs."""
 
+    @classmethod
+    def from_config(cls, task_names, config):
+        return cls(task_names, config.dwa_temperature)
+
     def __init__(self, task_names, temperature=2.0):
         super().__init__(task_names)
         if not temperature > 0:
@@ -105,6 +114,10 @@ class DynamicWeightAverage(TaskWeighting):
 class GradNormWeighting(TaskWeighting):
     """Learnt weights whose gradient norms at the last shared layer are pulled towards
     mean_norm * (relative inverse training rate)^alpha; weights renormalised to sum to K after each step."""
+
+    @classmethod
+    def from_config(cls, task_names, config):
+        return cls(task_names, config.gradnorm_alpha)
 
     def __init__(self, task_names, alpha=1.5):
         super().__init__(task_names)
@@ -234,6 +247,10 @@ class GradientCombination(TaskWeighting):
 class CAGradWeighting(GradientCombination):
     """Conflict-averse gradient descent (Liu et al., NeurIPS 2021): d = (g0 + lambda G^T w) / (1 + c)."""
 
+    @classmethod
+    def from_config(cls, task_names, config):
+        return cls(task_names, config.cagrad_c)
+
     def __init__(self, task_names, c=0.5):
         super().__init__(task_names)
         if c < 0:
@@ -256,6 +273,10 @@ class UPGradWeighting(GradientCombination):
 class StaticWeighting(TaskWeighting):
     """Fixed weights, one per task (a tuned scalarisation: Kurin et al. 2022, Xin et al. 2022)."""
 
+    @classmethod
+    def from_config(cls, task_names, config):
+        return cls(task_names, config.task_weights)
+
     def __init__(self, task_names, task_weights):
         super().__init__(task_names)
         if len(task_weights) != len(self.task_names) or min(task_weights) < 0:
@@ -275,6 +296,10 @@ class FAMOWeighting(TaskWeighting):
     (lr, weight decay gamma). The loss "after" a step is read at the next step's batch (the paper re-reads
     the same batch): no extra forward pass.
     """
+
+    @classmethod
+    def from_config(cls, task_names, config):
+        return cls(task_names, config.famo_lr, config.famo_gamma)
 
     def __init__(self, task_names, lr=0.025, gamma=0.01, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(task_names)
@@ -318,19 +343,16 @@ class FAMOWeighting(TaskWeighting):
         return self.logged_weights()
 
 
-def build_weighting(name, task_names, use_weighted_loss=True, dwa_temperature=2.0, gradnorm_alpha=1.5, cagrad_c=0.5,
-                    task_weights=(), famo_lr=0.025, famo_gamma=0.01):
-    """--use_weighted_loss 0 means equal weights whatever the name."""
-    if name not in WEIGHTINGS:
+WEIGHTING_CLASSES = {"equal": TaskWeighting, "static": StaticWeighting, "uncertainty": UncertaintyWeighting,
+                     "dwa": DynamicWeightAverage, "gradnorm": GradNormWeighting, "cagrad": CAGradWeighting,
+                     "famo": FAMOWeighting, "upgrad": UPGradWeighting}
+assert set(WEIGHTING_CLASSES) == set(WEIGHTINGS)
+
+
+def build_weighting(config, task_names):
+    """The weighting config.weighting names, built from the config (--use_weighted_loss 0: equal weights
+    whatever the name)."""
+    name = config.weighting if config.use_weighted_loss else "equal"
+    if name not in WEIGHTING_CLASSES:
         raise ValueError(f"unknown weighting {name!r}; choose one of {', '.join(WEIGHTINGS)}")
-    if not use_weighted_loss or name == "equal":
-        return TaskWeighting(task_names)
-    return {
-        "static": lambda: StaticWeighting(task_names, task_weights),
-        "uncertainty": lambda: UncertaintyWeighting(task_names),
-        "dwa": lambda: DynamicWeightAverage(task_names, dwa_temperature),
-        "gradnorm": lambda: GradNormWeighting(task_names, gradnorm_alpha),
-        "cagrad": lambda: CAGradWeighting(task_names, cagrad_c),
-        "famo": lambda: FAMOWeighting(task_names, famo_lr, famo_gamma),
-        "upgrad": lambda: UPGradWeighting(task_names),
-    }[name]()
+    return WEIGHTING_CLASSES[name].from_config(task_names, config)

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ from torch import nn
 from torchjd.aggregation import UPGrad
 from torchjd.linalg import QuadprogProjector
 
+from common.pretrain_config import PretrainConfig
 from common.weighting import (CAGradWeighting, DynamicWeightAverage, FAMOWeighting, GradNormWeighting,
                               ModelParameters, StaticWeighting, TaskWeighting, UncertaintyWeighting,
                               UPGradWeighting, build_weighting, cagrad_weights, upgrad_weights)
@@ -94,7 +96,7 @@ def test_cagrad_with_c_zero_is_the_mean_gradient():
 
 @pytest.mark.parametrize("name", ["static", "uncertainty", "dwa", "gradnorm", "cagrad", "famo", "upgrad"])
 def test_state_survives_a_state_dict_round_trip(name):
-    weighting = build_weighting(name, TASKS, task_weights=(1.0, 2.0))
+    weighting = build_weighting(PretrainConfig(weighting=name, task_weights=(1.0, 2.0)), TASKS)
     losses, params, _ = tiny_problem()
     weighting.backward(losses, params)
     weighting.end_epoch({"a": 1.0, "b": 2.0})
@@ -103,15 +105,23 @@ def test_state_survives_a_state_dict_round_trip(name):
         for p in weighting.parameters():
             p.add_(0.3)
     weighting.backward(*tiny_problem(1)[:2])
-    restored = build_weighting(name, TASKS, task_weights=(1.0, 2.0))
+    restored = build_weighting(PretrainConfig(weighting=name, task_weights=(1.0, 2.0)), TASKS)
     restored.load_state_dict(weighting.state_dict())
     assert restored.logged_weights() == weighting.logged_weights()
 
 
 def test_use_weighted_loss_zero_means_equal_and_unknown_names_fail():
-    assert type(build_weighting("gradnorm", TASKS, use_weighted_loss=False)) is TaskWeighting
+    assert type(build_weighting(PretrainConfig(weighting="gradnorm", use_weighted_loss=0), TASKS)) is TaskWeighting
     with pytest.raises(ValueError, match="unknown weighting"):
-        build_weighting("magic", TASKS)
+        build_weighting(PretrainConfig(weighting="magic"), TASKS)
+
+
+def test_each_weighting_reads_its_own_config_fields():
+    config = PretrainConfig(dwa_temperature=3.0, gradnorm_alpha=0.5, famo_lr=0.1, famo_gamma=0.2, cagrad_c=0.9)
+    built = {name: build_weighting(dataclasses.replace(config, weighting=name), TASKS) for name in
+             ("dwa", "gradnorm", "famo", "cagrad")}
+    assert built["dwa"].temperature == 3.0 and built["gradnorm"].alpha == 0.5 and built["cagrad"].c == 0.9
+    assert (built["famo"].lr, built["famo"].gamma) == (0.1, 0.2)
 
 
 # --------------------------------------------------------------------------- the fixed CAGrad, and the new methods
