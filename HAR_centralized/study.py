@@ -266,11 +266,14 @@ def settings(config):
 
 
 def finished(folder, config, marker):
-    """The one reuse rule: the folder's config.json is this config's (settings()) and the run finished (marker)."""
+    """The one reuse rule: the folder's config.json is this config's (settings()) and the run finished (marker).
+    A field the record lacks (added to the config since) counts as its default: a new field's default keeps
+    what the code did before it existed."""
     recorded = Path(folder) / RunFolder.CONFIG
-    return ((Path(folder) / marker).exists() and recorded.exists()
-            and {k: v for k, v in json.loads(recorded.read_text()).items() if k not in RUN_ONLY_FIELDS}
-            == settings(config))
+    if not ((Path(folder) / marker).exists() and recorded.exists()):
+        return False
+    values = {**settings(type(config)()), **json.loads(recorded.read_text())}
+    return {k: v for k, v in values.items() if k not in RUN_ONLY_FIELDS} == settings(config)
 
 
 def plan(config, only, experiments=EXPERIMENTS):

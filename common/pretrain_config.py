@@ -35,6 +35,11 @@ class SSLConfig:
     encoder_width: int = field(32, "channels of the first conv block")
     encoder_depth: int = field(3, "conv blocks")
     embedding_dim: int = field(128, "size of the embedding the classifier sees")
+    augmentation_hidden: int = field(128, "augmentation head: hidden units")
+    reconstruction_hidden: int = field(256, "reconstruction head: hidden units")
+    contrastive_hidden: int = field(128, "contrastive head: hidden units")
+    projection_dim: int = field(64, "contrastive head: size of the projection NT-Xent compares")
+    features_hidden: int = field(256, "expert-feature head: hidden units")
     batch_size: int = field(128, "windows per step (per process under torchrun)")
     lr: float = field(2e-3, "peak AdamW learning rate")
     min_lr_ratio: float = field(0.05, "cosine schedule ends at lr * this")
@@ -73,7 +78,8 @@ class SSLConfig:
             raise UserError(f"{err} (flags --encoder, --encoder_width, --encoder_depth, --embedding_dim)") from None
         if self.batch_size < 2:  # batch norm needs two inputs per step
             raise UserError(f"--batch_size must be at least 2, got {self.batch_size}")
-        for name in ("n_variants", "mask_span"):
+        for name in ("n_variants", "mask_span", "augmentation_hidden", "reconstruction_hidden", "contrastive_hidden",
+                     "projection_dim", "features_hidden"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "temperature", "dwa_temperature"):

@@ -117,3 +117,16 @@ def test_the_federated_part_pretrains_through_the_federated_engine(tmp_path, har
     config = json.loads(next((tmp_path / "out" / "runs").glob("federated*/config.json")).read_text())
     assert (config["rounds"], config["num_clients"]) == (1, 2)  # the federated config got its own flags only
     assert (tmp_path / "figures" / "FL.png").exists()
+
+
+def test_a_record_without_a_newer_field_is_reused_at_its_default(tmp_path):
+    from HAR_centralized.config import HARPretrainConfig
+    from HAR_centralized.study import finished, settings
+
+    config = HARPretrainConfig()
+    old = {k: v for k, v in settings(config).items() if k != "projection_dim"}  # written before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    (tmp_path / "summary.json").write_text("{}")
+    assert finished(tmp_path, config, "summary.json")
+    assert not finished(tmp_path, dataclasses.replace(config, projection_dim=32), "summary.json")
+    assert not finished(tmp_path, dataclasses.replace(config, epochs=31), "summary.json")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.checkpoint import safe_torch_load
-from common.config import parse_config
+from common.config import config_to_dict, parse_config
 from ground.errors import UserError
 from common.model import build_model
 from common.plots import plot_architecture
@@ -78,3 +78,14 @@ def test_model_heads_keep_the_seeds_four_switches_in_order():
 def test_unknown_task_names_are_one_line():
     with pytest.raises(UserError, match="unknown task.*registered: "):
         parse_config(HARPretrainConfig, ["--tasks", "no_such_task"])
+
+
+def test_head_sizes_are_config_fields_recorded_with_the_run():
+    config = HARPretrainConfig(contrastive_hidden=16, projection_dim=8, augmentation_hidden=12, features_hidden=10,
+                            reconstruction_hidden=14)
+    model = build_model(config, (9, 128), PretextSpec(), 561)
+    heads = {name: [m.out_features for m in task.head.modules() if isinstance(m, nn.Linear)]
+             for name, task in model.tasks.items()}
+    assert heads["contrastive"] == [16, 8] and heads["augmentation"][0] == 12 and heads["features"] == [10, 561]
+    assert heads["reconstruction"] == [14, 9 * 128]
+    assert config_to_dict(config)["projection_dim"] == 8  # what config.json records

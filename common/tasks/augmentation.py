@@ -25,9 +25,9 @@ class AugmentationClassificationTask(PretextTask):
     def image_targets(cls, x, generator, spec):
         return cls.sensor_targets(x, generator, spec, IMAGE_TRANSFORMS)  # rotations, grayscale, inversion
 
-    def __init__(self, context, hidden_dim=128):
+    def __init__(self, context):
         super().__init__(context)
-        self.head = build_mlp(context.embedding_dim, [hidden_dim], len(context.spec.transforms))
+        self.head = build_mlp(context.embedding_dim, [context.config.augmentation_hidden], len(context.spec.transforms))
 
     def forward(self, embeddings, batch):
         return F.cross_entropy(self.head(embeddings["aug_x"]), batch["aug_label"])

@@ -23,9 +23,10 @@ class ContrastiveTask(PretextTask):
     def image_targets(x, generator, spec):
         return {"view1": simclr_view(x, generator), "view2": simclr_view(x, generator)}
 
-    def __init__(self, context, projection_dim=64, hidden_dim=128):
+    def __init__(self, context):
         super().__init__(context)
-        self.head = build_mlp(context.embedding_dim, [hidden_dim], projection_dim)
+        config = context.config
+        self.head = build_mlp(context.embedding_dim, [config.contrastive_hidden], config.projection_dim)
         self.loss = NTXentLoss(context.config.temperature)
 
     def forward(self, embeddings, batch):

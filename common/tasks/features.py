@@ -12,9 +12,9 @@ class FeatureRegressionTask(PretextTask):
     inputs = ("x",)
     loss_label = "MSE"
 
-    def __init__(self, context, hidden_dim=256):
+    def __init__(self, context):
         super().__init__(context)
-        self.head = build_mlp(context.embedding_dim, [hidden_dim], context.feature_dim)
+        self.head = build_mlp(context.embedding_dim, [context.config.features_hidden], context.feature_dim)
 
     def forward(self, embeddings, batch):
         return F.mse_loss(self.head(embeddings["x"]), batch["features"])

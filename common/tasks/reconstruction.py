@@ -28,10 +28,11 @@ class MaskedReconstructionTask(PretextTask):
     def complete(batch):
         batch["masked_x"] = batch["x"].masked_fill(batch["mask"], 0.0)
 
-    def __init__(self, context, hidden_dim=256):
+    def __init__(self, context):
         super().__init__(context)
         self.input_shape = tuple(context.input_shape)
-        self.head = build_mlp(context.embedding_dim, [hidden_dim], math.prod(self.input_shape))
+        self.head = build_mlp(context.embedding_dim, [context.config.reconstruction_hidden],
+                              math.prod(self.input_shape))
         self.loss = MaskedMSELoss()
 
     def forward(self, embeddings, batch):
