@@ -109,8 +109,6 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
                 raise UserError(f"--{name} must be >= 0 (0: off), got {getattr(self, name)}")
         if self.role == "enrol" and not self.client_keys:
             raise UserError("--role enrol writes --client_keys FILE: name the file")
-        if self.client_keys and self.role not in ("enrol",) and not Path(self.client_keys).is_file():
-            raise UserError(f"--client_keys {self.client_keys} does not exist or is not a file")
         for name in ("io_timeout_s", "round_timeout_s", "connect_wait_s", "max_loss", "round_grace_s", "keepalive_s"):
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name} must be a positive number of seconds, got {getattr(self, name)}")
@@ -125,6 +123,11 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
                             "SuperLink by)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise UserError("--tls_cert and --tls_key go together: give the server's certificate and its private key")
+
+    def check_environment(self):
+        super().check_environment()
+        if self.client_keys and self.role not in ("enrol",) and not Path(self.client_keys).is_file():
+            raise UserError(f"--client_keys {self.client_keys} does not exist or is not a file")
         for name in ("key_file", "tls_cert", "tls_key", "tls_ca"):
             path = getattr(self, name)
             if path and not Path(path).is_file():

@@ -129,9 +129,10 @@ class ClassifierConfig:
         if not self.probe_candidates or any(s not in SCALERS for s in self.probe_scalers) or not self.probe_scalers:
             raise UserError(f"--probe_candidates needs at least one candidate, --probe_scalers some of "
                             f"{', '.join(SCALERS)}")
-        select_device(self.device)
 
-    def check_outputs(self):
+    def check_environment(self):
+        """The start-up step, after every value is valid: the device is there and --output_dir writable."""
+        select_device(self.device)
         if self.output_dir:
             out = Path(self.output_dir)
             check_writable_folder(out if out.is_absolute() else REPO_ROOT / out, "--output_dir")

@@ -70,7 +70,9 @@ def build_parser(config_cls, description=None):
 
 
 def parse_config(config_cls, argv=None, description=None):
-    """Defaults of config_cls, overridden by the flags in argv; validated. Unknown flags are an error.
+    """Defaults of config_cls, overridden by the flags in argv; validated (`validate`: the values alone), then
+    checked against this machine (`check_environment`: the device, optional packages, the files and folders
+    it names). Unknown flags are an error.
 
     A config class with PRESETS ({name: {field: value}}) and a `preset` field takes `--preset NAME`: the
     preset's values replace the defaults, and flags given explicitly still win over both.
@@ -88,9 +90,9 @@ def parse_config(config_cls, argv=None, description=None):
             values[name] = tuple(value)
     config = config_cls(**values)
     check_generic_ranges(config)
-    config.validate()
-    if hasattr(config, "check_outputs"):  # the file system, once every value is known to be valid
-        config.check_outputs()
+    config.validate()  # values only
+    if hasattr(config, "check_environment"):  # the start-up step, once every value is known to be valid
+        config.check_environment()
     return config
 
 

@@ -109,10 +109,12 @@ class SSLConfig:
             raise UserError("--resume 1 and --overwrite 1 contradict each other: choose one")
         if not self.experiment_name or "/" in self.experiment_name:
             raise UserError(f"--experiment_name must be a plain name, got {self.experiment_name!r}")
-        select_device(self.device)  # an accelerator that is not there is a config error, found before any work
 
-    def check_outputs(self):
-        """After every value is valid: the output folder can be written and holds no run this would replace."""
+    def check_environment(self):
+        """The start-up step, after every value is valid: the device is there (an accelerator that is not is a
+        config error, found before any work), the output folder can be written and holds no run this would
+        replace."""
+        select_device(self.device)
         check_writable_folder(self.run_dir().parent, "--output_dir")
         if self.cache_dir:
             check_writable_folder(cache_folder(self.cache_dir), "--cache_dir")
@@ -135,13 +137,16 @@ class PretrainConfig(SSLConfig):
                                   "the last epoch); 0: no monitor")
     tensorboard: int = field(0, "1: also write metrics.jsonl's numbers for TensorBoard under <run>/tensorboard")
 
+    def check_environment(self):
+        super().check_environment()
+        if self.tensorboard:
+            check_tensorboard()
+
     def validate(self):
         super().validate()
         if self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {self.epochs}")
         if self.monitor_every < 0 or self.tensorboard not in (0, 1):
             raise UserError("--monitor_every must be >= 0 (0: off) and --tensorboard 0 or 1")
-        if self.tensorboard:
-            check_tensorboard()
         if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
             raise UserError(f"--warmup_epochs must be a non-negative number, got {self.warmup_epochs}")

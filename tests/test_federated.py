@@ -337,7 +337,7 @@ def test_a_finished_federated_run_is_neither_replaced_nor_resumed(tmp_path):
     run = config.run_dir()
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     with pytest.raises(UserError, match="already holds a run"):
-        tiny_config(tmp_path, rounds=1, num_clients=2).check_outputs()
+        tiny_config(tmp_path, rounds=1, num_clients=2).check_environment()
     messages = []
     server, history = run_local(dataclasses.replace(config, resume=1), tiny_datasets(2), KEY, log=messages.append)
     assert any("has finished all 1 rounds" in m for m in messages)

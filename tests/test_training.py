@@ -186,7 +186,7 @@ def test_a_finished_run_is_never_replaced_without_overwrite(tmp_path):
     pretrain(config, tiny_data())
     before = files_of(config.run_dir())
     with pytest.raises(UserError, match="already holds a run: --resume 1 continues it, --overwrite 1 replaces it"):
-        tiny_config(tmp_path, epochs=1).check_outputs()  # the config check, before any data is loaded
+        tiny_config(tmp_path, epochs=1).check_environment()  # the config check, before any data is loaded
     with pytest.raises(UserError, match="already holds a run"):
         pretrain(config, tiny_data())  # and the loop's own check
     assert files_of(config.run_dir()) == before
