@@ -15,10 +15,8 @@ from common.pretrain_config import PretrainConfig
 @dataclass
 class HARPretrainConfig(HARPretrainDataConfig, PretrainConfig):
     output_dir: str = field("HAR_centralized/outputs", "run folders go here")
-    # sized so the default pretraining finishes in under 10 minutes on 2 CPU cores
-    epochs: int = field(30, "pretraining epochs")
-    batch_size: int = field(128, "windows per step (per process under torchrun)")
-    encoder_width: int = field(32, "channels of the first conv block")
+    # the model and schedule are common/pretrain_config.py's defaults, sized so the default pretraining
+    # finishes in under 10 minutes on 2 CPU cores
 
 
 @dataclass
