@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import json
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from common.checkpoint import safe_torch_load
-from common.config import field
+from common.config import config_to_dict, field
 from common.encoders import build_encoder, check_encoder_args, check_encoder_state
 from ground.errors import UserError
 from ground.io import check_writable_folder
@@ -314,6 +315,7 @@ def run_classification(config, splits, encoder_path=None):
     if out is None:
         raise UserError("--output_dir is needed when no encoder is evaluated")
     results = RunFolder(out if out.is_absolute() else REPO_ROOT / out)
+    done = scored_draws(results, config)
     results.start(config)
     train, val, test = splits.train, splits.val, splits.test
     num_classes = int(train["y"].max()) + 1
@@ -376,6 +378,9 @@ def run_classification(config, splits, encoder_path=None):
     start = time.time()
     for budget, fraction, seed, subset in label_budgets(config, splits):
         for method, mode in config.runs():
+            if (method, mode, round(fraction, 6), seed) in done:  # scored before a kill: the same draw, kept
+                rows.append(done[(method, mode, round(fraction, 6), seed)])
+                continue
             run_start = time.time()
             # a probe on a subset it has seen already (every draw at 100%) is deterministic: scored once
             key = (method, mode, hashlib.sha1(np.ascontiguousarray(subset).tobytes()).hexdigest())
@@ -391,6 +396,8 @@ def run_classification(config, splits, encoder_path=None):
                 row.update(recording_scores(test["y"], probabilities, test["recording"]))
             row.update(probe=probe, kept_probe="" if kept_probe is None else kept_probe, seconds=seconds)
             rows.append(row)
+            with open(results / PARTIAL, "a") as f:  # each scored draw survives a kill (scored_draws)
+                f.write(json.dumps(row) + "\n")
             per_recording = (f" per recording {row['recording_vote_macro_f1']:.4f} (vote)"
                              if "recording" in test else "")
             print(f"{method:18s} {mode:9s} {budget} seed {seed}: macro-F1 {row['macro_f1']:.4f} "
@@ -401,7 +408,33 @@ def run_classification(config, splits, encoder_path=None):
                                            "seconds": round(time.time() - start, 1), "precision": precision,
                                            "representation_seconds": representations.seconds,
                                            "probe_choices": choices, **splits.info})
+    (results / PARTIAL).unlink(missing_ok=True)
     return rows, summary, results.path
+
+
+PARTIAL = "rows.partial.jsonl"
+
+
+def scored_draws(results, config):
+    """{(method, mode, fraction, seed): row} that a killed run of this very config scored in this folder
+    (its rows.partial.jsonl; a torn last line is dropped), so a rerun goes on where it stopped; {} for a
+    fresh folder or another config, whose partial rows are dropped."""
+    partial, recorded = results / PARTIAL, results / results.CONFIG
+    if not partial.exists():
+        return {}
+    if not recorded.exists() or json.loads(recorded.read_text()) != json.loads(json.dumps(config_to_dict(config))):
+        partial.unlink()
+        return {}
+    done = {}
+    for line in partial.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break
+        done[(row["method"], row["mode"], round(row["fraction"], 6), row["seed"])] = row
+    if done:
+        print(f"{results.path}: {len(done)} draws were scored before the run stopped: going on from there")
+    return done
 
 
 def write_results(results, rows, summary, info):

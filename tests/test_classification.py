@@ -1,5 +1,6 @@
 """Label-efficient evaluation: subsets, each mode and baseline on a tiny encoder, results files, bad input."""
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -219,3 +220,41 @@ def test_classifier_cli_rejects_a_file_that_is_not_an_encoder(tmp_path, capsys):
     assert_one_line_error(["--encoder", str(bogus)], "not an encoder", capsys)
     bogus.write_bytes(b"garbage")
     assert_one_line_error(["--encoder", str(bogus)], "corrupt", capsys)
+
+
+def test_a_killed_run_goes_on_from_its_scored_draws(tiny_encoder, tmp_path, monkeypatch, capsys):
+    import common.classification as classification
+
+    config = ClassifierConfig(encoder=str(tiny_encoder), methods=("encoder", "supervised"), modes=("linear",
+                              "finetune"), label_fractions=(0.2, 1.0), seeds=2, full_seeds=1, min_steps=4,
+                              max_steps=4, eval_every=2, tuning_draws=2, device="cpu", output_dir=str(tmp_path / "r"))
+    straight, _, _ = run_classification(dataclasses.replace(config, output_dir=str(tmp_path / "s")),
+                                        separable_splits())
+    original, calls = classification.fine_tune, []
+
+    def dies_on_the_third_network(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # a kill mid-run
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classification, "fine_tune", dies_on_the_third_network)
+    with pytest.raises(KeyboardInterrupt):
+        run_classification(config, separable_splits())
+    monkeypatch.setattr(classification, "fine_tune", original)
+    assert not (tmp_path / "r" / "results.csv").exists() and (tmp_path / "r" / "rows.partial.jsonl").exists()
+    capsys.readouterr()
+    resumed, _, _ = run_classification(config, separable_splits())
+    assert "going on from there" in capsys.readouterr().out
+    key = lambda r: (r["method"], r["mode"], r["fraction"], r["seed"])  # noqa: E731
+    assert {key(r): r["macro_f1"] for r in resumed} == {key(r): r["macro_f1"] for r in straight}
+    assert not (tmp_path / "r" / "rows.partial.jsonl").exists()  # finished: results.csv holds them all
+    # the rows a killed run left are another config's: a run of this one starts afresh
+    calls.clear()
+    monkeypatch.setattr(classification, "fine_tune", dies_on_the_third_network)
+    with pytest.raises(KeyboardInterrupt):
+        run_classification(config, separable_splits())
+    monkeypatch.setattr(classification, "fine_tune", original)
+    capsys.readouterr()
+    run_classification(dataclasses.replace(config, seeds=1), separable_splits())
+    assert "going on from there" not in capsys.readouterr().out
