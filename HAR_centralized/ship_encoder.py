@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.checkpoint import safe_torch_load
 from common.classification import load_pretrained_encoder, run_classification
-from common.config import config_to_dict, field, parse_config
+from common.config import Config, config_to_dict, field, parse_config
 from ground.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table
 from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data
@@ -31,7 +31,7 @@ RUN_ONLY_FIELDS = ("experiment_name", "output_dir", "cache_dir", "resume", "over
 
 
 @dataclasses.dataclass
-class ShipConfig:
+class ShipConfig(Config):
     name: str = field("har_mtl", "the shipped encoder's name (load_pretrained(name), --encoder name)")
     encoder: str = field("", "a finished run folder of the default recipe; empty: pretrain it (reused when finished)")
     seed: int = field(42, "pretraining seed when pretraining here")
@@ -40,7 +40,7 @@ class ShipConfig:
     output_dir: str = field(str(PRETRAINED_DIR.relative_to(REPO_ROOT)), "where the shipped files go")
     runs_dir: str = field("HAR_centralized/outputs/ship", "where the pretraining run goes")
 
-    def validate(self):
+    def check_values(self):
         if not self.name.replace("_", "").isalnum():
             raise UserError(f"--name takes letters, digits and _, got {self.name!r}")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from common.classification import load_pretrained_encoder, run_classification
-from common.config import config_to_dict, field, parse_config
+from common.config import Config, config_to_dict, field, parse_config
 from common.encoders import embed
 from ground.errors import UserError
 from common.evaluation import rebuild_encoder
@@ -210,7 +210,7 @@ WEIGHTING_FIGURE = ("weighting.png", tuple(f"mtl_{w}" if w != DEFAULT_WEIGHTING 
 
 
 @dataclasses.dataclass
-class StudyConfig:
+class StudyConfig(Config):
     quick: int = field(0, "1: the main job: the default row at one seed and a few draws (make demo)")
     part: str = field("all", "which experiments: all, or one part of the study", choices=("all", *PARTS))
     only: str = field("all", "probes: the probed methods' units (minutes); networks: the gradient-trained ones",
@@ -239,7 +239,7 @@ class StudyConfig:
     demo_fractions: tuple[float, ...] = field((0.01, 0.1), "--quick 1: the probed methods' label fractions")
     demo_network_fractions: tuple[float, ...] = field((0.01,), "--quick 1: the gradient-trained methods' fractions")
 
-    def validate(self):
+    def check_values(self):
         if min(self.draws, self.full_draws, self.demo_draws) < 1 or not self.pretrain_seeds:
             raise UserError("--draws, --full_draws and --demo_draws must be at least 1, --pretrain_seeds name a seed")
         if any(not 0 < f <= 1 for f in self.label_fractions + self.network_fractions + self.demo_fractions):

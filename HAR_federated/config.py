@@ -78,8 +78,7 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
     # macro-F1 below centralized at 10% labels); 32 gives 11 (0.6 points below)
     batch_size: int = field(32, "windows per local step")
 
-    def validate(self):
-        super().validate()
+    def check_values(self):
         if self.pretrain_extra:
             raise UserError("--pretrain_extra adds recordings to centralized pretraining: federated clients keep "
                             "their own data")
@@ -124,8 +123,7 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
         if bool(self.tls_cert) != bool(self.tls_key):
             raise UserError("--tls_cert and --tls_key go together: give the server's certificate and its private key")
 
-    def check_environment(self):
-        super().check_environment()
+    def check_machine(self):
         if self.client_keys and self.role not in ("enrol",) and not Path(self.client_keys).is_file():
             raise UserError(f"--client_keys {self.client_keys} does not exist or is not a file")
         for name in ("key_file", "tls_cert", "tls_key", "tls_ca"):

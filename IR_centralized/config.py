@@ -55,8 +55,7 @@ class IRPretrainConfig(PretrainConfig):
     n_variants: int = field(2, "precomputed augmented variants per image (100,000 x 96 px: 8.3 GB each)")
     split_seed: int = field(0, "seed of the digits' train/val/test split")
 
-    def validate(self):
-        super().validate()
+    def check_values(self):
         if self.image_size < 8 or self.mask_span > self.image_size:
             raise UserError("--image_size must be at least 8 and --mask_span at most the image size")
         check_image_size(self.dataset, self.image_size)
@@ -86,8 +85,7 @@ class IRClassifierConfig(ClassifierConfig):
     image_size: int = field(96, "as for pretraining (digits only; STL-10 is 96)")
     split_seed: int = field(0, "seed of the digits' split and of STL-10's validation images")
 
-    def validate(self):
-        super().validate()
+    def check_values(self):
         if not 0 <= self.folds <= 10:
             raise UserError(f"--folds takes 0..10 official folds, got {self.folds}")
         if self.dataset == "stl10" and not 10 <= self.val_images <= 2500:

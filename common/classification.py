@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from common.checkpoint import safe_torch_load
-from common.config import config_to_dict, field
+from common.config import Config, config_to_dict, field
 from common.encoders import build_encoder, check_encoder_args, check_encoder_state
 from ground.errors import UserError
 from ground.io import check_writable_folder
@@ -49,7 +49,7 @@ SENSOR_ONLY = ("resnet", "minirocket", "encoder+minirocket")  # they take (C, T)
 
 
 @dataclasses.dataclass
-class ClassifierConfig:
+class ClassifierConfig(Config):
     encoder: str = field("", "run folder or encoder.pt; empty: the newest run under --runs_dir")
     runs_dir: str = field("outputs", "where to look for the newest run when --encoder is empty")
     methods: tuple[str, ...] = field(METHODS, f"any of {', '.join(METHODS)}")
@@ -101,7 +101,7 @@ class ClassifierConfig:
     device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
     precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere", choices=PRECISIONS)
 
-    def validate(self):
+    def check_values(self):
         for method in self.methods:
             if method not in METHODS:
                 raise UserError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -131,7 +131,7 @@ class ClassifierConfig:
             raise UserError(f"--probe_candidates needs at least one candidate, --probe_scalers some of "
                             f"{', '.join(SCALERS)}")
 
-    def check_environment(self):
+    def check_machine(self):
         """The start-up step, after every value is valid: the device is there and --output_dir writable."""
         select_device(self.device)
         if self.output_dir:

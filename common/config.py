@@ -69,6 +69,24 @@ def build_parser(config_cls, description=None):
     return parser
 
 
+class Config:
+    """The base of every entrypoint's config. Each class in a config's hierarchy checks its own fields only:
+    `check_values` (the values alone) and `check_machine` (this machine: device, optional packages, the files
+    and folders a field names). validate() and check_environment() run them along the hierarchy, base
+    classes first, so no class chains to another's."""
+
+    def _run(self, hook):
+        for cls in reversed(type(self).__mro__):
+            if hook in vars(cls):
+                vars(cls)[hook](self)
+
+    def validate(self):
+        self._run("check_values")
+
+    def check_environment(self):
+        self._run("check_machine")
+
+
 def parse_config(config_cls, argv=None, description=None):
     """Defaults of config_cls, overridden by the flags in argv; validated (`validate`: the values alone), then
     checked against this machine (`check_environment`: the device, optional packages, the files and folders

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.config import field
+from common.config import Config, field
 from ground.errors import UserError
 from common.model import build_model
 from ground.paths import cache_folder
@@ -39,7 +39,7 @@ TRIPLET_TRANSFORMS = ("rotation", "channel_shuffle")
 
 
 @dataclass
-class HARDataConfig:
+class HARDataConfig(Config):
     dataset: str = field("uci_har", "uci_har, or your own recordings: npz:PATH or csv:DIR (formats in the README)")
     data_source: str = field("auto", "UCI HAR source: official folder if present, else the HAPT rebuild",
                              choices=SOURCES)
@@ -59,7 +59,7 @@ class HARDataConfig:
                                      "the encoder: auto (own recordings: channel, UCI HAR: none), channel, none",
                              choices=STANDARDISE)
 
-    def validate(self):
+    def check_values(self):
         parse_dataset(self.dataset)
         if self.sample_rate_hz < 0 or not self.target_rate_hz > 0:
             raise UserError("--sample_rate_hz must be >= 0 (0: from the file) and --target_rate_hz positive")
@@ -70,7 +70,6 @@ class HARDataConfig:
             raise UserError("--axis_triplets takes 0 or 1")
         if self.standardise not in STANDARDISE:
             raise UserError(f"--standardise takes {', '.join(STANDARDISE)}, got {self.standardise!r}")
-        getattr(super(), "validate", lambda: None)()
 
     def own_data(self):
         return self.dataset != "uci_har"
@@ -91,12 +90,11 @@ class HARClassifierDataConfig(HARDataConfig):
                                  "labelled so in the results); 0: refuse them")
     cache_dir: str = field("", "UCI HAR's window cache; empty: data/cache ($MTSSL_DATA_DIR/cache when set)")
 
-    def validate(self):
+    def check_values(self):
         if self.task != "har6" and self.own_data():
             raise UserError(f"--task {self.task} is a UCI HAR task: own recordings bring their own labels")
         if self.transductive not in (0, 1):
             raise UserError("--transductive takes 0 or 1")
-        super().validate()
 
 
 @dataclass
@@ -107,8 +105,7 @@ class HARPretrainDataConfig(HARDataConfig):
     pretrain_extra: tuple[str, ...] = field((), "more unlabelled recordings for pretraining only (npz:PATH or "
                                                 "csv:DIR, repeatable; the same channels, resampled to the same rate)")
 
-    def validate(self):
-        super().validate()
+    def check_values(self):
         if not 8 <= self.pretrain_step <= 128:
             raise UserError(f"--pretrain_step must be in 8..128 samples, got {self.pretrain_step}")
         for extra in self.pretrain_extra:

@@ -7,7 +7,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from common.config import field
+from common.config import Config, field
 from common.encoders import check_encoder_args
 from ground.errors import UserError
 from ground.io import check_writable_folder
@@ -20,7 +20,7 @@ from common.weighting import WEIGHTINGS
 
 
 @dataclasses.dataclass
-class SSLConfig:
+class SSLConfig(Config):
     seed: int = field(42, "fixes data order, augmentations, masks and initialisation")
     experiment_name: str = field("mtl", "first part of the run folder's name")
     output_dir: str = field("outputs", "run folders go here (relative paths: to the repository root)")
@@ -62,7 +62,7 @@ class SSLConfig:
     resume: int = field(0, "1: continue from the run folder's last checkpoint")
     overwrite: int = field(0, "1: replace an earlier run of the same name (otherwise such a run is refused)")
 
-    def validate(self):
+    def check_values(self):
         if len(self.model_heads) != len(SEED_TASKS) or any(v not in (0, 1) for v in self.model_heads):
             raise UserError(f"--model_heads takes four 0/1 values ({', '.join(SEED_TASKS)}), "
                             f"got {list(self.model_heads)}")
@@ -110,7 +110,7 @@ class SSLConfig:
         if not self.experiment_name or "/" in self.experiment_name:
             raise UserError(f"--experiment_name must be a plain name, got {self.experiment_name!r}")
 
-    def check_environment(self):
+    def check_machine(self):
         """The start-up step, after every value is valid: the device is there (an accelerator that is not is a
         config error, found before any work), the output folder can be written and holds no run this would
         replace."""
@@ -137,13 +137,11 @@ class PretrainConfig(SSLConfig):
                                   "the last epoch); 0: no monitor")
     tensorboard: int = field(0, "1: also write metrics.jsonl's numbers for TensorBoard under <run>/tensorboard")
 
-    def check_environment(self):
-        super().check_environment()
+    def check_machine(self):
         if self.tensorboard:
             check_tensorboard()
 
-    def validate(self):
-        super().validate()
+    def check_values(self):
         if self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {self.epochs}")
         if self.monitor_every < 0 or self.tensorboard not in (0, 1):

@@ -35,3 +35,37 @@ def test_saved_config_round_trips():
     assert config_from_dict(HARPretrainConfig, values) == config
     with pytest.raises(UserError, match="does not know"):
         config_from_dict(HARPretrainConfig, {**values, "old_field": 1})
+
+
+def test_each_config_class_checks_its_own_fields_along_the_hierarchy():
+    import dataclasses as dc
+
+    from common.config import Config
+
+    seen = []
+
+    @dc.dataclass
+    class Data(Config):
+        rate: int = 50
+
+        def check_values(self):
+            seen.append("data")
+            if self.rate < 1:
+                raise UserError("--rate must be positive")
+
+    @dc.dataclass
+    class Schedule(Config):
+        epochs: int = 3
+
+        def check_values(self):
+            seen.append("schedule")
+
+    @dc.dataclass
+    class Entry(Data, Schedule):
+        def check_machine(self):
+            seen.append("machine")
+
+    parse_config(Entry, [])
+    assert seen == ["schedule", "data", "machine"]  # base classes first, each once, then the machine
+    with pytest.raises(UserError, match="--rate must be positive"):
+        parse_config(Entry, ["--rate", "0"])
