@@ -314,9 +314,11 @@ def test_fedprox_is_a_gradient_hook_that_pulls_towards_the_global_weights():
 @pytest.mark.parametrize("weighting", ["uncertainty", "dwa"])
 def test_a_resumed_federated_run_equals_an_uninterrupted_one(tmp_path, weighting):
     # each client checkpoints its optimiser and weighting state: a resume trains exactly as before
-    straight = tiny_config(tmp_path / "a", rounds=3, weighting=weighting)
+    # generous deadlines: a client late on a loaded machine would leave a round and change the weights
+    slow = dict(round_timeout_s=300.0, io_timeout_s=60.0)
+    straight = tiny_config(tmp_path / "a", rounds=3, weighting=weighting, **slow)
     run_local(straight, tiny_datasets(), KEY, log=quiet)
-    killed = tiny_config(tmp_path / "b", rounds=3, weighting=weighting)
+    killed = tiny_config(tmp_path / "b", rounds=3, weighting=weighting, **slow)
 
     def kill_after_second_round(round_index):
         if round_index == 1:
@@ -848,9 +850,10 @@ def test_losses_logs_and_records_an_insider_cannot_forge(tmp_path, monkeypatch):
 
 
 def test_a_resume_after_a_damaged_checkpoint_is_exact(tmp_path, monkeypatch):
-    straight = tiny_config(tmp_path / "a", rounds=4)
+    slow = dict(round_timeout_s=300.0, io_timeout_s=60.0)  # as above: no client may miss a round
+    straight = tiny_config(tmp_path / "a", rounds=4, **slow)
     run_local(straight, tiny_datasets(), KEY, log=quiet)
-    killed = tiny_config(tmp_path / "b", rounds=4)
+    killed = tiny_config(tmp_path / "b", rounds=4, **slow)
     original = FederatedServer._checkpoint
 
     def die_before_the_third_checkpoint(self, round_index):
