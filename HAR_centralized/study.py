@@ -119,7 +119,7 @@ CHOICES = (
            lambda w: ("--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,), pretrain=True,
            where="STATIC_WEIGHTS in HAR_centralized/study.py", part="weighting_loss"),
     # the semi-supervised settings and the networks' learning rate: one grid for every method they serve
-    Choice("selftrain_rounds", (1, 3, 5), CLASSIFIER.selftrain_rounds, lambda v: ("--selftrain_rounds", str(v)),
+    Choice("selftrain_rounds", (1, 3, 5, 8), CLASSIFIER.selftrain_rounds, lambda v: ("--selftrain_rounds", str(v)),
            PROBES, (0.01, 0.1)),
     Choice("fixmatch_threshold", (0.8, 0.95), CLASSIFIER.fixmatch_threshold,
            lambda v: ("--fixmatch_threshold", str(v)), {"encoder": ("fixmatch",), "supervised": ("fixmatch",)},
@@ -259,10 +259,32 @@ def as_flags(words, known=None):
     return flags
 
 
+def _trains_networks(config):
+    return any(mode in NETWORK_MODES for mode in config["modes"])
+
+
+# classifier fields that only some units' results depend on: a unit whose modes and methods do not use one
+# is reused whatever it says (choosing the networks' lr on val does not rerun the probes)
+USED_ONLY_BY = {
+    **dict.fromkeys(("selftrain_rounds", "selftrain_per_round"), lambda c: "selftrain" in c["modes"]),
+    **dict.fromkeys(("fixmatch_threshold", "fixmatch_ratio", "fixmatch_weight"), lambda c: "fixmatch" in c["modes"]),
+    **dict.fromkeys(("lr", "encoder_lr_ratio", "weight_decay", "batch_size", "epochs", "min_steps", "max_steps",
+                     "eval_every", "patience", "train_augment", "label_smoothing", "finetune_head"), _trains_networks),
+    "minirocket_kernels": lambda c: any("minirocket" in m for m in c["methods"]),
+    "resnet_width": lambda c: "resnet" in c["methods"],
+}
+
+
 def settings(config):
     """A config as the reuse rule compares it: JSON values, without the fields that say where or how a run
-    goes (folder, resume, device) rather than what it computes."""
-    return {k: v for k, v in json.loads(json.dumps(config_to_dict(config))).items() if k not in RUN_ONLY_FIELDS}
+    goes (folder, resume, device) rather than what it computes, nor those its modes and methods do not use."""
+    values = json.loads(json.dumps(config_to_dict(config)))
+    return _compared(values)
+
+
+def _compared(values):
+    return {k: v for k, v in values.items() if k not in RUN_ONLY_FIELDS
+            and not ("modes" in values and k in USED_ONLY_BY and not USED_ONLY_BY[k](values))}
 
 
 def finished(folder, config, marker):
@@ -272,8 +294,8 @@ def finished(folder, config, marker):
     recorded = Path(folder) / RunFolder.CONFIG
     if not ((Path(folder) / marker).exists() and recorded.exists()):
         return False
-    values = {**settings(type(config)()), **json.loads(recorded.read_text())}
-    return {k: v for k, v in values.items() if k not in RUN_ONLY_FIELDS} == settings(config)
+    values = {**json.loads(json.dumps(config_to_dict(type(config)()))), **json.loads(recorded.read_text())}
+    return _compared(values) == settings(config)
 
 
 def plan(config, only, experiments=EXPERIMENTS):
@@ -428,9 +450,14 @@ class Study:
         """Every finished unit's per-draw rows (test-scored and val-scored apart), named for the report, the
         units' records and the seconds per pretraining epoch of each encoder."""
         rows, val_rows, units, seconds = [], [], [], {}
+        self.stale = []
         for experiment, seed, method, modes in plan(self.config, "all", self.experiments):
             folder = self.folder(experiment, seed, method, modes)
             if not (folder / "results.csv").exists():
+                continue
+            encoder = RunFolder(self.encoder_config(experiment, seed)[0].run_dir()).path
+            if not finished(folder, self.unit_config(experiment, seed, method, modes, encoder), "results.csv"):
+                self.stale.append(str(folder))  # ran with settings the study has changed since: not counted
                 continue
             name = experiment.row_name(method)
             summary = json.loads((folder / "summary.json").read_text())
@@ -450,23 +477,28 @@ class Study:
         return rows, val_rows, units, {k: [s for s in v if s is not None] for k, v in seconds.items()}
 
     def choices(self, val_rows):
-        """Each choice made on the val subjects whose candidates have all finished: the val scores and the
-        best; an error when the study's value is no longer the best (it names where to change it)."""
+        """Each choice made on the val subjects whose candidates have all finished (partial: those with a
+        finished candidate, the rest marked pending): the val scores and the best. The study's value no longer
+        the best is an error that names where to change it (partial: recorded as `disagrees`)."""
         made = []
         for choice in CHOICES:
             scores = {v: [r["macro_f1"] for r in val_rows if r["experiment"] == choice.candidate_id(v)]
                       for v in choice.candidates}
-            if not all(scores.values()):
+            done = [v for v in choice.candidates if scores[v]]
+            if not done or (len(done) < len(choice.candidates) and not self.config.partial):
                 continue
             grid = [{"value": list(v) if isinstance(v, tuple) else v, "val_macro_f1": float(np.mean(scores[v])),
-                     "n": len(scores[v])} for v in choice.candidates]
-            best = max(choice.candidates, key=lambda v: np.mean(scores[v]))
-            if best != choice.chosen:
+                     "n": len(scores[v])} if scores[v] else {"value": list(v) if isinstance(v, tuple) else v,
+                                                            "pending": True} for v in choice.candidates]
+            best = max(done, key=lambda v: np.mean(scores[v]))
+            if best != choice.chosen and not self.config.partial:
                 raise UserError(f"{choice.name}: the best on val is now {best}, not the study's {choice.chosen}: set "
                                 f"{choice.where} to {best} and run again")
-            made.append({"choice": choice.name, "chosen": grid[choice.candidates.index(best)]["value"], "grid": grid,
-                         "methods": {m: list(modes) for m, modes in choice.methods.items()},
-                         "fractions": list(choice.fractions)})
+            made.append({"choice": choice.name, "chosen": list(choice.chosen) if isinstance(choice.chosen, tuple)
+                         else choice.chosen, "best_on_val": list(best) if isinstance(best, tuple) else best,
+                         "disagrees": best != choice.chosen, "pending": len(done) < len(choice.candidates),
+                         "grid": grid, "methods": {m: list(modes) for m, modes in choice.methods.items()},
+                         "fractions": list(choice.fractions), "where": choice.where})
         return made
 
     def report(self, claims=CLAIMS, title="UCI HAR study: the default MTL encoder against the field's baselines"):
@@ -491,6 +523,9 @@ class Study:
                  f"Macro-F1 on the test subjects: mean ± sd over pretraining seeds [sd over label draws within a "
                  f"seed] (seeds x draws). Units: {len(units)}, {record['wall_seconds'] / 3600:.1f} h of "
                  f"classification on this machine.", ""]
+        if self.stale:
+            lines += [f"Not counted: {len(self.stale)} units that ran with settings the study has changed since "
+                      f"(they run again).", ""]
         lines += score_table([r for r in table if "/" not in r["method"]])
         for prefix in sorted({r["method"].split("/")[0] for r in table if "/" in r["method"]}):
             lines += ["", f"{prefix}:", ""]
@@ -502,9 +537,14 @@ class Study:
         lines += ["", "Seconds per label draw (one fit and its scoring, median; loaded 2-core CPU):", ""]
         lines += time_table(rows, units)
         for choice in choices:
-            lines += ["", f"Chosen on the val subjects: {choice['choice']} = {choice['chosen']} (mean val macro-F1 of "
+            grid = "; ".join(f"{g['value']} -> " + ("pending" if g.get("pending") else f"{g['val_macro_f1']:.3f}")
+                             for g in choice["grid"])
+            what = (f"the study ran {choice['chosen']}, val prefers {choice['best_on_val']} so far: set "
+                    f"{choice['where']} and run its units again" if choice["disagrees"] else
+                    f"{choice['chosen']}" + (" (so far)" if choice["pending"] else ""))
+            lines += ["", f"Chosen on the val subjects: {choice['choice']}: {what} (mean val macro-F1 of "
                       f"{', '.join(choice['methods'])} at {', '.join(f'{100 * f:g}%' for f in choice['fractions'])}: "
-                      + "; ".join(f"{g['value']} -> {g['val_macro_f1']:.3f}" for g in choice["grid"]) + ")"]
+                      f"{grid})"]
         atomic_write_text(self.results / "downstream.md", "\n".join(lines) + "\n")
         atomic_write_text(self.figures / "results.md", "\n".join(lines) + "\n")
         keep = ("method", "mode", "fraction", "macro_f1_mean", "macro_f1_std", "n_pretrain_seeds", "n_label_draws",

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from common.config import config_to_dict
 from ground.errors import UserError
 from common.report import README_BEGIN, README_END, evaluate_claims, write_readme_block
 from HAR_centralized import reproduce
@@ -86,6 +87,11 @@ def test_a_choice_made_on_val_must_still_be_the_best_there(tmp_path):
     other = next(v for v in rounds.candidates if v != rounds.chosen)
     with pytest.raises(UserError, match=f"selftrain_rounds: the best on val is now {other}, not the study's"):
         study.choices(val_rows_of(rounds, {**scores, other: 0.99}))
+    # a partial report records the disagreement (and the candidates still running) instead
+    partial = Study(StudyConfig(output_dir=str(tmp_path), partial=1))
+    made = next(c for c in partial.choices(val_rows_of(rounds, {**scores, other: 0.99})[:-2])
+                if c["choice"] == "selftrain_rounds")
+    assert made["disagrees"] and made["best_on_val"] == other and made["pending"]
 
 
 def test_every_experiment_has_its_own_rows_and_another_tasks_rows_are_prefixed():
@@ -130,3 +136,31 @@ def test_a_record_without_a_newer_field_is_reused_at_its_default(tmp_path):
     assert finished(tmp_path, config, "summary.json")
     assert not finished(tmp_path, dataclasses.replace(config, projection_dim=32), "summary.json")
     assert not finished(tmp_path, dataclasses.replace(config, epochs=31), "summary.json")
+
+
+def test_a_unit_is_reused_whatever_the_fields_its_modes_do_not_use_say(tmp_path):
+    from HAR_centralized.config import HARClassifierConfig
+    from HAR_centralized.study import finished
+
+    probes = HARClassifierConfig(methods=("encoder",), modes=("linear", "selftrain"))
+    (tmp_path / "config.json").write_text(json.dumps(config_to_dict(probes)))
+    (tmp_path / "results.csv").write_text("")
+    assert finished(tmp_path, dataclasses.replace(probes, lr=3e-3, fixmatch_threshold=0.8), "results.csv")
+    assert not finished(tmp_path, dataclasses.replace(probes, selftrain_rounds=8), "results.csv")
+    networks = HARClassifierConfig(methods=("supervised",), modes=("finetune",))
+    (tmp_path / "config.json").write_text(json.dumps(config_to_dict(networks)))
+    assert finished(tmp_path, dataclasses.replace(networks, selftrain_rounds=8, minirocket_kernels=840), "results.csv")
+    assert not finished(tmp_path, dataclasses.replace(networks, lr=3e-3), "results.csv")
+
+
+def test_a_unit_run_with_settings_changed_since_is_not_reported(tmp_path, har_cache, capsys):
+    flags = ["--part", "tasks", "--pretrain_seeds", "1", "--draws", "1", "--full_draws", "1",
+             "--label_fractions", "1.0", "--classifier_flags", "probe=logistic:1",
+             "--pretrain_flags", "epochs=1 encoder_width=4 embedding_dim=8 n_variants=1 batch_size=256",
+             "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "study"),
+             "--figures_dir", str(tmp_path / "figures")]
+    reproduce.main(flags)
+    changed = flags[:flags.index("probe=logistic:1")] + ["probe=logistic:10"] + flags[flags.index("probe=logistic:1") + 1:]
+    with pytest.raises(SystemExit):  # nothing of this config has finished: the report says so in one line
+        reproduce.main(changed + ["--report", "1"])
+    assert "no unit of the study has finished yet" in capsys.readouterr().err
