@@ -521,8 +521,9 @@ class Study:
         atomic_write_json(self.results / "downstream.json", record)
         lines = [f"# {title}", "",
                  f"Macro-F1 on the test subjects: mean ± sd over pretraining seeds [sd over label draws within a "
-                 f"seed] (seeds x draws). Units: {len(units)}, {record['wall_seconds'] / 3600:.1f} h of "
-                 f"classification on this machine.", ""]
+                 f"seed] (seeds x draws). Units: {sum(u['scored_on'] == 'test' for u in units)} scored on the test "
+                 f"subjects, {sum(u['scored_on'] == 'val' for u in units)} on val (the choices); "
+                 f"{record['wall_seconds'] / 3600:.1f} h of classification on this machine.", ""]
         if self.stale:
             lines += [f"Not counted: {len(self.stale)} units that ran with settings the study has changed since "
                       f"(they run again).", ""]

@@ -160,7 +160,7 @@ def test_a_unit_run_with_settings_changed_since_is_not_reported(tmp_path, har_ca
              "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "study"),
              "--figures_dir", str(tmp_path / "figures")]
     reproduce.main(flags)
-    changed = flags[:flags.index("probe=logistic:1")] + ["probe=logistic:10"] + flags[flags.index("probe=logistic:1") + 1:]
+    changed = [("probe=logistic:10" if word == "probe=logistic:1" else word) for word in flags]
     with pytest.raises(SystemExit):  # nothing of this config has finished: the report says so in one line
         reproduce.main(changed + ["--report", "1"])
     assert "no unit of the study has finished yet" in capsys.readouterr().err
