@@ -482,15 +482,20 @@ class Study:
         the best is an error that names where to change it (partial: recorded as `disagrees`)."""
         made = []
         for choice in CHOICES:
-            scores = {v: [r["macro_f1"] for r in val_rows if r["experiment"] == choice.candidate_id(v)]
-                      for v in choice.candidates}
-            done = [v for v in choice.candidates if scores[v]]
+            by_draw = {v: {(r["downstream"], r["mode"], r["fraction"], r["draw"]): r["macro_f1"] for r in val_rows
+                           if r["experiment"] == choice.candidate_id(v)} for v in choice.candidates}
+            done = [v for v in choice.candidates if by_draw[v]]
+            if done and not set.intersection(*(set(by_draw[v]) for v in done)):
+                done = done[:1]  # nothing shared yet: one candidate's scores, no comparison
+            # candidates compared on the same methods, fractions and draws: those every scored candidate has
+            common = set.intersection(*(set(by_draw[v]) for v in done)) if done else set()
+            scores = {v: [by_draw[v][k] for k in sorted(common)] if v in done else [] for v in choice.candidates}
             if not done or (len(done) < len(choice.candidates) and not self.config.partial):
                 continue
             grid = [{"value": list(v) if isinstance(v, tuple) else v, "val_macro_f1": float(np.mean(scores[v])),
                      "n": len(scores[v])} if scores[v] else {"value": list(v) if isinstance(v, tuple) else v,
                                                             "pending": True} for v in choice.candidates]
-            best = max(done, key=lambda v: np.mean(scores[v]))
+            best = max(done, key=lambda v: np.mean(scores[v])) if len(done) > 1 else choice.chosen  # one: no choice yet
             if best != choice.chosen and not self.config.partial:
                 raise UserError(f"{choice.name}: the best on val is now {best}, not the study's {choice.chosen}: set "
                                 f"{choice.where} to {best} and run again")
@@ -540,9 +545,11 @@ class Study:
         for choice in choices:
             grid = "; ".join(f"{g['value']} -> " + ("pending" if g.get("pending") else f"{g['val_macro_f1']:.3f}")
                              for g in choice["grid"])
+            finished_candidates = sum(not g.get("pending") for g in choice["grid"])
             what = (f"the study ran {choice['chosen']}, val prefers {choice['best_on_val']} so far: set "
                     f"{choice['where']} and run its units again" if choice["disagrees"] else
-                    f"{choice['chosen']}" + (" (so far)" if choice["pending"] else ""))
+                    f"running, {finished_candidates} of {len(choice['grid'])} candidates scored"
+                    if finished_candidates < 2 else f"{choice['chosen']}" + (" (so far)" if choice["pending"] else ""))
             lines += ["", f"Chosen on the val subjects: {choice['choice']}: {what} (mean val macro-F1 of "
                       f"{', '.join(choice['methods'])} at {', '.join(f'{100 * f:g}%' for f in choice['fractions'])}: "
                       f"{grid})"]

@@ -72,7 +72,7 @@ def test_a_claim_against_the_best_of_several_takes_the_best_at_each_fraction():
 
 
 def val_rows_of(choice, scores):
-    return [dict(r, experiment=choice.candidate_id(v)) for v in choice.candidates
+    return [dict(r, experiment=choice.candidate_id(v), downstream="encoder") for v in choice.candidates
             for r in rows_of("mtl_default", [[scores[v], scores[v]]])]
 
 
@@ -164,3 +164,15 @@ def test_a_unit_run_with_settings_changed_since_is_not_reported(tmp_path, har_ca
     with pytest.raises(SystemExit):  # nothing of this config has finished: the report says so in one line
         reproduce.main(changed + ["--report", "1"])
     assert "no unit of the study has finished yet" in capsys.readouterr().err
+
+
+def test_candidates_are_compared_on_the_draws_they_share(tmp_path):
+    study = Study(StudyConfig(output_dir=str(tmp_path), partial=1))
+    rounds = next(c for c in CHOICES if c.name == "selftrain_rounds")
+    a, b = rounds.candidates[:2]
+    rows = [dict(r, experiment=rounds.candidate_id(a), downstream="encoder") for r in rows_of("x", [[0.80, 0.80]])]
+    rows += [dict(r, experiment=rounds.candidate_id(a), downstream="minirocket") for r in rows_of("y", [[0.99, 0.99]])]
+    rows += [dict(r, experiment=rounds.candidate_id(b), downstream="encoder") for r in rows_of("x", [[0.85, 0.85]])]
+    made = next(c for c in study.choices(rows) if c["choice"] == "selftrain_rounds")
+    # b's MiniRocket unit has not run: a's 0.99 there is not counted, and b is ahead on the encoder
+    assert made["best_on_val"] == b and made["grid"][0]["val_macro_f1"] == pytest.approx(0.80)
