@@ -27,8 +27,8 @@ from common.har_task import har_client_datasets, har_labelled_splits, har_model,
 from ground.io import atomic_write_json, atomic_write_text
 from ground.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_tsne
-from common.report import (aggregate, claims_table, draw_figures, evaluate_claims, score_table, time_table,
-                           write_readme_block)
+from common.report import (aggregate, claims_table, draw_figures, evaluate_claims, fraction_key, score_table,
+                           time_table, write_readme_block)
 from common.run_folder import RunFolder
 from common.tasks import SEED_TASKS
 from common.training import pretrain
@@ -316,10 +316,6 @@ def plan(config, only, experiments=EXPERIMENTS):
     return sorted(units, key=lambda u: (u[3][0] in NETWORK_MODES, "fixmatch" in u[3], cost.get(u[2], 0)))
 
 
-def _key(fraction):
-    return round(float(fraction), 6)
-
-
 def epoch_seconds(run):
     """Median seconds per pretraining epoch (or federated round) of a run, from its metrics rows."""
     path = Path(run) / "metrics.jsonl"
@@ -409,7 +405,7 @@ class Study:
         rows, val_rows, _, _ = self.rows()
         per_draw, todo, unknown, pretrainings = {}, [], set(), {}
         for r in rows + val_rows:
-            per_draw.setdefault((r["downstream"], r["mode"], _key(r["fraction"])), []).append(r["seconds"])
+            per_draw.setdefault((r["downstream"], r["mode"], fraction_key(r["fraction"])), []).append(r["seconds"])
         seconds = 0.0
         for experiment, seed, method, modes in units:
             config, _ = self.encoder_config(experiment, seed)
@@ -423,7 +419,7 @@ class Study:
             for mode in modes:
                 for fraction in unit.label_fractions:
                     draws = unit.full_seeds if fraction >= 1 else unit.seeds
-                    measured = per_draw.get((method, mode, _key(fraction)))
+                    measured = per_draw.get((method, mode, fraction_key(fraction)))
                     if measured:
                         seconds += draws * float(np.median(measured))
                     else:

@@ -16,7 +16,8 @@ from ground.io import atomic_write_text
 from common.plots import plot_label_efficiency, plot_weighting_study
 
 
-def _key(fraction):
+def fraction_key(fraction):
+    """A fraction as rows are grouped by (0.1 and 0.1000000001 alike)."""
     return round(float(fraction), 6)
 
 
@@ -24,7 +25,7 @@ def by_seed(rows, method, mode, fraction):
     """{pretraining seed: {draw: macro-F1}} of one method, mode and fraction."""
     out = {}
     for r in rows:
-        if (r["method"], r["mode"]) == (method, mode) and _key(r["fraction"]) == _key(fraction):
+        if (r["method"], r["mode"]) == (method, mode) and fraction_key(r["fraction"]) == fraction_key(fraction):
             out.setdefault(r["pretrain_seed"], {})[r["draw"]] = r["macro_f1"]
     return out
 
@@ -43,7 +44,7 @@ def aggregate(rows):
     """One entry per (method, mode, fraction): mean, sd over pretraining seeds (of per-seed means), pooled sd
     over draws within a seed, the nested 95% interval, and the counts."""
     table = []
-    for method, mode, fraction in sorted({(r["method"], r["mode"], _key(r["fraction"])) for r in rows}):
+    for method, mode, fraction in sorted({(r["method"], r["mode"], fraction_key(r["fraction"])) for r in rows}):
         seeds = by_seed(rows, method, mode, fraction)
         seed_means = [np.mean(list(d.values())) for d in seeds.values()]
         within = [np.var(list(d.values()), ddof=1) for d in seeds.values() if len(d) > 1]
@@ -59,10 +60,10 @@ def aggregate(rows):
 def time_table(rows, units):
     """Markdown rows (method, mode) x fractions: the median seconds of one draw's fit (a row's seconds), and
     each representation's one-off seconds (the embedding, the MiniRocket transform), median over units."""
-    fractions = sorted({_key(r["fraction"]) for r in rows})
+    fractions = sorted({fraction_key(r["fraction"]) for r in rows})
     seconds = {}
     for r in rows:
-        seconds.setdefault((r["method"], r["mode"], _key(r["fraction"])), []).append(r["seconds"])
+        seconds.setdefault((r["method"], r["mode"], fraction_key(r["fraction"])), []).append(r["seconds"])
     once = {}
     for u in units:
         for name, value in u["representation_seconds"].items():
@@ -139,7 +140,7 @@ def score_table(table, fractions=None):
              "|---|---|" + "---|" * len(fractions)]
     cells = {(r["method"], r["mode"], r["fraction"]): r for r in table}
     for method, mode in dict.fromkeys((r["method"], r["mode"]) for r in table):
-        values = [cells.get((method, mode, _key(f))) for f in fractions]
+        values = [cells.get((method, mode, fraction_key(f))) for f in fractions]
         lines.append(f"| {method} | {mode} | " + " | ".join(_cell(v) for v in values) + " |")
     return lines
 
