@@ -122,7 +122,8 @@ CHOICES = (
     Choice("selftrain_rounds", (1, 3, 5, 8), CLASSIFIER.selftrain_rounds, lambda v: ("--selftrain_rounds", str(v)),
            PROBES, (0.01, 0.1)),
     Choice("fixmatch_threshold", (0.8, 0.95), CLASSIFIER.fixmatch_threshold,
-           lambda v: ("--fixmatch_threshold", str(v)), {"encoder": ("fixmatch",), "supervised": ("fixmatch",)},
+           lambda v: ("--fixmatch_threshold", str(v)),
+           {"encoder": ("fixmatch",), "supervised": ("fixmatch",), "resnet": ("fixmatch",)},
            (0.01,)),
     Choice("lr", (3e-4, 1e-3, 3e-3), CLASSIFIER.lr, lambda v: ("--lr", str(v)), NETWORKS, (0.01, 0.1)),
 )
