@@ -7,7 +7,7 @@ from sklearn.metrics import f1_score
 from common.encoders import build_encoder
 from ground.errors import UserError
 from common.evaluation import EncoderClassifier, fixmatch_loss
-from common.probes import TUNING_SEED, Probe, choose_probe, fit_probe, parse_candidate, self_train
+from common.probes import TUNING_SEED, Probe, choose_probe, fit_probe, parse_candidate, scaler_of_all, self_train
 from data_processing.inputs import stratified_subset
 
 
@@ -74,7 +74,12 @@ def test_minirocket_features_are_fit_without_labels_and_fixed_by_seed():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20, 3, 64)).astype(np.float32)
     first, seconds = minirocket_features(x, {"train": x, "other": x[:5]}, n_kernels=168, seed=1)
-    again, _ = minirocket_features(x, {"other": x[:5]}, n_kernels=168, seed=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the transform runs on torch's thread count: the features must not depend on it
+    try:
+        again, _ = minirocket_features(x, {"other": x[:5]}, n_kernels=168, seed=1)
+    finally:
+        torch.set_num_threads(threads)
     other_seed, _ = minirocket_features(x, {"other": x[:5]}, n_kernels=168, seed=2)
     assert first["train"].shape == (20, 168) and first["train"].dtype == np.float32 and seconds >= 0
     np.testing.assert_array_equal(first["other"], again["other"])
@@ -117,3 +122,15 @@ def test_fixmatch_adds_the_confident_unlabelled_loss_only():
     assert always.item() > labelled.item() + 1e-3
     always.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_the_scaler_of_all_train_windows_is_fit_once_per_array():
+    rng = np.random.default_rng(0)
+    x, other = rng.normal(size=(50, 4)), rng.normal(2.0, 3.0, size=(50, 4))
+    first = scaler_of_all(x)
+    assert scaler_of_all(x) is first  # shared by every probe of the representation
+    np.testing.assert_allclose(first.mean_, x.mean(0))
+    np.testing.assert_allclose(first.scale_, x.std(0))
+    moved = scaler_of_all(other)  # another representation: its own statistics
+    np.testing.assert_allclose(moved.mean_, other.mean(0))
+    assert scaler_of_all(x) is not first  # one array at a time is remembered, refit when it comes back
