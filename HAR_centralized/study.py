@@ -119,13 +119,14 @@ CHOICES = (
            lambda w: ("--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,), pretrain=True,
            where="STATIC_WEIGHTS in HAR_centralized/study.py", part="weighting_loss"),
     # the semi-supervised settings and the networks' learning rate: one grid for every method they serve
+    # (a grid extends past its edge when val prefers its last value: 8 rounds, lr 1e-2)
     Choice("selftrain_rounds", (1, 3, 5, 8), CLASSIFIER.selftrain_rounds, lambda v: ("--selftrain_rounds", str(v)),
            PROBES, (0.01, 0.1)),
     Choice("fixmatch_threshold", (0.8, 0.95), CLASSIFIER.fixmatch_threshold,
            lambda v: ("--fixmatch_threshold", str(v)),
            {"encoder": ("fixmatch",), "supervised": ("fixmatch",), "resnet": ("fixmatch",)},
            (0.01,)),
-    Choice("lr", (3e-4, 1e-3, 3e-3), CLASSIFIER.lr, lambda v: ("--lr", str(v)), NETWORKS, (0.01, 0.1)),
+    Choice("lr", (3e-4, 1e-3, 3e-3, 1e-2), CLASSIFIER.lr, lambda v: ("--lr", str(v)), NETWORKS, (0.01, 0.1)),
 )
 STATIC_WEIGHTS = CHOICES[0].chosen
 
