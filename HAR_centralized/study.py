@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.classification import load_pretrained_encoder, run_classification
+from common.classification import METHODS, load_pretrained_encoder, run_classification
 from common.config import Config, config_to_dict, field, parse_config
 from common.encoders import embed
 from ground.errors import UserError
@@ -217,6 +217,8 @@ class StudyConfig(Config):
     part: str = field("all", "which experiments: all, or one part of the study", choices=("all", *PARTS))
     only: str = field("all", "probes: the probed methods' units (minutes); networks: the gradient-trained ones",
                       choices=("all", "probes", "networks"))
+    methods: tuple[str, ...] = field((), "only the units of these downstream methods (e.g. resnet, for a machine with "
+                                         "a GPU); empty: every method")
     report: int = field(0, "1: only write the report of the finished units")
     partial: int = field(0, "1: a report with claims whose methods have not finished marked pending")
     pretrain_seeds: tuple[int, ...] = field((42, 43, 44), "pretraining seeds (baselines: their init seeds)")
@@ -244,6 +246,9 @@ class StudyConfig(Config):
     def check_values(self):
         if min(self.draws, self.full_draws, self.demo_draws) < 1 or not self.pretrain_seeds:
             raise UserError("--draws, --full_draws and --demo_draws must be at least 1, --pretrain_seeds name a seed")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise UserError(f"--methods: unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
         if any(not 0 < f <= 1 for f in self.label_fractions + self.network_fractions + self.demo_fractions):
             raise UserError("label fractions must be in (0, 1]")
         for flags in (self.classifier_flags, self.pretrain_flags):
@@ -300,22 +305,26 @@ def finished(folder, config, marker):
     return _compared(values) == settings(config)
 
 
-def plan(config, only, experiments=EXPERIMENTS):
-    """[(experiment, seed, method, modes)]: probe units first (minutes), then networks, cheapest first; each
-    experiment at its own seeds (or the study's)."""
+def plan(config, only, experiments=EXPERIMENTS, methods=()):
+    """[(experiment, seed, method, modes)]: probe units first (minutes), then networks, cheapest first (the
+    ResNet's units last: a draw costs it ~20x LP-FT's on a CPU); each experiment at its own seeds (or the
+    study's); only those of `methods` when it names some."""
     units = []
     for group in ("probes", "networks"):
         if only not in ("all", group):
             continue
         for experiment in experiments:
             for method, modes in experiment.methods.items():
+                if methods and method not in methods:
+                    continue
                 wanted = [m for m in modes if (m in PROBE_MODES) == (group == "probes")]
                 for mode_group in ([wanted] if group == "probes" else [[m] for m in wanted]):
                     if mode_group:
                         units += [(experiment, seed, method, tuple(mode_group))
                                   for seed in config.pretrain_seeds[: 1 if experiment.first_seed_only else None]]
-    cost = {"encoder": 0, "supervised": 1, "resnet": 3}
-    return sorted(units, key=lambda u: (u[3][0] in NETWORK_MODES, "fixmatch" in u[3], cost.get(u[2], 0)))
+    cost = {"encoder": 0, "supervised": 1}
+    return sorted(units, key=lambda u: (u[3][0] in NETWORK_MODES, u[2] == "resnet", "fixmatch" in u[3],
+                                        cost.get(u[2], 0)))
 
 
 def epoch_seconds(run):
@@ -438,7 +447,7 @@ class Study:
 
     def run(self):
         start = time.time()
-        units = plan(self.config, self.config.only, self.experiments)
+        units = plan(self.config, self.config.only, self.experiments, self.config.methods)
         self.budget(units)
         for unit in units:
             self.unit(*unit)

@@ -58,6 +58,9 @@ def test_the_manifest_plans_every_method_once_per_seed_and_names_every_claim():
     assert len(units) == expected and len({(u[0].id, *u[1:]) for u in units}) == len(units)
     probes = plan(config, "probes")
     assert all(u[3][0] not in NETWORK_MODES for u in probes) and units[: len(probes)] == probes  # cheap first
+    resnet = [u for u in units if u[2] == "resnet"]
+    assert resnet and units[-len(resnet):] == resnet  # the costliest networks last
+    assert plan(config, "all", methods=("resnet",)) == resnet  # a machine with a GPU can take them alone
     named = {(e.row_name(m), mode) for e in EXPERIMENTS for m, modes in e.methods.items() for mode in modes}
     assert all(tuple(c["a"]) in named and all(tuple(b) in named for b in c.get("b_best_of", [c.get("b")]))
                for c in CLAIMS)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from common.config import config_to_dict
+from common.config import config_to_dict, parse_config
 from ground.errors import UserError
 from common.report import README_BEGIN, README_END, evaluate_claims, write_readme_block
 from HAR_centralized import reproduce
@@ -176,3 +176,8 @@ def test_candidates_are_compared_on_the_draws_they_share(tmp_path):
     made = next(c for c in study.choices(rows) if c["choice"] == "selftrain_rounds")
     # b's MiniRocket unit has not run: a's 0.99 there is not counted, and b is ahead on the encoder
     assert made["best_on_val"] == b and made["grid"][0]["val_macro_f1"] == pytest.approx(0.80)
+
+
+def test_the_study_names_an_unknown_method_in_one_line():
+    with pytest.raises(UserError, match="--methods: unknown method"):
+        parse_config(StudyConfig, ["--methods", "resnett"])
