@@ -180,7 +180,7 @@ class LocalTrainer:
         self.proximal = ProximalTerm(0.0)
         self.trainer.gradient_hooks.append(self.proximal)
         self.batches = data.batches(task_classes(config), config.batch_size, bool(config.precompute),
-                                    device=self.device)
+                                    device=self.device, config=config)
         self.num_examples = len(data.x)
 
     def training_state(self, round_index):

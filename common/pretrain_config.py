@@ -39,7 +39,10 @@ class SSLConfig(Config):
     reconstruction_hidden: int = field(256, "reconstruction head: hidden units")
     contrastive_hidden: int = field(128, "contrastive head: hidden units")
     projection_dim: int = field(64, "contrastive head: size of the projection NT-Xent compares")
-    features_hidden: int = field(256, "expert-feature head: hidden units")
+    features_hidden: int = field(256, "expert-feature head: hidden units (also the rocket head's)")
+    rocket_dim: int = field(256, "rocket task (--tasks ... rocket): principal components of MiniRocket's features "
+                                 "it regresses")
+    rocket_kernels: int = field(10_000, "rocket task: MiniRocket features before the PCA (multiples of 84)")
     batch_size: int = field(128, "windows per step (per process under torchrun)")
     lr: float = field(2e-3, "peak AdamW learning rate")
     min_lr_ratio: float = field(0.05, "cosine schedule ends at lr * this")
@@ -79,7 +82,7 @@ class SSLConfig(Config):
         if self.batch_size < 2:  # batch norm needs two inputs per step
             raise UserError(f"--batch_size must be at least 2, got {self.batch_size}")
         for name in ("n_variants", "mask_span", "augmentation_hidden", "reconstruction_hidden", "contrastive_hidden",
-                     "projection_dim", "features_hidden"):
+                     "projection_dim", "features_hidden", "rocket_dim"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "temperature", "dwa_temperature"):
@@ -91,6 +94,8 @@ class SSLConfig(Config):
             if len(self.task_weights) != len(active) or min(self.task_weights, default=0) < 0:
                 raise UserError(f"--weighting static takes {len(active)} non-negative --task_weights "
                                 f"({', '.join(active)}), got {list(self.task_weights)}")
+        if self.rocket_kernels < 84:
+            raise UserError(f"--rocket_kernels must be at least 84 (MiniRocket's kernels), got {self.rocket_kernels}")
         for name in ("famo_lr",):
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name} must be positive, got {getattr(self, name)}")

@@ -123,7 +123,8 @@ def pretrain(config, data, on_epoch_end=None):
                         f"are needed")
     start = time.time()
     tasks = task_classes(config)
-    batches = data.batches(tasks, config.batch_size, bool(config.precompute), rank, world_size, device, verbose=is_main)
+    batches = data.batches(tasks, config.batch_size, bool(config.precompute), rank, world_size, device, verbose=is_main,
+                           config=config)
     cache_seconds = time.time() - start
 
     # ------------------------------------------------------------------ model, weighting, optimiser

@@ -5,12 +5,20 @@ The reference implementation is aeon's (an optional extra: `pip install -e .[bas
 and `make test` install). The transform is fit on the train windows without their labels (it only picks
 bias quantiles from them), then applied to every split.
 """
+import hashlib
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 
 from ground.errors import UserError
+from ground.io import atomic_open
+from ground.paths import CACHE_DIR
+
+PCA_VERSION = 1  # bump when minirocket_pca's recipe changes: cached targets are then rebuilt
 
 
 def _minirocket_class():
@@ -32,3 +40,33 @@ def minirocket_features(fit_x, arrays, n_kernels=10_000, seed=0):
     out = {name: np.asarray(transform.transform(np.asarray(x, dtype=np.float32)), dtype=np.float32)
            for name, x in arrays.items()}
     return out, time.time() - start
+
+
+def minirocket_pca(x, dim, n_kernels=10_000, seed=0, cache_dir=None):
+    """(N, dim) float32: MiniRocket's features of the windows x (the transform fit on x, without labels),
+    projected on their first `dim` principal components (fit on x) and scaled so that the components' mean
+    variance is 1 (their relative sizes kept: the leading ones matter most to an MSE). The rocket pretext
+    task's targets; cached under data/cache by the windows' content and the three settings."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3:
+        raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(x).tobytes())
+    digest.update(json.dumps({"dim": dim, "kernels": n_kernels, "seed": seed, "version": PCA_VERSION}).encode())
+    path = Path(cache_dir or CACHE_DIR) / f"minirocket_pca_{digest.hexdigest()}.npy"
+    if path.is_file():
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(x), dim) and np.isfinite(cached).all():
+                return cached
+        except (OSError, ValueError):
+            pass  # unreadable: rebuilt below
+    features = minirocket_features(x, {"x": x}, n_kernels, seed)[0]["x"]
+    if dim > min(features.shape):
+        raise UserError(f"--rocket_dim {dim} exceeds what {len(x)} windows x {features.shape[1]} MiniRocket features "
+                        f"can give ({min(features.shape)})")
+    components = PCA(dim, svd_solver="randomized", random_state=seed).fit_transform(features)
+    components = (components / np.sqrt(components.var(0).mean())).astype(np.float32)
+    with atomic_open(path) as f:
+        np.save(f, components, allow_pickle=False)
+    return components

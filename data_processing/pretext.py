@@ -170,12 +170,13 @@ class PretextBatches:
     """
 
     def __init__(self, x, features, batch_size, spec, tasks, mode="precomputed", views=None, rank=0, world_size=1,
-                 device="cpu"):
+                 device="cpu", targets=None):
         if mode not in ("precomputed", "on_the_fly"):
             raise ValueError(f"unknown pretext mode {mode!r}")
         if mode == "precomputed" and views is None:
             raise ValueError("precomputed mode needs PrecomputedViews")
         self.x, self.features = x, torch.as_tensor(features)
+        self.targets = {key: torch.as_tensor(array) for key, array in (targets or {}).items()}  # (N, D) per input
         self.batch_size, self.spec, self.tasks, self.mode, self.views = batch_size, spec, list(tasks), mode, views
         self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
         per_rank = len(self.x) // world_size
@@ -197,7 +198,8 @@ class PretextBatches:
         size = min(self.batch_size, len(shard))
         for b in range(self.batches_per_epoch):
             index = np.sort(shard[b * size : (b + 1) * size])  # sorted: memory-mapped reads stay local
-            batch = {"x": as_float_input(self.x[index], self.device), "features": self.features[index].to(self.device)}
+            batch = {"x": as_float_input(self.x[index], self.device), "features": self.features[index].to(self.device),
+                     **{key: array[index].to(self.device) for key, array in self.targets.items()}}
             if self.mode == "precomputed":
                 variant = variant_rng.integers(self.spec.n_variants, size=len(index))
                 for name, array in self.views.arrays.items():
@@ -225,9 +227,12 @@ class PretrainData:
     record: dict = None  # what the encoder keeps of its data (split, standardisation, ...); the classifier reads it
     cache_dir: object = None  # where the precomputed views go (--cache_dir); None: data/cache
 
-    def batches(self, tasks, batch_size, precompute=True, rank=0, world_size=1, device="cpu", verbose=False):
+    def batches(self, tasks, batch_size, precompute=True, rank=0, world_size=1, device="cpu", verbose=False,
+                config=None):
         """PretextBatches on `device`, reading (building once) the precomputed views when `precompute`,
-        else making each batch's targets on `device`."""
+        else making each batch's targets on `device`; with the tasks' dataset-wide targets (`dataset_targets`,
+        from the run's `config`)."""
+        targets = {key: array for task in tasks for key, array in task.dataset_targets(self, config).items()}
         views = None
         if precompute:
             if rank == 0:
@@ -238,4 +243,4 @@ class PretrainData:
                 views = PrecomputedViews(self.x, self.spec, tasks, self.cache_dir)
         mode = "precomputed" if precompute else "on_the_fly"
         return PretextBatches(self.x, self.features, batch_size, self.spec, tasks, mode, views, rank, world_size,
-                              device)
+                              device, targets)

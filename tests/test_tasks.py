@@ -89,3 +89,29 @@ def test_head_sizes_are_config_fields_recorded_with_the_run():
     assert heads["contrastive"] == [16, 8] and heads["augmentation"][0] == 12 and heads["features"] == [10, 561]
     assert heads["reconstruction"] == [14, 9 * 128]
     assert config_to_dict(config)["projection_dim"] == 8  # what config.json records
+
+
+def test_the_rocket_task_regresses_minirocket_components_made_once_and_cached(tmp_path, monkeypatch):
+    from data_processing import minirocket
+
+    data = tiny_data()
+    data.cache_dir = tmp_path / "cache"
+    config = parse_config(HARPretrainConfig, ["--tasks", "rocket", "features", "--epochs", "2", "--batch_size", "16",
+                                              "--encoder_width", "4", "--embedding_dim", "8", "--rocket_dim", "6",
+                                              "--rocket_kernels", "84", "--n_variants", "2", "--device", "cpu",
+                                              "--output_dir", str(tmp_path), "--experiment_name", "rocket"])
+    pretrain(config, data)
+    rows = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss/rocket"]) for r in rows)
+    targets = minirocket.minirocket_pca(data.x, 6, 84, 42, data.cache_dir)
+    assert targets.shape == (48, 6) and targets.dtype == np.float32
+    np.testing.assert_allclose(targets.var(0).mean(), 1.0, rtol=1e-4)  # scaled as a whole, the order kept
+    assert targets.var(0)[0] >= targets.var(0)[-1]
+    monkeypatch.setattr(minirocket, "minirocket_features", lambda *a, **k: pytest.fail("recomputed, not cached"))
+    np.testing.assert_array_equal(minirocket.minirocket_pca(data.x, 6, 84, 42, data.cache_dir), targets)
+    (cached,) = data.cache_dir.glob("minirocket_pca_*.npy")
+    cached.write_bytes(b"not an array")
+    monkeypatch.undo()
+    np.testing.assert_allclose(minirocket.minirocket_pca(data.x, 6, 84, 42, data.cache_dir), targets, rtol=1e-5)
+    with pytest.raises(UserError, match="need sensor windows"):
+        minirocket.minirocket_pca(np.zeros((4, 3, 8, 8), np.float32), 2)

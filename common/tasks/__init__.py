@@ -2,10 +2,10 @@
 
 Batch keys every pipeline provides: x (B, *S) clean input, features (B, F) its expert features; each task
 adds its own targets (augmentation: aug_x, aug_label; reconstruction: mask, masked_x; contrastive: view1,
-view2). `--model_heads` switches the seed's four tasks in SEED_TASKS order; `--tasks` names any
-registered ones.
+view2; rocket, beyond the seed's four: its MiniRocket targets). `--model_heads` switches the seed's four
+tasks in SEED_TASKS order; `--tasks` names any registered ones.
 """
-from common.tasks import augmentation, contrastive, features, reconstruction  # noqa: F401 (registers them)
+from common.tasks import augmentation, contrastive, features, reconstruction, rocket  # noqa: F401 (registers them)
 from common.tasks.base import TASKS, PretextTask, TaskContext, register_task  # noqa: F401 (the package's API)
 
 # the order of the four --model_heads switches

@@ -2,7 +2,8 @@
 
 A task is one class in one file: the batch inputs its head sees (`inputs`), the targets it makes from
 clean inputs for sensor windows and for images (`sensor_targets`, `image_targets`; images get the
-windows' unless a task has its own) and how the precomputed cache stores them (`stored`), its head (built
+windows' unless a task has its own) and how the precomputed cache stores them (`stored`), or the targets
+it makes once from the whole pretraining set (`dataset_targets`), its head (built
 in `__init__` from a TaskContext) and its loss (`forward`). Everything else (the loop, the precomputed
 views, the switches, the figures, the checkpoints) learns the task list from TASKS. `@register_task` a
 subclass anywhere, a test file included, and it can be trained by name.
@@ -58,6 +59,12 @@ class PretextTask(nn.Module):
     def image_targets(cls, x, generator, spec):
         """Images get the windows' targets unless the task has its own."""
         return cls.sensor_targets(x, generator, spec)
+
+    @classmethod
+    def dataset_targets(cls, data, config):
+        """{batch key: (N, D) float32 array}: targets made once from the whole pretraining set (a PretrainData)
+        before training, indexed into each batch like `features`. Most tasks have none."""
+        return {}
 
     @staticmethod
     def complete(batch):
