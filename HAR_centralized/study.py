@@ -50,8 +50,8 @@ class Experiment:
     pretrain: train_encoder.py flags (HAR_federated/run.py flags when federated); None: no pretraining of its
     own: baselines, or the encoder of `encoder_of`. Rows are named for the encoder (`mtl_default`,
     `mtl_default+features`, ...); baselines keep their method names; `prefix` names another task's rows
-    (`hapt12/`). scored_on "val": the unit scores the val subjects, for a choice made there. first_seed_only
-    and fractions narrow the study's seeds and fractions for this experiment."""
+    (`hapt12/`). scored_on "val": the unit scores the val subjects, for a choice made there. seed_count (the
+    first seed_count of the study's seeds) and fractions narrow its seeds and fractions."""
 
     id: str
     pretrain: tuple | None
@@ -62,7 +62,7 @@ class Experiment:
     classifier: tuple = ()
     prefix: str = ""
     scored_on: str = "test"
-    first_seed_only: bool = False
+    seed_count: int | None = None
     fractions: tuple | None = None
 
     @property
@@ -82,10 +82,11 @@ LINEAR = {"encoder": ("linear",)}
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """A setting chosen on the val subjects: one val-scored experiment per candidate value (the flags
-    flags(value) on the methods it is chosen for, at the first pretraining seed, --tuning_draws draws per
-    fraction, the same draws for every candidate). `chosen` is the value the study uses; the report checks it
-    is still the candidate with the best mean val macro-F1 (over the methods, fractions and draws), and says
-    where to change it otherwise."""
+    flags(value) on the methods it is chosen for, at the first seed_count pretraining seeds, --tuning_draws
+    draws per fraction, the same draws for every candidate). `chosen` is the value the study uses; the report
+    checks it is still the candidate with the best mean val macro-F1 (over the methods, fractions, seeds and
+    draws), and says where to change it otherwise. A pretraining candidate without flags is the default
+    encoder itself, one whose flags are an experiment's id that experiment's encoder (their runs are reused)."""
 
     name: str
     candidates: tuple
@@ -96,13 +97,19 @@ class Choice:
     pretrain: bool = False
     where: str = "its default in common/classification.py (ClassifierConfig)"
     part: str = "tuning"
+    seed_count: int = 1
 
     def experiments(self):
-        return tuple(Experiment(self.candidate_id(v), tuple(self.flags(v)) if self.pretrain else None, self.methods,
-                                self.part, encoder_of=None if self.pretrain else DEFAULT, scored_on="val",
-                                first_seed_only=True, fractions=self.fractions,
-                                classifier=() if self.pretrain else tuple(self.flags(v)))
-                     for v in self.candidates)
+        out = []
+        for v in self.candidates:
+            flags = self.flags(v) if self.pretrain else ()
+            # pretraining flags of its own, or another experiment's encoder (named by its id; none: the default's)
+            own = tuple(flags) if flags and not isinstance(flags, str) else None
+            out.append(Experiment(self.candidate_id(v), own, self.methods, self.part,
+                                  encoder_of=None if own else flags or DEFAULT, scored_on="val",
+                                  seed_count=self.seed_count, fractions=self.fractions,
+                                  classifier=() if self.pretrain else tuple(self.flags(v))))
+        return tuple(out)
 
     def candidate_id(self, value):
         text = "_".join(map(str, value)) if isinstance(value, tuple) else str(value)
@@ -110,6 +117,19 @@ class Choice:
 
 
 CLASSIFIER = HARClassifierConfig()
+ALL_TASKS = ("--tasks", *SEED_TASKS, "rocket")
+RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that pretrains it
+    "default": (),
+    "rocket": ALL_TASKS,  # a fifth task: regress MiniRocket's features (common/tasks/rocket.py)
+    "rocket_only": ("--tasks", "rocket"),
+    "features_rocket": ("--tasks", "features", "rocket"),
+    "no_features": ("--model_heads", "1", "1", "1", "0"),  # does the features task dominate?
+    "equal_weights": "mtl_equal",
+    "width64": ("--encoder_width", "64"),
+    "epochs10": ("--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
+    "dense_step32": "mtl_all_recordings_step32",
+    "batch256": ("--batch_size", "256"),
+}
 PROBES = {"encoder": ("selftrain",), "minirocket": ("selftrain",), "expert_features": ("selftrain",)}
 NETWORKS = {"encoder": ("finetune",), "supervised": ("finetune",), "resnet": ("finetune",)}
 CHOICES = (
@@ -127,6 +147,12 @@ CHOICES = (
            {"encoder": ("fixmatch",), "supervised": ("fixmatch",), "resnet": ("fixmatch",)},
            (0.01,)),
     Choice("lr", (3e-4, 1e-3, 3e-3, 1e-2), CLASSIFIER.lr, lambda v: ("--lr", str(v)), NETWORKS, (0.01, 0.1)),
+    # the pretraining recipe (issue 20's search, registered before it runs): each candidate changes one thing
+    # of the default, 2 pretraining seeds each, scored on val by the probes that use the unlabelled windows
+    # and the hybrid that must beat MiniRocket
+    Choice("recipe", tuple(RECIPES), "default", lambda name: RECIPES[name],
+           {"encoder": PROBE_MODES, "encoder+minirocket": PROBE_MODES}, (0.01, 0.1), pretrain=True,
+           where="HAR_centralized/config.py's defaults (the winner's flags)", part="search", seed_count=2),
 )
 STATIC_WEIGHTS = CHOICES[0].chosen
 
@@ -321,7 +347,7 @@ def plan(config, only, experiments=EXPERIMENTS, methods=()):
                 for mode_group in ([wanted] if group == "probes" else [[m] for m in wanted]):
                     if mode_group:
                         units += [(experiment, seed, method, tuple(mode_group))
-                                  for seed in config.pretrain_seeds[: 1 if experiment.first_seed_only else None]]
+                                  for seed in config.pretrain_seeds[: experiment.seed_count]]
     cost = {"encoder": 0, "supervised": 1}
     return sorted(units, key=lambda u: (u[3][0] in NETWORK_MODES, u[2] == "resnet", "fixmatch" in u[3],
                                         cost.get(u[2], 0)))
@@ -489,7 +515,8 @@ class Study:
         the best is an error that names where to change it (partial: recorded as `disagrees`)."""
         made = []
         for choice in CHOICES:
-            by_draw = {v: {(r["downstream"], r["mode"], r["fraction"], r["draw"]): r["macro_f1"] for r in val_rows
+            by_draw = {v: {(r["downstream"], r["mode"], r["fraction"], r["pretrain_seed"], r["draw"]): r["macro_f1"]
+                           for r in val_rows
                            if r["experiment"] == choice.candidate_id(v)} for v in choice.candidates}
             done = [v for v in choice.candidates if by_draw[v]]
             if done and not set.intersection(*(set(by_draw[v]) for v in done)):

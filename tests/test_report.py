@@ -52,7 +52,7 @@ def test_claims_pair_by_seed_and_draw_and_a_missing_method_is_an_error():
 def test_the_manifest_plans_every_method_once_per_seed_and_names_every_claim():
     config = StudyConfig(pretrain_seeds=(1, 2))
     units = plan(config, "all")
-    expected = sum((1 if e.first_seed_only else 2) * ((len([m for m in modes if m not in NETWORK_MODES]) > 0)
+    expected = sum(min(e.seed_count or 2, 2) * ((len([m for m in modes if m not in NETWORK_MODES]) > 0)
                                                       + len([m for m in modes if m in NETWORK_MODES]))
                    for e in EXPERIMENTS for modes in e.methods.values())
     assert len(units) == expected and len({(u[0].id, *u[1:]) for u in units}) == len(units)

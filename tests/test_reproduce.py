@@ -181,3 +181,26 @@ def test_candidates_are_compared_on_the_draws_they_share(tmp_path):
 def test_the_study_names_an_unknown_method_in_one_line():
     with pytest.raises(UserError, match="--methods: unknown method"):
         parse_config(StudyConfig, ["--methods", "resnett"])
+
+
+def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_it_names(tmp_path):
+    study = Study(StudyConfig(output_dir=str(tmp_path), partial=1))
+    recipe = next(c for c in CHOICES if c.name == "recipe")
+    candidates = {e.id: e for e in recipe.experiments()}
+    units = plan(StudyConfig(), "all", list(candidates.values()))
+    assert {u[1] for u in units} == {42, 43} and all(e.scored_on == "val" for e in candidates.values())
+    default, rocket = candidates[recipe.candidate_id("default")], candidates[recipe.candidate_id("rocket")]
+    # the default candidate and the named ones pretrain nothing of their own: their encoders' runs are reused
+    assert study.encoder_config(default, 42)[0].run_dir() == study.encoder_config(study.by_id("mtl_default"), 42)[
+        0].run_dir()
+    equal = candidates[recipe.candidate_id("equal_weights")]
+    assert study.encoder_config(equal, 43)[0].run_dir() == study.encoder_config(study.by_id("mtl_equal"), 43)[
+        0].run_dir()
+    assert "rocket" in study.encoder_config(rocket, 42)[0].tasks
+    # the two seeds' draws are scored apart: seed 43's draw 0 is not seed 42's
+    rows = [dict(r, experiment=recipe.candidate_id(v), downstream="encoder")
+            for v, values in (("default", [[0.80, 0.80], [0.80, 0.80]]), ("rocket", [[0.70, 0.70], [0.95, 0.95]]))
+            for r in rows_of("x", values)]
+    made = next(c for c in study.choices(rows) if c["choice"] == "recipe")
+    assert made["grid"][1]["n"] == 4 and made["grid"][1]["val_macro_f1"] == pytest.approx(0.825)
+    assert made["best_on_val"] == "rocket" and made["disagrees"]
