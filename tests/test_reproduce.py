@@ -146,10 +146,10 @@ def test_a_unit_is_reused_whatever_the_fields_its_modes_do_not_use_say(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(config_to_dict(probes)))
     (tmp_path / "results.csv").write_text("")
     assert finished(tmp_path, dataclasses.replace(probes, lr=3e-3, fixmatch_threshold=0.8), "results.csv")
-    assert not finished(tmp_path, dataclasses.replace(probes, selftrain_rounds=8), "results.csv")
+    assert not finished(tmp_path, dataclasses.replace(probes, selftrain_rounds=5), "results.csv")
     networks = HARClassifierConfig(methods=("supervised",), modes=("finetune",))
     (tmp_path / "config.json").write_text(json.dumps(config_to_dict(networks)))
-    assert finished(tmp_path, dataclasses.replace(networks, selftrain_rounds=8, minirocket_kernels=840), "results.csv")
+    assert finished(tmp_path, dataclasses.replace(networks, selftrain_rounds=5, minirocket_kernels=840), "results.csv")
     assert not finished(tmp_path, dataclasses.replace(networks, lr=3e-3), "results.csv")
 
 
