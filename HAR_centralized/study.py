@@ -125,7 +125,8 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     "features_rocket": ("--tasks", "features", "rocket"),
     "no_features": ("--model_heads", "1", "1", "1", "0"),  # does the features task dominate?
     "equal_weights": "mtl_equal",
-    "width64": ("--encoder_width", "64"),
+    "width64": ("--encoder_width", "64"),  # 3.3x the default's step time
+    "dilated": ("--encoder", "dilated1d", "--encoder_depth", "4"),  # every scale, pooled (2x the step time)
     "epochs10": ("--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
     "dense_step32": "mtl_all_recordings_step32",
     "batch256": ("--batch_size", "256"),

@@ -31,3 +31,24 @@ def test_rebuilding_from_model_args_and_strict_loading():
                            encoder.state_dict())
     with pytest.raises(ValueError, match="unknown encoder"):
         build_encoder("vit")
+
+
+def test_the_dilated_encoder_keeps_every_scale_and_pools_each_block():
+    encoder = build_encoder("dilated1d", in_channels=9, width=8, depth=4, embedding_dim=16)
+    x = torch.randn(4, 9, 128)
+    assert encoder(x).shape == (4, 16) and encoder.projection.in_features == 8 * 4
+    # block i (kernel 7, dilation 2^i) widens the view by 3 * 2^i samples either side: only the last reaches 0 from 30
+    encoder.eval()
+    grads = []
+    for block in range(4):
+        probe = x.clone().requires_grad_(True)
+        h = probe
+        for i, layer in enumerate(encoder.blocks[: block + 1]):
+            h = layer(h) + h if i > 0 else layer(h)
+        h[:, :, 30].sum().backward()
+        grads.append(bool(probe.grad[:, :, 0].abs().sum() > 0))
+    assert grads == [False, False, False, True]  # receptive fields 7, 19, 43, 91 samples
+    rebuilt = build_encoder(**encoder.model_args)
+    load_encoder_state(rebuilt, encoder.state_dict())
+    rebuilt.eval()
+    torch.testing.assert_close(rebuilt(x), encoder(x))
