@@ -20,21 +20,21 @@ import time
 
 from common.config import parse_config
 from ground.errors import exit_on_user_error
-from HAR_centralized.study import DEMO_EXPERIMENTS, Study, StudyConfig
+from HAR_centralized.study import Study, StudyConfig, demo_experiments
 
 
 def quick(config):
     """The main job: the default row at one pretraining seed and a few label draws: the default MTL encoder
     (probe, self-training, LP-FT, FixMatch, hybrids) against MiniRocket, supervised from scratch (plain and
     FixMatch) and the expert features. To stay near 10 minutes on 2 cores: 1% and 10% labels (the networks
-    at 1%), and one probe for all, ridge, the study's most frequent choice on val at few labels, instead of
-    the choice on val."""
+    and self-training at 1%), and one probe for all, ridge, the study's most frequent choice on val at few
+    labels, instead of the choice on val."""
     seed = config.pretrain_seeds[0]
     config = dataclasses.replace(config, pretrain_seeds=(seed,), draws=config.demo_draws, full_draws=1,
                                  label_fractions=config.demo_fractions,
                                  network_fractions=config.demo_network_fractions, part="all",
                                  classifier_flags="probe=ridge " + config.classifier_flags)
-    study = Study(config, DEMO_EXPERIMENTS)
+    study = Study(config, demo_experiments(config.demo_selftrain_fractions))
     study.run()
     study.report(claims=(), title=f"UCI HAR: the main job (pretraining seed {seed}, {config.draws} label draws "
                                   f"per fraction)")

@@ -188,12 +188,23 @@ EXPERIMENTS = (
 )
 PARTS = tuple(dict.fromkeys(e.part for e in EXPERIMENTS))
 assert len({e.id for e in EXPERIMENTS}) == len(EXPERIMENTS)
-# the main job (make demo): the default row at one seed, without the slowest opponents (ResNet, raw windows)
-DEMO_EXPERIMENTS = (
-    EXPERIMENTS[0],
-    Experiment("baselines", None, {"minirocket": PROBE_MODES, "expert_features": PROBE_MODES,
-                                   "supervised": NETWORK_MODES}),
-)
+
+
+def demo_experiments(selftrain_fractions):
+    """The main job (make demo): the default row at one seed, without the slowest opponents (ResNet, raw
+    windows), self-training at selftrain_fractions only (8 rounds of MiniRocket's self-training take minutes a
+    draw at 10% labels, seconds at 1%)."""
+    probed = ("encoder", "encoder+features", "encoder+minirocket")
+    return (
+        Experiment(DEFAULT, (), {"encoder": ("linear",) + NETWORK_MODES, **{m: ("linear",) for m in probed[1:]}}),
+        Experiment("baselines", None, {"minirocket": ("linear",), "expert_features": ("linear",),
+                                       "supervised": NETWORK_MODES}),
+        Experiment("selftrain", None, {m: ("selftrain",) for m in probed}, encoder_of=DEFAULT,
+                   fractions=selftrain_fractions),
+        Experiment("baselines_selftrain", None, {"minirocket": ("selftrain",), "expert_features": ("selftrain",)},
+                   fractions=selftrain_fractions),
+    )
+
 
 FEW_LABELS = (0.01, 0.02, 0.05, 0.1)
 ALL_FRACTIONS = FEW_LABELS + (1.0,)
@@ -270,6 +281,7 @@ class StudyConfig(Config):
     demo_draws: int = field(3, "--quick 1: label draws per fraction")
     demo_fractions: tuple[float, ...] = field((0.01, 0.1), "--quick 1: the probed methods' label fractions")
     demo_network_fractions: tuple[float, ...] = field((0.01,), "--quick 1: the gradient-trained methods' fractions")
+    demo_selftrain_fractions: tuple[float, ...] = field((0.01,), "--quick 1: the self-training units' fractions")
 
     def check_values(self):
         if min(self.draws, self.full_draws, self.demo_draws) < 1 or not self.pretrain_seeds:
@@ -277,7 +289,8 @@ class StudyConfig(Config):
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise UserError(f"--methods: unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-        if any(not 0 < f <= 1 for f in self.label_fractions + self.network_fractions + self.demo_fractions):
+        if any(not 0 < f <= 1 for f in self.label_fractions + self.network_fractions + self.demo_fractions
+               + self.demo_network_fractions + self.demo_selftrain_fractions):
             raise UserError("label fractions must be in (0, 1]")
         for flags in (self.classifier_flags, self.pretrain_flags):
             if any("=" not in word for word in flags.split()):

@@ -70,6 +70,7 @@ def test_the_main_job_runs_the_default_row_and_reuses_what_finished(tmp_path, ha
     from HAR_centralized import reproduce
 
     flags = ["--quick", "1", "--demo_draws", "2", "--demo_fractions", "0.05", "0.2", "--demo_network_fractions", "0.05",
+             "--demo_selftrain_fractions", "0.05",
              "--pretrain_flags", "epochs=1 encoder_width=4 embedding_dim=8 n_variants=1 batch_size=256",
              "--classifier_flags", "min_steps=4 max_steps=4 eval_every=2 minirocket_kernels=84 selftrain_rounds=1",
              "--output_dir", str(tmp_path / "out"), "--figures_dir", str(tmp_path / "figures")]
@@ -81,6 +82,7 @@ def test_the_main_job_runs_the_default_row_and_reuses_what_finished(tmp_path, ha
             ("supervised", "fixmatch"), ("expert_features", "selftrain")} <= shown
     network = [r for r in record["rows"] if r["mode"] in NETWORK_MODES]
     assert {r["fraction"] for r in network} == {0.05}  # the networks at their own fractions in the main job
+    assert {r["fraction"] for r in record["rows"] if r["mode"] == "selftrain"} == {0.05}  # and self-training
     probe = next(r for r in record["rows"] if (r["method"], r["mode"], r["fraction"]) == ("minirocket", "linear", 0.2))
     assert probe["n_label_draws"] == 2 and probe["n_pretrain_seeds"] == 1
     assert (tmp_path / "figures" / "label_efficiency.png").exists()
