@@ -102,6 +102,24 @@ class MultiTaskTrainer:
         self.weighting.end_epoch({name: means[f"loss/{name}"] for name in self.model.tasks})
         return means, count, time.time() - start
 
+    def gradient_shares(self, batch, weights):
+        """{"grad_share/<task>": share}: each task's weighted loss gradient on the shared encoder, as its norm's
+        share of the tasks' summed norms, on one batch (eval mode: the batch-norm statistics stay as they are).
+        Which task drives the representation, measured rather than read off the loss weights. Every rank
+        measures its own batch (the contrastive loss gathers across ranks); the shares are averaged."""
+        self.model.eval()
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with autocast(self.precision, self.device):
+            losses = self.model(batch)
+        shared = self.model.shared_parameters()
+        norms = {}
+        for name, loss in losses.items():
+            grads = torch.autograd.grad(weights[name] * loss.float(), shared, retain_graph=True, allow_unused=True)
+            norms[name] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
+        total = sum(norms.values()) or 1.0
+        self.model.train()
+        return all_reduce_mean({f"grad_share/{name}": norm / total for name, norm in norms.items()}, self.device)
+
 
 def pretrain(config, data, on_epoch_end=None):
     """Pretrain the multi-task model of `config` on `data` (a PretrainData); returns the summary dict."""
@@ -180,8 +198,12 @@ def pretrain(config, data, on_epoch_end=None):
                "lr": lr_at_step(steps_per_epoch - 1), "seconds": round(seconds, 3),
                "inputs_per_s": round(count * config.batch_size * world_size / seconds, 1)}
         probed = {}
-        if monitor is not None and ((epoch + 1) % config.monitor_every == 0 or epoch + 1 == config.epochs):
-            probed = monitor(model.encoder, device, precision)
+        if config.monitor_every and ((epoch + 1) % config.monitor_every == 0 or epoch + 1 == config.epochs):
+            # every rank: the contrastive loss gathers across them
+            row.update({k: round(v, 4) for k, v in trainer.gradient_shares(
+                next(iter(batches.epoch(epoch))), {name: means[f"weight/{name}"] for name in model.tasks}).items()})
+            if monitor is not None:
+                probed = monitor(model.encoder, device, precision)
         run.log({**row, **probed})
         if board is not None:
             board.log({**row, **probed})

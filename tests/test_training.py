@@ -246,6 +246,10 @@ def test_the_monitor_logs_probe_scores_and_leaves_the_weights_alone(tmp_path):
     rows = [json.loads(line) for line in (watched.run_dir() / "metrics.jsonl").read_text().splitlines()]
     assert ["monitor/knn_f1" in r for r in rows] == [False, True, True]  # every 2nd epoch and the last
     assert all(0 <= r["monitor/logistic_f1"] <= 1 and r["monitor/seconds"] > 0 for r in rows[1:])
+    # with the probes, each task's share of the weighted gradient on the encoder (which task drives it)
+    shares = [{k: v for k, v in r.items() if k.startswith("grad_share/")} for r in rows]
+    assert [len(s) for s in shares] == [0, 4, 4] and all(abs(sum(s.values()) - 1) < 1e-3 for s in shares[1:])
+    assert all(v > 0 for v in shares[1].values())
     unwatched = tiny_config(tmp_path, experiment_name="unwatched", monitor_every=0)
     pretrain(unwatched, probed_data())
     assert all(torch.equal(a, b) for a, b in zip(final_weights(watched).values(), final_weights(unwatched).values()))
