@@ -481,8 +481,9 @@ class Study:
         finished_runs = [s for s in finished_runs if s]
         seconds += len(pretrainings) * (float(np.median(finished_runs)) if finished_runs else 0.0)
         print(f"study budget: {len(todo)} units to run ({len(pretrainings)} pretrainings), "
-              f"about {seconds / 3600:.1f} h on this machine from the finished units' timings"
-              + (f"; not yet measured: {', '.join(sorted(unknown))}" if unknown else "")
+              f"{'at least' if unknown else 'about'} {seconds / 3600:.1f} h on this machine from the finished "
+              f"units' timings"
+              + (f", besides what is not yet measured: {', '.join(sorted(unknown))}" if unknown else "")
               + ("; pretraining not yet timed" if pretrainings and not finished_runs else ""))
         return todo, seconds
 
