@@ -86,7 +86,10 @@ class Choice:
     draws per fraction, the same draws for every candidate). `chosen` is the value the study uses; the report
     checks it is still the candidate with the best mean val macro-F1 (over the methods, fractions, seeds and
     draws), and says where to change it otherwise. A pretraining candidate without flags is the default
-    encoder itself, one whose flags are an experiment's id that experiment's encoder (their runs are reused)."""
+    encoder itself, one whose flags are an experiment's id that experiment's encoder (their runs are reused).
+    per_method: each method gets its own value, chosen on its own val scores (`chosen`: {method: value}, a
+    method missing: not chosen yet, the classifier's default), and the study passes it to every network unit
+    of that method."""
 
     name: str
     candidates: tuple
@@ -98,6 +101,7 @@ class Choice:
     where: str = "its default in common/classification.py (ClassifierConfig)"
     part: str = "tuning"
     seed_count: int = 1
+    per_method: bool = False
 
     def experiments(self):
         out = []
@@ -139,16 +143,20 @@ CHOICES = (
     Choice("static_weights", ((1, 10, 1, 10), (1, 30, 1, 30), (1, 10, 2, 30), (0.5, 30, 1, 30)), (1, 10, 2, 30),
            lambda w: ("--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,), pretrain=True,
            where="STATIC_WEIGHTS in HAR_centralized/study.py", part="weighting_loss"),
-    # the semi-supervised settings and the networks' learning rate: one grid for every method they serve
-    # (a grid extends past its edge when val prefers its last value: 8 rounds, lr 1e-2; 8 rounds is the edge
-    # again, +0.005 +- 0.003 over 5 paired, and 12 is not tried: 8 already costs MiniRocket 430 s a draw at 10%)
+    # the semi-supervised settings and the networks' learning rate, one grid for every method they serve (a
+    # grid extends past its edge when val prefers its last value: 8 rounds, lr 1e-2, 3e-2). Self-training's
+    # rounds are one value for every probe, hybrids included; 8 rounds is the edge again, +0.005 +- 0.003 over
+    # 5 paired, and 12 is not tried: 8 already costs MiniRocket 430 s a draw at 10%
     Choice("selftrain_rounds", (1, 3, 5, 8), CLASSIFIER.selftrain_rounds, lambda v: ("--selftrain_rounds", str(v)),
            PROBES, (0.01, 0.1)),
-    Choice("fixmatch_threshold", (0.8, 0.95), CLASSIFIER.fixmatch_threshold,
+    # each network its own lr, then its own FixMatch threshold at that lr (ResNet's val units cost ~20x the
+    # others': they decide ResNet's units only)
+    Choice("lr", (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), {"encoder": 1e-2, "supervised": 3e-3}, lambda v: ("--lr", str(v)),
+           NETWORKS, (0.01, 0.1), where="CHOICES in HAR_centralized/study.py (lr: chosen)", per_method=True),
+    Choice("fixmatch_threshold", (0.8, 0.95), {"encoder": 0.8, "supervised": 0.95},
            lambda v: ("--fixmatch_threshold", str(v)),
            {"encoder": ("fixmatch",), "supervised": ("fixmatch",), "resnet": ("fixmatch",)},
-           (0.01,)),
-    Choice("lr", (3e-4, 1e-3, 3e-3, 1e-2), CLASSIFIER.lr, lambda v: ("--lr", str(v)), NETWORKS, (0.01, 0.1)),
+           (0.01,), where="CHOICES in HAR_centralized/study.py (fixmatch_threshold: chosen)", per_method=True),
     # the pretraining recipe (issue 20's search, registered before it runs): each candidate changes one thing
     # of the default, 2 pretraining seeds each, scored on val by the probes that use the unlabelled windows
     # and the hybrid that must beat MiniRocket
@@ -425,7 +433,10 @@ class Study:
     def unit_config(self, experiment, seed, method, modes, encoder):
         fractions = experiment.fractions or ((self.config.network_fractions or self.config.label_fractions)
                                              if modes[0] in NETWORK_MODES else self.config.label_fractions)
-        return parse_config(HARClassifierConfig, [
+        # a network's own values chosen on val (a candidate's own flags, after them, win)
+        chosen = [flag for c in CHOICES if c.per_method and modes[0] in NETWORK_MODES and method in c.chosen
+                  for flag in c.flags(c.chosen[method])]
+        return parse_config(HARClassifierConfig, [*chosen,
             "--encoder", str(encoder), "--output_dir", str(self.folder(experiment, seed, method, modes)),
             "--methods", method, "--modes", *modes,
             "--seeds", str(self.config.tuning_draws if experiment.scored_on == "val" else self.config.draws),
@@ -531,30 +542,40 @@ class Study:
         the best is an error that names where to change it (partial: recorded as `disagrees`)."""
         made = []
         for choice in CHOICES:
-            by_draw = {v: {(r["downstream"], r["mode"], r["fraction"], r["pretrain_seed"], r["draw"]): r["macro_f1"]
-                           for r in val_rows
-                           if r["experiment"] == choice.candidate_id(v)} for v in choice.candidates}
-            done = [v for v in choice.candidates if by_draw[v]]
-            if done and not set.intersection(*(set(by_draw[v]) for v in done)):
-                done = done[:1]  # nothing shared yet: one candidate's scores, no comparison
-            # candidates compared on the same methods, fractions and draws: those every scored candidate has
-            common = set.intersection(*(set(by_draw[v]) for v in done)) if done else set()
-            scores = {v: [by_draw[v][k] for k in sorted(common)] if v in done else [] for v in choice.candidates}
-            if not done or (len(done) < len(choice.candidates) and not self.config.partial):
-                continue
-            grid = [{"value": list(v) if isinstance(v, tuple) else v, "val_macro_f1": float(np.mean(scores[v])),
-                     "n": len(scores[v])} if scores[v] else {"value": list(v) if isinstance(v, tuple) else v,
-                                                            "pending": True} for v in choice.candidates]
-            best = max(done, key=lambda v: np.mean(scores[v])) if len(done) > 1 else choice.chosen  # one: no choice yet
-            if best != choice.chosen and not self.config.partial:
-                raise UserError(f"{choice.name}: the best on val is now {best}, not the study's {choice.chosen}: set "
-                                f"{choice.where} to {best} and run again")
-            made.append({"choice": choice.name, "chosen": list(choice.chosen) if isinstance(choice.chosen, tuple)
-                         else choice.chosen, "best_on_val": list(best) if isinstance(best, tuple) else best,
-                         "disagrees": best != choice.chosen, "pending": len(done) < len(choice.candidates),
-                         "grid": grid, "methods": {m: list(modes) for m, modes in choice.methods.items()},
-                         "fractions": list(choice.fractions), "where": choice.where})
+            for method in choice.methods if choice.per_method else [None]:
+                entry = self.judge(choice, [r for r in val_rows if method in (None, r["downstream"])], method)
+                if entry:
+                    made.append(entry)
         return made
+
+    def judge(self, choice, val_rows, method=None):
+        """One choice (per method: one method's) on its val rows: its record, or None before its candidates have
+        scored (a partial report: before any has)."""
+        chosen = choice.chosen.get(method) if method else choice.chosen
+        name = f"{choice.name} for {method}" if method else choice.name
+        by_draw = {v: {(r["downstream"], r["mode"], r["fraction"], r["pretrain_seed"], r["draw"]): r["macro_f1"]
+                       for r in val_rows if r["experiment"] == choice.candidate_id(v)} for v in choice.candidates}
+        done = [v for v in choice.candidates if by_draw[v]]
+        if done and not set.intersection(*(set(by_draw[v]) for v in done)):
+            done = done[:1]  # nothing shared yet: one candidate's scores, no comparison
+        # candidates compared on the same methods, fractions and draws: those every scored candidate has
+        common = set.intersection(*(set(by_draw[v]) for v in done)) if done else set()
+        scores = {v: [by_draw[v][k] for k in sorted(common)] if v in done else [] for v in choice.candidates}
+        if not done or (len(done) < len(choice.candidates) and not self.config.partial):
+            return None
+        grid = [{"value": list(v) if isinstance(v, tuple) else v, "val_macro_f1": float(np.mean(scores[v])),
+                 "n": len(scores[v])} if scores[v] else {"value": list(v) if isinstance(v, tuple) else v,
+                                                        "pending": True} for v in choice.candidates]
+        best = max(done, key=lambda v: np.mean(scores[v])) if len(done) > 1 else chosen  # one: no choice yet
+        if best != chosen and not self.config.partial:
+            raise UserError(f"{name}: the best on val is now {best}, not the study's {chosen}: set {choice.where} "
+                            f"to {best} and run again")
+        return {"choice": choice.name, "method": method,
+                "chosen": list(chosen) if isinstance(chosen, tuple) else chosen,
+                "best_on_val": list(best) if isinstance(best, tuple) else best, "disagrees": best != chosen,
+                "pending": len(done) < len(choice.candidates), "grid": grid,
+                "methods": {m: list(modes) for m, modes in choice.methods.items() if method in (None, m)},
+                "fractions": list(choice.fractions), "where": choice.where}
 
     def report(self, claims=CLAIMS, title="UCI HAR study: the default MTL encoder against the field's baselines"):
         """downstream.json and downstream.md in the results folder; study_summary.json, results.md and the
@@ -602,7 +623,8 @@ class Study:
                     f"{choice['where']} and run its units again" if choice["disagrees"] else
                     f"running, {finished_candidates} of {len(choice['grid'])} candidates scored"
                     if finished_candidates < 2 else f"{choice['chosen']}" + (" (so far)" if choice["pending"] else ""))
-            lines += ["", f"Chosen on the val subjects: {choice['choice']}: {what} (mean val macro-F1 of "
+            lines += ["", f"Chosen on the val subjects: {choice['choice']}"
+                      + (f" for {choice['method']}" if choice["method"] else "") + f": {what} (mean val macro-F1 of "
                       f"{', '.join(choice['methods'])} at {', '.join(f'{100 * f:g}%' for f in choice['fractions'])}: "
                       f"{grid})"]
         atomic_write_text(self.results / "downstream.md", "\n".join(lines) + "\n")

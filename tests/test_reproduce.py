@@ -9,6 +9,7 @@ from common.config import config_to_dict, parse_config
 from ground.errors import UserError
 from common.report import README_BEGIN, README_END, evaluate_claims, write_readme_block
 from HAR_centralized import reproduce
+from HAR_centralized.config import HARClassifierConfig
 from HAR_centralized.study import CHOICES, EXPERIMENTS, Study, StudyConfig, plan
 
 
@@ -204,3 +205,26 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
     made = next(c for c in study.choices(rows) if c["choice"] == "recipe")
     assert made["grid"][1]["n"] == 4 and made["grid"][1]["val_macro_f1"] == pytest.approx(0.825)
     assert made["best_on_val"] == "rocket" and made["disagrees"]
+
+
+def test_each_network_gets_its_own_value_chosen_on_its_own_val_scores(tmp_path):
+    study = Study(StudyConfig(output_dir=str(tmp_path)))
+    lr = next(c for c in CHOICES if c.name == "lr")
+    default, baselines = study.by_id("mtl_default"), study.by_id("baselines")
+    encoder = study.unit_config(default, 42, "encoder", ("finetune",), tmp_path)
+    supervised = study.unit_config(baselines, 42, "supervised", ("fixmatch",), tmp_path)
+    assert (encoder.lr, supervised.lr) == (lr.chosen["encoder"], lr.chosen["supervised"])
+    assert study.unit_config(default, 42, "encoder", ("linear", "selftrain"), tmp_path).lr == HARClassifierConfig().lr
+    candidate = next(e for e in lr.experiments() if e.id == lr.candidate_id(3e-4))
+    assert study.unit_config(candidate, 42, "encoder", ("finetune",), tmp_path).lr == 3e-4  # its own value wins
+    # judged per method: supervised's best does not decide the encoder's
+    rows = [dict(r, experiment=lr.candidate_id(v), downstream=m)
+            for v in lr.candidates for m in ("encoder", "supervised")
+            for r in rows_of("x", [[0.9 if v == lr.chosen[m] else 0.8] * 2])]
+    made = {c["method"]: c for c in study.choices(rows) if c["choice"] == "lr"}
+    assert made["encoder"]["chosen"] == lr.chosen["encoder"] and not made["encoder"]["disagrees"]
+    assert set(made) == {"encoder", "supervised"}  # resnet has no scores yet: not judged
+    wrong = [dict(r, macro_f1=0.99) if (r["downstream"], r["experiment"]) == ("supervised", lr.candidate_id(3e-4))
+             else r for r in rows]
+    with pytest.raises(UserError, match="lr for supervised: the best on val is now 0.0003"):
+        study.choices(wrong)
