@@ -154,7 +154,7 @@ CHOICES = (
     # 0.888): the grid stops there
     Choice("lr", (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), {"encoder": 3e-2, "supervised": 3e-3}, lambda v: ("--lr", str(v)),
            NETWORKS, (0.01, 0.1), where="CHOICES in HAR_centralized/study.py (lr: chosen)", per_method=True),
-    Choice("fixmatch_threshold", (0.8, 0.95), {"encoder": 0.8, "supervised": 0.95},
+    Choice("fixmatch_threshold", (0.8, 0.95), {"encoder": 0.8, "supervised": 0.8},
            lambda v: ("--fixmatch_threshold", str(v)),
            {"encoder": ("fixmatch",), "supervised": ("fixmatch",), "resnet": ("fixmatch",)},
            (0.01,), where="CHOICES in HAR_centralized/study.py (fixmatch_threshold: chosen)", per_method=True),
