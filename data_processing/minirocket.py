@@ -5,7 +5,6 @@ The reference implementation is aeon's (an optional extra: `pip install -e .[bas
 and `make test` install). The transform is fit on the train windows without their labels (it only picks
 bias quantiles from them), then applied to every split.
 """
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from sklearn.decomposition import PCA
 from ground.errors import UserError
 from ground.io import atomic_open
 from ground.paths import CACHE_DIR
+from data_processing.pretext import content_digest
 
 PCA_VERSION = 1  # bump when minirocket_pca's recipe changes: cached targets are then rebuilt
 
@@ -50,8 +50,7 @@ def minirocket_pca(x, dim, n_kernels=10_000, seed=0, cache_dir=None):
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(np.ascontiguousarray(x).tobytes())
+    digest = content_digest(x)
     digest.update(json.dumps({"dim": dim, "kernels": n_kernels, "seed": seed, "version": PCA_VERSION}).encode())
     path = Path(cache_dir or CACHE_DIR) / f"minirocket_pca_{digest.hexdigest()}.npy"
     if path.is_file():

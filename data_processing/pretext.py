@@ -232,15 +232,17 @@ class PretrainData:
         """PretextBatches on `device`, reading (building once) the precomputed views when `precompute`,
         else making each batch's targets on `device`; with the tasks' dataset-wide targets (`dataset_targets`,
         from the run's `config`)."""
-        targets = {key: array for task in tasks for key, array in task.dataset_targets(self, config).items()}
-        views = None
-        if precompute:
-            if rank == 0:
-                views = PrecomputedViews(self.x, self.spec, tasks, self.cache_dir, verbose=verbose)
-            if world_size > 1:
-                torch.distributed.barrier()  # rank 0 builds the cache, the others then open it
-            if rank != 0:
-                views = PrecomputedViews(self.x, self.spec, tasks, self.cache_dir)
+        def build(verbose=False):
+            targets = {key: array for task in tasks for key, array in task.dataset_targets(self, config).items()}
+            views = PrecomputedViews(self.x, self.spec, tasks, self.cache_dir, verbose=verbose) if precompute else None
+            return targets, views
+
+        if rank == 0:
+            targets, views = build(verbose)
+        if world_size > 1:
+            torch.distributed.barrier()  # rank 0 builds the caches, the others then open them
+        if rank != 0:
+            targets, views = build()
         mode = "precomputed" if precompute else "on_the_fly"
         return PretextBatches(self.x, self.features, batch_size, self.spec, tasks, mode, views, rank, world_size,
                               device, targets)
