@@ -23,6 +23,9 @@ from HAR_centralized import train_encoder
 from HAR_centralized.config import HARPretrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("task_shares", REPO / "benchmarks" / "task_shares.py")
+task_shares = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(task_shares)
 
 
 class Interrupted(Exception):
@@ -250,6 +253,12 @@ def test_the_monitor_logs_probe_scores_and_leaves_the_weights_alone(tmp_path):
     shares = [{k: v for k, v in r.items() if k.startswith("grad_share/")} for r in rows]
     assert [len(s) for s in shares] == [0, 4, 4] and all(abs(sum(s.values()) - 1) < 1e-3 for s in shares[1:])
     assert all(v > 0 for v in shares[1].values())
+    # benchmarks/task_shares.py reads them back beside the weighted-loss shares: the ends and the monitor epochs
+    lines = task_shares.table([watched.run_dir()]).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 1", "| 2", "| 3"]
+    grad = float(lines[3].split(" | ")[2].split(" ± ")[0])
+    assert grad == pytest.approx(shares[1]["grad_share/augmentation"], abs=0.006)
+    assert lines[2].split(" | ")[2] == ""  # epoch 1: no gradient measured
     unwatched = tiny_config(tmp_path, experiment_name="unwatched", monitor_every=0)
     pretrain(unwatched, probed_data())
     assert all(torch.equal(a, b) for a, b in zip(final_weights(watched).values(), final_weights(unwatched).values()))
