@@ -568,6 +568,9 @@ class Study:
         grid = [{"value": list(v) if isinstance(v, tuple) else v, "val_macro_f1": float(np.mean(scores[v])),
                  "n": len(scores[v])} if scores[v] else {"value": list(v) if isinstance(v, tuple) else v,
                                                         "pending": True} for v in choice.candidates]
+        if choice.pretrain:  # what each candidate costs beside what it scores
+            for entry, experiment in zip(grid, choice.experiments()):
+                entry.update(self.pretrain_seconds(experiment))
         best = max(done, key=lambda v: np.mean(scores[v])) if len(done) > 1 else chosen  # one: no choice yet
         if best != chosen and not self.config.partial:
             raise UserError(f"{name}: the best on val is now {best}, not the study's {chosen}: set {choice.where} "
@@ -578,6 +581,16 @@ class Study:
                 "pending": len(done) < len(choice.candidates), "grid": grid,
                 "methods": {m: list(modes) for m, modes in choice.methods.items() if method in (None, m)},
                 "fractions": list(choice.fractions), "where": choice.where}
+
+    def pretrain_seconds(self, experiment):
+        """{"pretrain_seconds": median over its seeds' finished pretrainings} of an experiment's encoder, or {}."""
+        seconds = []
+        for seed in self.config.pretrain_seeds[: experiment.seed_count]:
+            config = self.encoder_config(experiment, seed)[0]
+            if finished(config.run_dir(), config, RunFolder.SUMMARY):
+                seconds.append(json.loads((config.run_dir() / RunFolder.SUMMARY).read_text()).get("train_seconds"))
+        seconds = [s for s in seconds if s is not None]
+        return {"pretrain_seconds": round(float(np.median(seconds)), 1)} if seconds else {}
 
     def report(self, claims=CLAIMS, title="UCI HAR study: the default MTL encoder against the field's baselines"):
         """downstream.json and downstream.md in the results folder; study_summary.json, results.md and the
@@ -619,6 +632,7 @@ class Study:
         lines += time_table(rows or val_rows, units)
         for choice in choices:
             grid = "; ".join(f"{g['value']} -> " + ("pending" if g.get("pending") else f"{g['val_macro_f1']:.3f}")
+                             + (f" ({g['pretrain_seconds']:.0f} s pretraining)" if "pretrain_seconds" in g else "")
                              for g in choice["grid"])
             finished_candidates = sum(not g.get("pending") for g in choice["grid"])
             what = (f"the study ran {choice['chosen']}, val prefers {choice['best_on_val']} so far: set "

@@ -202,9 +202,15 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
     rows = [dict(r, experiment=recipe.candidate_id(v), downstream="encoder")
             for v, values in (("default", [[0.80, 0.80], [0.80, 0.80]]), ("rocket", [[0.70, 0.70], [0.95, 0.95]]))
             for r in rows_of("x", values)]
+    # a candidate's finished pretraining (its recorded config and summary) gives what it cost
+    config = study.encoder_config(rocket, 42)[0]
+    config.run_dir().mkdir(parents=True)
+    (config.run_dir() / "config.json").write_text(json.dumps(config_to_dict(config)))
+    (config.run_dir() / "summary.json").write_text(json.dumps({"train_seconds": 123.4}))
     made = next(c for c in study.choices(rows) if c["choice"] == "recipe")
     assert made["grid"][1]["n"] == 4 and made["grid"][1]["val_macro_f1"] == pytest.approx(0.825)
     assert made["best_on_val"] == "rocket" and made["disagrees"]
+    assert made["grid"][1]["pretrain_seconds"] == 123.4 and "pretrain_seconds" not in made["grid"][0]
 
 
 def test_each_network_gets_its_own_value_chosen_on_its_own_val_scores(tmp_path):
