@@ -63,23 +63,23 @@ def random_image_data(config, count):
     return PretrainData(x, features, spec, {"data_source": "random uint8 images"})
 
 
-def time_steps(config, data, mode, views, device, train_steps):
+def time_steps(config, data, mode, views, device, train_steps, targets):
     """Seconds per step of one epoch (or its first train_steps) of the real loop, and steps per epoch."""
     seed_everything(config.seed)
     model = build_model(config, data.x.shape[1:], data.spec, data.features.shape[1]).to(device)
     trainer = MultiTaskTrainer(config, model, device)
     batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, task_classes(config), mode, views,
-                             device=device)
+                             device=device, targets=targets)
     _, steps, seconds = trainer.train_epoch(FirstSteps(batches, train_steps), 0, lambda step: config.lr)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return seconds / steps, len(batches)
 
 
-def time_data_only(config, data, mode, views, steps, device):
+def time_data_only(config, data, mode, views, steps, device, targets):
     """Seconds per batch of producing pretext batches alone (no model)."""
     batches = PretextBatches(data.x, data.features, config.batch_size, data.spec, task_classes(config), mode, views,
-                             device=device)
+                             device=device, targets=targets)
     steps = min(steps, len(batches) - 1)  # a small dataset has fewer batches in an epoch
     iterator = batches.epoch(0)
     next(iterator)
@@ -124,11 +124,12 @@ def main():
     print(f"precomputed views: {config.n_variants} variants, {views.nbytes() / 2**20:.0f} MiB on disk; "
           f"build median {statistics.median(build_times):.1f} s over {args.repeats} runs")
 
+    targets = data.dataset_targets(task_classes(config), config)  # e.g. the rocket task's, made once
     per_step = {"precomputed": [], "on_the_fly": []}
     for _ in range(args.repeats):
         for mode in per_step:  # interleaved, so machine noise hits both alike
             seconds, steps_per_epoch = time_steps(config, data, mode, views if mode == "precomputed" else None,
-                                                  device, args.train_steps)
+                                                  device, args.train_steps, targets)
             per_step[mode].append(seconds)
     medians = {mode: statistics.median(v) for mode, v in per_step.items()}
     for mode, seconds in medians.items():
@@ -137,7 +138,7 @@ def main():
     ratios = [b / a for a, b in zip(per_step["precomputed"], per_step["on_the_fly"])]
     print(f"precomputed / on the fly: {statistics.median(ratios):.2f}x (median of per-repeat ratios)")
     data_only = {mode: statistics.median(time_data_only(config, data, mode, views if mode == "precomputed" else None,
-                                                        args.steps, device) for _ in range(args.repeats))
+                                                        args.steps, device, targets) for _ in range(args.repeats))
                  for mode in per_step}
     print(f"data pipeline alone: precomputed {config.batch_size / data_only['precomputed']:.0f} inputs/s, "
           f"on the fly {config.batch_size / data_only['on_the_fly']:.0f} inputs/s "

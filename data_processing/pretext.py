@@ -227,13 +227,17 @@ class PretrainData:
     record: dict = None  # what the encoder keeps of its data (split, standardisation, ...); the classifier reads it
     cache_dir: object = None  # where the precomputed views go (--cache_dir); None: data/cache
 
+    def dataset_targets(self, tasks, config):
+        """{key: array}: the tasks' targets made once from the whole set (the rocket task's MiniRocket PCA)."""
+        return {key: array for task in tasks for key, array in task.dataset_targets(self, config).items()}
+
     def batches(self, tasks, batch_size, precompute=True, rank=0, world_size=1, device="cpu", verbose=False,
                 config=None):
         """PretextBatches on `device`, reading (building once) the precomputed views when `precompute`,
         else making each batch's targets on `device`; with the tasks' dataset-wide targets (`dataset_targets`,
         from the run's `config`)."""
         def build(verbose=False):
-            targets = {key: array for task in tasks for key, array in task.dataset_targets(self, config).items()}
+            targets = self.dataset_targets(tasks, config)
             views = PrecomputedViews(self.x, self.spec, tasks, self.cache_dir, verbose=verbose) if precompute else None
             return targets, views
 
