@@ -5,9 +5,10 @@ Methods are representations probed by a linear classifier (`encoder`: the pretra
 `encoder+features`, `encoder+minirocket`: the embedding concatenated with them) or networks trained from
 labels (`supervised`: the encoder's architecture from a random init; `resnet`: the time-series ResNet of
 Wang et al. 2017). Modes: `linear` (the probe), `selftrain` (the probe self-trained on the unlabelled train
-windows), `finetune` (the encoder fine-tuned from its probe, LP-FT; networks trained from scratch), and
-`fixmatch` (the same with FixMatch consistency on the unlabelled train windows). Each method runs the modes
-it has (METHOD_MODES). Every label draw is shared by every method (paired); every choice (the probe, the
+windows), `cotrain` (hybrids: the same, each round's pseudo-labels from one probe per block, co-training),
+`finetune` (the encoder fine-tuned from its probe, LP-FT; networks trained from scratch), and `fixmatch`
+(the same with FixMatch consistency on the unlabelled train windows). Each method runs the modes it has
+(METHOD_MODES). Every label draw is shared by every method (paired); every choice (the probe, the
 weights kept) is made on the val subjects. Outputs in one folder: results.csv (a row per method, mode,
 fraction, draw), summary.json (mean and std over draws; the probes chosen on val and their val scores) and
 results.md (the macro-F1 table).
@@ -42,9 +43,13 @@ PROBED = ("encoder", "expert_features", "raw", "minirocket", "encoder+features",
 FROM_SCRATCH = ("supervised", "resnet")
 METHODS = ("encoder", "supervised", "resnet", "expert_features", "raw", "minirocket", "encoder+features",
            "encoder+minirocket")
-MODES = ("linear", "selftrain", "finetune", "fixmatch")
-METHOD_MODES = {"encoder": MODES, **{m: ("finetune", "fixmatch") for m in FROM_SCRATCH},
-                **{m: ("linear", "selftrain") for m in PROBED[1:]}}
+HYBRIDS = ("encoder+features", "encoder+minirocket")
+MODES = ("linear", "selftrain", "cotrain", "finetune", "fixmatch")
+PROBE_MODES = ("linear", "selftrain", "cotrain")  # a probe on a fixed representation, no gradient step
+METHOD_MODES = {"encoder": ("linear", "selftrain", "finetune", "fixmatch"),
+                **{m: ("finetune", "fixmatch") for m in FROM_SCRATCH},
+                **{m: ("linear", "selftrain", "cotrain") if m in HYBRIDS else ("linear", "selftrain")
+                   for m in PROBED[1:]}}
 SENSOR_ONLY = ("resnet", "minirocket", "encoder+minirocket")  # they take (C, T) windows, not images
 
 
@@ -267,12 +272,15 @@ class Representations:
             self.seconds[method] = round(time.time() - start, 2)
         return self.cache[method]
 
+    @staticmethod
+    def blocks(method):
+        """The representations a hybrid concatenates, in order: encoder+features -> (encoder, expert_features)."""
+        return tuple("expert_features" if part == "features" else part for part in method.split("+"))
+
     def _compute(self, method):
         splits = {name: getattr(self.splits, name) for name in ("train", "val", "test")}
         if "+" in method:  # a hybrid: the embedding beside the other representation (the probe standardises each)
-            left, right = method.split("+")
-            other = "expert_features" if right == "features" else right
-            return {k: np.concatenate([self[left][k], self[other][k]], 1) for k in splits}
+            return {k: np.concatenate([self[block][k] for block in self.blocks(method)], 1) for k in splits}
         if method == "encoder":
             encoder = rebuild_encoder(self.model_args, self.state_dict).to(self.device)
             embeddings = {k: v.numpy() for k, v in frozen_embeddings(
@@ -350,13 +358,15 @@ def run_classification(config, splits, encoder_path=None):
     def run(method, mode, fraction, seed, subset):
         """(N, K) test probabilities, whether fine-tuning kept its starting weights (LP-FT only), the probe."""
         x_sub, y_sub = train["x"][subset], train["y"][subset]
-        if method in PROBED and mode in ("linear", "selftrain"):
+        if method in PROBED and mode in PROBE_MODES:
             probe, _ = probe_for(method, fraction)
             data = representations[method]
+            views = [representations[block]["train"] for block in representations.blocks(method)] \
+                if mode == "cotrain" else None
             fitted = (fit_probe(probe, data["train"][subset], y_sub, data["train"], num_classes, seed)
                       if mode == "linear" else
                       self_train(probe, data["train"], train["y"], subset, num_classes, config.selftrain_rounds,
-                                 config.selftrain_per_round, seed))
+                                 config.selftrain_per_round, seed, views))
             return fitted(data["test"]), None, probe.name
         recipe = semi_settings if mode == "fixmatch" else settings
         if method == "encoder":
@@ -385,7 +395,7 @@ def run_classification(config, splits, encoder_path=None):
             run_start = time.time()
             # a probe on a subset it has seen already (every draw at 100%) is deterministic: scored once
             key = (method, mode, hashlib.sha1(np.ascontiguousarray(subset).tobytes()).hexdigest())
-            if method in PROBED and mode in ("linear", "selftrain") and key in repeated:
+            if method in PROBED and mode in PROBE_MODES and key in repeated:
                 probabilities, kept_probe, probe, seconds = repeated[key]
             else:
                 probabilities, kept_probe, probe = run(method, mode, fraction, seed, subset)

@@ -132,24 +132,37 @@ def choose_probe(candidates, train_x, train_y, val_x, val_y, fraction, tuning_dr
     return best, val_scores
 
 
-def self_train(probe, train_x, train_y, subset, num_classes, rounds=3, per_round=1.0, seed=0):
+def self_train(probe, train_x, train_y, subset, num_classes, rounds=3, per_round=1.0, seed=0, views=None):
     """Self-training of a probe (Yarowsky; SelfHAR's teacher-student loop without the student's augmentation):
     each round fits on the labels plus the pseudo-labels so far, then predicts every unlabelled train window
     and takes, per class, the round(per_round * that class's label count) most confident windows predicted as
     it, never more than the windows left. Returns the last round's FittedProbe.
 
+    views (co-training, Blum & Mitchell 1998): the train arrays of the representations train_x concatenates
+    (a hybrid's embedding and its other block). The teacher of each round is then the mean of one probe per
+    view: the windows taken are those the two views, fitted apart, are confident of together. The probe on
+    train_x is fitted once, on the final labels and pseudo-labels.
+
     The same count per class keeps the pseudo-labels as balanced as the labels; confidence ranks within a
     class, so ridge's softmax-of-scores ranks as well as logistic probabilities do."""
     labelled = np.zeros(len(train_y), bool)
     labelled[subset] = True
-    x, y = train_x[subset], np.asarray(train_y)[subset]
-    fitted = fit_probe(probe, x, y, train_x, num_classes, seed)
+    rows, y = np.asarray(subset), np.asarray(train_y)[subset]
     pool = np.flatnonzero(~labelled)
     counts = np.bincount(y, minlength=num_classes)
+
+    def fit(x):  # the probe on representation x, fitted on the rows labelled so far
+        return fit_probe(probe, x[rows], y, x, num_classes, seed)
+
+    def teacher():  # (the probe per view, the mean of their probabilities on some train rows)
+        fitted = [(fit(view), view) for view in (views if views is not None else [train_x])]
+        return fitted, lambda some: np.mean([f(view[some]) for f, view in fitted], axis=0)
+
+    fitted, predict = teacher()
     for _ in range(rounds):
         if len(pool) == 0:
             break
-        probabilities = fitted(train_x[pool])
+        probabilities = predict(pool)
         predicted, confidence = probabilities.argmax(1), probabilities.max(1)
         chosen, pseudo = [], []
         for label in np.flatnonzero(counts):
@@ -159,7 +172,8 @@ def self_train(probe, train_x, train_y, subset, num_classes, rounds=3, per_round
             chosen.append(pool[top])
             pseudo.append(np.full(len(top), label))
         chosen, pseudo = np.concatenate(chosen), np.concatenate(pseudo)
-        x, y = np.concatenate([x, train_x[chosen]]), np.concatenate([y, pseudo])
+        rows, y = np.concatenate([rows, chosen]), np.concatenate([y, pseudo])
         pool = np.setdiff1d(pool, chosen)
-        fitted = fit_probe(probe, x, y, train_x, num_classes, seed)
-    return fitted
+        if views is None or _ < rounds - 1:  # co-training's last teacher would only be thrown away
+            fitted, predict = teacher()
+    return fitted[0][0] if views is None else fit(train_x)

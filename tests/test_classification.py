@@ -83,7 +83,7 @@ def test_every_method_and_mode_writes_results(tiny_encoder, tmp_path):
     rows, summary, out = run_classification(config, splits)
     assert out == tiny_encoder / "classifier"
     expected = {(m, mode) for m in METHODS for mode in METHOD_MODES[m]}
-    assert {(r["method"], r["mode"]) for r in rows} == expected and len(expected) == 18
+    assert {(r["method"], r["mode"]) for r in rows} == expected and len(expected) == 20  # hybrids co-train too
     assert len(rows) == len(expected) * 2 * 2
     with open(out / "results.csv") as f:
         table = list(csv.DictReader(f))
@@ -101,6 +101,7 @@ def test_every_method_and_mode_writes_results(tiny_encoder, tmp_path):
     by = {(r["method"], r["mode"], r["fraction"], r["seed"]): r for r in rows}
     assert by[("expert_features", "linear", 1.0, 0)]["macro_f1"] > 0.95  # the separable signal is found
     assert by[("encoder+features", "selftrain", 1.0, 0)]["macro_f1"] > 0.95
+    assert by[("encoder+features", "cotrain", 0.2, 0)]["macro_f1"] > 0.9
     assert by[("supervised", "finetune", 1.0, 0)]["macro_f1"] > 0.9
     # every 100% draw is the whole train split: a probe scores the same, a network from scratch need not
     assert by[("raw", "linear", 1.0, 0)]["macro_f1"] == by[("raw", "linear", 1.0, 1)]["macro_f1"]

@@ -68,6 +68,30 @@ def test_self_training_adds_balanced_pseudo_labels_and_helps_with_few_labels():
                                                        y[stratified_subset(y, 0.01, 0)], x, 3)(test_x))
 
 
+def test_co_training_takes_the_pseudo_labels_the_views_are_confident_of_together():
+    a, y = blobs(2000, 5, noise=1.8)  # two views of each window, noisy apart (the co-training assumption)
+    b, _ = blobs(2000, 6, noise=1.8)
+    x = np.concatenate([a, b], 1)
+    probe, subset = Probe("logistic:1", "all"), stratified_subset(y, 0.003, 0)
+    # one view that is the whole representation: co-training is self-training
+    np.testing.assert_allclose(self_train(probe, x, y, subset, 3, 3, 5.0, views=[x])(x),
+                               self_train(probe, x, y, subset, 3, 3, 5.0)(x))
+    # one round, by hand: the mean of the two views' probes ranks the unlabelled windows within each class
+    teacher = [fit_probe(probe, v[subset], y[subset], v, 3) for v in (a, b)]
+    pool = np.setdiff1d(np.arange(len(y)), subset)
+    p = (teacher[0](a[pool]) + teacher[1](b[pool])) / 2
+    per_class = 10 * np.bincount(y[subset])  # per_round 10: ten times each class's labels
+    taken = [pool[np.flatnonzero(p.argmax(1) == c)[np.argsort(-p.max(1)[p.argmax(1) == c], kind="stable")]][
+        :per_class[c]] for c in range(3)]
+    rows = np.concatenate([subset, *taken])
+    labels = np.concatenate([y[subset], *[np.full(len(t), c) for c, t in enumerate(taken)]])
+    expected = fit_probe(probe, x[rows], labels, x, 3)
+    cotrained = self_train(probe, x, y, subset, 3, rounds=1, per_round=10.0, views=[a, b])
+    np.testing.assert_allclose(cotrained(x), expected(x))
+    plain = fit_probe(probe, x[subset], y[subset], x, 3)
+    assert (cotrained(x).argmax(1) == y).mean() > (plain(x).argmax(1) == y).mean()
+
+
 def test_minirocket_features_are_fit_without_labels_and_fixed_by_seed():
     from data_processing.minirocket import minirocket_features
 

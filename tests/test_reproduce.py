@@ -96,8 +96,11 @@ def test_a_choice_made_on_val_must_still_be_the_best_there(tmp_path):
 
 
 def test_every_experiment_has_its_own_rows_and_another_tasks_rows_are_prefixed():
-    names = [e.row_name(m) for e in EXPERIMENTS if e.scored_on == "test" for m in e.methods]
-    assert len(names) == len(set(names))  # no two experiments' test rows mix (val rows are kept by experiment)
+    rows = [(e.row_name(m), mode) for e in EXPERIMENTS if e.scored_on == "test" for m, modes in e.methods.items()
+            for mode in modes]
+    assert len(rows) == len(set(rows))  # no two experiments' test rows mix (val rows are kept by experiment)
+    # the co-training units are the default encoder's hybrids' rows, in units of their own
+    assert ("mtl_default+minirocket", "cotrain") in rows and ("mtl_default+minirocket", "selftrain") in rows
     hapt = next(e for e in EXPERIMENTS if e.id == "hapt12_mtl_default")
     assert hapt.row_name("encoder") == "hapt12/mtl_default" and hapt.encoder_id == "mtl_default"
     assert next(e for e in EXPERIMENTS if e.id == "hapt12_baselines").row_name("supervised") == "hapt12/supervised"
@@ -179,9 +182,15 @@ def test_candidates_are_compared_on_the_draws_they_share(tmp_path):
     assert made["best_on_val"] == b and made["grid"][0]["val_macro_f1"] == pytest.approx(0.80)
 
 
-def test_the_study_names_an_unknown_method_in_one_line():
+def test_the_study_names_an_unknown_method_in_one_line(tmp_path):
     with pytest.raises(UserError, match="--methods: unknown method"):
         parse_config(StudyConfig, ["--methods", "resnett"])
+    with pytest.raises(UserError, match="--experiments: unknown experiment"):
+        parse_config(StudyConfig, ["--experiments", "mtl_defualt"])
+    # --experiments narrows the units to those experiments (the default encoder stays reachable)
+    study = Study(parse_config(StudyConfig, ["--experiments", "mtl_default_cotrain", "--output_dir", str(tmp_path)]))
+    assert [e.id for e in study.experiments] == ["mtl_default_cotrain"]
+    assert {u[2] for u in plan(study.config, "all", study.experiments)} == {"encoder+minirocket", "encoder+features"}
 
 
 def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_it_names(tmp_path):
