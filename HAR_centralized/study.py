@@ -173,7 +173,7 @@ EXPERIMENTS = (
     Experiment(DEFAULT, (), {"encoder": LINEAR_SELFTRAIN + NETWORK_MODES, "encoder+features": LINEAR_SELFTRAIN,
                              "encoder+minirocket": LINEAR_SELFTRAIN}),
     # co-training the hybrids' two blocks (found on val: seed 42, 1%, 8 draws, +0.010 over the hybrid's
-    # self-training and +0.016 over MiniRocket's); units of their own, so the finished hybrid units stay
+    # self-training and +0.013 over MiniRocket's); units of their own, so the finished hybrid units stay
     Experiment(f"{DEFAULT}_cotrain", None, {"encoder+minirocket": ("cotrain",), "encoder+features": ("cotrain",)},
                encoder_of=DEFAULT),
     Experiment("baselines", None, {"minirocket": LINEAR_SELFTRAIN, "expert_features": LINEAR_SELFTRAIN,
