@@ -122,18 +122,19 @@ class Choice:
 
 CLASSIFIER = HARClassifierConfig()
 ALL_TASKS = ("--tasks", *SEED_TASKS, "rocket")
-RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that pretrains it
+RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that pretrains it; cheapest first (the
+    # units run in this order), so a session's share of the search scores whole candidates
     "default": (),
     "rocket": ALL_TASKS,  # a fifth task: regress MiniRocket's features (common/tasks/rocket.py)
+    "epochs10": ("--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
     "rocket_only": ("--tasks", "rocket"),
     "features_rocket": ("--tasks", "features", "rocket"),
     "no_features": ("--model_heads", "1", "1", "1", "0"),  # does the features task dominate?
-    "equal_weights": "mtl_equal",
-    "width64": ("--encoder_width", "64"),  # 3.3x the default's step time
-    "dilated": ("--encoder", "dilated1d", "--encoder_depth", "4"),  # every scale, pooled (2x the step time)
-    "epochs10": ("--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
-    "dense_step32": "mtl_all_recordings_step32",
     "batch256": ("--batch_size", "256"),
+    "equal_weights": "mtl_equal",
+    "dilated": ("--encoder", "dilated1d", "--encoder_depth", "4"),  # every scale, pooled (2x the step time)
+    "width64": ("--encoder_width", "64"),  # 3.3x the default's step time
+    "dense_step32": "mtl_all_recordings_step32",  # 3.4x the windows
 }
 PROBES = {"encoder": ("selftrain",), "minirocket": ("selftrain",), "expert_features": ("selftrain",)}
 NETWORKS = {"encoder": ("finetune",), "supervised": ("finetune",), "resnet": ("finetune",)}
