@@ -129,6 +129,10 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     "epochs10": ("--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
     "rocket_only": ("--tasks", "rocket"),
     "features_rocket": ("--tasks", "features", "rocket"),
+    # added after rocket_only's val scores (a sequential step of the search, on val only): the distilled
+    # encoder with the capacity to copy MiniRocket's scales, multi-scale dilations or twice the channels
+    "rocket_dilated": ("--tasks", "rocket", "--encoder", "dilated1d", "--encoder_depth", "4"),
+    "rocket_width64": ("--tasks", "rocket", "--encoder_width", "64"),
     "no_features": ("--model_heads", "1", "1", "1", "0"),  # does the features task dominate?
     "batch256": ("--batch_size", "256"),
     "equal_weights": "mtl_equal",
