@@ -602,13 +602,17 @@ class Study:
                 "fractions": list(choice.fractions), "where": choice.where}
 
     def pretrain_seconds(self, experiment):
-        """{"pretrain_seconds": median over its seeds' finished pretrainings} of an experiment's encoder, or {}."""
+        """{"pretrain_seconds": median over its seeds' finished pretrainings} of an experiment's encoder, or {}:
+        each run's epochs' training seconds summed from metrics.jsonl, so a resumed run counts every epoch
+        (its summary's train_seconds holds the last process's share only)."""
         seconds = []
         for seed in self.config.pretrain_seeds[: experiment.seed_count]:
             config = self.encoder_config(experiment, seed)[0]
-            if finished(config.run_dir(), config, RunFolder.SUMMARY):
-                seconds.append(json.loads((config.run_dir() / RunFolder.SUMMARY).read_text()).get("train_seconds"))
-        seconds = [s for s in seconds if s is not None]
+            metrics = config.run_dir() / RunFolder.METRICS
+            if finished(config.run_dir(), config, RunFolder.SUMMARY) and metrics.is_file():
+                per_epoch = {r["epoch"]: r["seconds"] for r in map(json.loads, metrics.read_text().splitlines())
+                             if "seconds" in r}  # an epoch run again after a kill: its last time
+                seconds.append(sum(per_epoch.values()))
         return {"pretrain_seconds": round(float(np.median(seconds)), 1)} if seconds else {}
 
     def report(self, claims=CLAIMS, title="UCI HAR study: the default MTL encoder against the field's baselines"):

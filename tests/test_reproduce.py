@@ -215,7 +215,9 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
     config = study.encoder_config(rocket, 42)[0]
     config.run_dir().mkdir(parents=True)
     (config.run_dir() / "config.json").write_text(json.dumps(config_to_dict(config)))
-    (config.run_dir() / "summary.json").write_text(json.dumps({"train_seconds": 123.4}))
+    (config.run_dir() / "summary.json").write_text(json.dumps({"train_seconds": 3.0}))  # the last process's share
+    (config.run_dir() / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"epoch": 1, "seconds": 100.0}, {"epoch": 2, "seconds": 50.0}, {"epoch": 2, "seconds": 23.4}]))
     made = next(c for c in study.choices(rows) if c["choice"] == "recipe")
     assert made["grid"][1]["n"] == 4 and made["grid"][1]["val_macro_f1"] == pytest.approx(0.825)
     assert made["best_on_val"] == "rocket" and made["disagrees"]
