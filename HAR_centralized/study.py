@@ -396,11 +396,18 @@ def plan(config, only, experiments=EXPERIMENTS, methods=()):
                                         cost.get(u[2], 0)))
 
 
-def epoch_seconds(run):
-    """Median seconds per pretraining epoch (or federated round) of a run, from its metrics rows."""
-    path = Path(run) / "metrics.jsonl"
+def seconds_by_epoch(run):
+    """{epoch (or federated round): seconds} of a run, from its metrics rows; an epoch run again after a kill
+    counts its last time."""
+    path = Path(run) / RunFolder.METRICS
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    return float(np.median([r["seconds"] for r in rows if "seconds" in r])) if rows else None
+    return {r["epoch"]: r["seconds"] for r in rows if "seconds" in r}
+
+
+def epoch_seconds(run):
+    """Median seconds per pretraining epoch (or federated round) of a run."""
+    seconds = seconds_by_epoch(run)
+    return float(np.median(list(seconds.values()))) if seconds else None
 
 
 class Study:
@@ -608,11 +615,9 @@ class Study:
         seconds = []
         for seed in self.config.pretrain_seeds[: experiment.seed_count]:
             config = self.encoder_config(experiment, seed)[0]
-            metrics = config.run_dir() / RunFolder.METRICS
-            if finished(config.run_dir(), config, RunFolder.SUMMARY) and metrics.is_file():
-                per_epoch = {r["epoch"]: r["seconds"] for r in map(json.loads, metrics.read_text().splitlines())
-                             if "seconds" in r}  # an epoch run again after a kill: its last time
-                seconds.append(sum(per_epoch.values()))
+            if finished(config.run_dir(), config, RunFolder.SUMMARY):
+                seconds.append(sum(seconds_by_epoch(config.run_dir()).values()) or None)
+        seconds = [s for s in seconds if s is not None]
         return {"pretrain_seconds": round(float(np.median(seconds)), 1)} if seconds else {}
 
     def report(self, claims=CLAIMS, title="UCI HAR study: the default MTL encoder against the field's baselines"):

@@ -77,17 +77,21 @@ class FittedProbe:
 
 
 _SCALER_OF_ALL = {}  # id(all_x) -> (weak reference to all_x, its StandardScaler)
+SCALERS_REMEMBERED = 4  # co-training alternates a hybrid's blocks and the hybrid itself: 3 arrays at once
 
 
 def scaler_of_all(all_x):
     """The StandardScaler of every train window, fit once per array: every probe, tuning draw and self-training
     round of a representation shares it (refitting it on 10,000 MiniRocket features was a sixth of a
-    self-training's time)."""
+    self-training's time). A few arrays are remembered, by weak reference: the memo never holds one alive."""
     if not isinstance(all_x, np.ndarray):
         return StandardScaler().fit(np.asarray(all_x, dtype=np.float64))
     entry = _SCALER_OF_ALL.get(id(all_x))
     if entry is None or entry[0]() is not all_x:
-        _SCALER_OF_ALL.clear()  # one representation at a time: the memo never holds an array alive
+        for key in [k for k, (ref, _) in _SCALER_OF_ALL.items() if ref() is None]:
+            del _SCALER_OF_ALL[key]  # arrays gone (their ids may be reused)
+        while len(_SCALER_OF_ALL) >= SCALERS_REMEMBERED:
+            del _SCALER_OF_ALL[next(iter(_SCALER_OF_ALL))]  # the oldest first
         entry = (weakref.ref(all_x), StandardScaler().fit(np.asarray(all_x, dtype=np.float64)))
         _SCALER_OF_ALL[id(all_x)] = entry
     return entry[1]
