@@ -133,6 +133,10 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     # encoder with the capacity to copy MiniRocket's scales, multi-scale dilations or twice the channels
     "rocket_dilated": ("--tasks", "rocket", "--encoder", "dilated1d", "--encoder_depth", "4"),
     "rocket_width64": ("--tasks", "rocket", "--encoder_width", "64"),
+    # added after rocket_dilated's and the width-64 run's first val monitors (sequential, val only): more of
+    # the target (512 components of MiniRocket's features), or 3.4x the windows to distil it from
+    "rocket_dim512": ("--tasks", "rocket", "--rocket_dim", "512"),
+    "rocket_dense": ("--tasks", "rocket", "--pretrain_data", "all", "--pretrain_step", "32"),
     "no_features": ("--model_heads", "1", "1", "1", "0"),  # does the features task dominate?
     "batch256": ("--batch_size", "256"),
     "equal_weights": "mtl_equal",
