@@ -82,8 +82,14 @@ def time_table(rows, units):
 
 def paired_difference(rows, a, b, fraction):
     """a minus b ((method, mode) each) at `fraction`, paired by pretraining seed and draw: the per-seed mean
-    difference, its t-interval over seeds, n seeds and draws; None when the two share no seed and draw."""
+    difference, its t-interval over seeds, n seeds and draws; None when the two share no seed and draw. A side
+    without seeds (pretrain_seed None: a method with no randomness beyond one fixed seed) pairs with each
+    seed of the other."""
     first, second = by_seed(rows, *a, fraction), by_seed(rows, *b, fraction)
+    if set(second) == {None}:
+        second = {seed: second[None] for seed in first}
+    if set(first) == {None}:
+        first = {seed: first[None] for seed in second}
     per_seed, draws = [], []
     for seed in sorted(set(first) & set(second)):
         common = sorted(set(first[seed]) & set(second[seed]))

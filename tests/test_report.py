@@ -7,7 +7,7 @@ from scipy import stats
 
 from ground.errors import UserError
 from common.report import aggregate, claims_table, evaluate_claims, paired_difference, score_table, time_table
-from HAR_centralized.study import CLAIMS, EXPERIMENTS, NETWORK_MODES, StudyConfig, plan
+from HAR_centralized.study import CLAIMS, EXPERIMENTS, NETWORK_MODES, RECIPE, RECIPES, WINNER, StudyConfig, plan
 
 
 def rows_of(method, mode, values):
@@ -49,10 +49,31 @@ def test_claims_pair_by_seed_and_draw_and_a_missing_method_is_an_error():
     assert pending[0]["pending"] and "Pending (a method has not finished): 1 claims" in "\n".join(claims_table(pending))
 
 
+def test_a_method_without_seeds_pairs_with_every_seed_of_the_other_side():
+    ours = [[0.85, 0.80, 0.90], [0.88, 0.83, 0.93], [0.82, 0.77, 0.87]]  # seeds 42-44: +0, +0.03, -0.03
+    fixed = [dict(r, pretrain_seed=None) for r in rows_of("minirocket", "linear", [[0.84, 0.80, 0.86]])]
+    rows = rows_of("ours", "linear", ours) + fixed
+    result = paired_difference(rows, ("ours", "linear"), ("minirocket", "linear"), 0.01)
+    per_seed = [np.mean(np.subtract(draws, [0.84, 0.80, 0.86])) for draws in ours]
+    assert result["mean"] == pytest.approx(np.mean(per_seed)) and result["n_pretrain_seeds"] == 3
+    half = stats.t.ppf(0.975, 2) * np.std(per_seed, ddof=1) / np.sqrt(3)  # the interval over our seeds
+    assert result["ci95"] == pytest.approx([np.mean(per_seed) - half, np.mean(per_seed) + half])
+    reverse = paired_difference(rows, ("minirocket", "linear"), ("ours", "linear"), 0.01)
+    assert reverse["mean"] == pytest.approx(-result["mean"])
+    assert aggregate(fixed)[0]["n_pretrain_seeds"] == 1
+
+
+def test_experiment_seeds_continue_past_the_study_seeds_and_a_fixed_one_takes_one():
+    by_id = {e.id: e for e in EXPERIMENTS}
+    assert by_id[WINNER].seeds((42, 43, 44)) == [42, 43, 44, 45, 46]  # the confirmation's five
+    assert by_id["baselines"].seeds((42, 43, 44)) == [42] and by_id["mtl_default"].seeds((7, 9)) == [7, 9]
+    assert by_id[WINNER].pretrain == RECIPES[RECIPE.chosen]
+
+
 def test_the_manifest_plans_every_method_once_per_seed_and_names_every_claim():
     config = StudyConfig(pretrain_seeds=(1, 2))
     units = plan(config, "all")
-    expected = sum(min(e.seed_count or 2, 2) * ((len([m for m in modes if m not in NETWORK_MODES]) > 0)
+    expected = sum(len(e.seeds((1, 2))) * ((len([m for m in modes if m not in NETWORK_MODES]) > 0)
                                                       + len([m for m in modes if m in NETWORK_MODES]))
                    for e in EXPERIMENTS for modes in e.methods.values())
     assert len(units) == expected and len({(u[0].id, *u[1:]) for u in units}) == len(units)
