@@ -7,9 +7,12 @@ Each experiment's `config.py` holds one dataclass; `parse_config(cls)` turns eve
 import argparse
 import dataclasses
 import math
+import sys
 import typing
+from pathlib import Path
 
 from ground.errors import UserError
+from ground.paths import REPO_ROOT
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -45,9 +48,24 @@ def _named(kind, convert):
 _SCALARS = {int: _named("an integer", int), float: _named("a number", float), str: str, bool: _parse_bool}
 
 
+def declaring_class(config_cls, name):
+    """The class of config_cls's hierarchy that declares field `name` (the most derived, where one re-declares
+    a default)."""
+    return next(cls for cls in config_cls.__mro__ if name in vars(cls).get("__annotations__", {}))
+
+
+def _group_title(cls):
+    module = sys.modules[cls.__module__]
+    where = Path(module.__file__).resolve().relative_to(REPO_ROOT) if getattr(module, "__file__", None) else None
+    return f"{cls.__name__} ({where})" if where else cls.__name__
+
+
 def build_parser(config_cls, description=None):
+    """The flags of config_cls's fields, in one group per class that declares some (its name and file, most
+    derived first): --help shows the whole config and where each part of it lives."""
     parser = _OneLineErrorParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = typing.get_type_hints(config_cls)
+    groups = {}
     for field in dataclasses.fields(config_cls):
         field_type = hints[field.name]
         origin = typing.get_origin(field_type)
@@ -65,7 +83,11 @@ def build_parser(config_cls, description=None):
             kwargs["type"] = lambda text, scalar=scalar: None if text.lower() == "none" else scalar(text)
         else:
             kwargs["type"] = _SCALARS[field_type]
-        parser.add_argument(f"--{field.name}", **kwargs)
+        groups.setdefault(declaring_class(config_cls, field.name), []).append((field.name, kwargs))
+    for owner in sorted(groups, key=config_cls.__mro__.index):
+        group = parser.add_argument_group(_group_title(owner))
+        for name, kwargs in groups[owner]:
+            group.add_argument(f"--{name}", **kwargs)
     return parser
 
 

@@ -14,6 +14,21 @@ def test_every_field_is_a_flag_with_types():
     assert config.lr == 0.01 and config.run_name() == "mtl_seed42_heads1011"
 
 
+def test_help_shows_the_whole_config_grouped_by_where_each_part_is_declared():
+    import dataclasses
+
+    from common.config import build_parser
+    text = build_parser(HARPretrainConfig).format_help()
+    titles = ["HARPretrainConfig (HAR_centralized/config.py)", "HARDataConfig (common/har_task.py)",
+              "SSLConfig (common/pretrain_config.py)", "PretrainConfig (common/pretrain_config.py)"]
+    assert all(t in text for t in titles)
+    assert all(f"--{f.name}" in text for f in dataclasses.fields(HARPretrainConfig))
+    # each under the class that declares it (output_dir: re-declared with HAR's default)
+    section = text.split("HARPretrainConfig (HAR_centralized/config.py)")[1].split("HARPretrainDataConfig")[0]
+    assert "--output_dir" in section and "--lr" not in section
+    assert "--lr" in text.split("SSLConfig (common/pretrain_config.py)")[1]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--bogus", "1"], "unrecognized arguments"),
     (["--epochs", "ten"], "expected an integer"),
