@@ -50,11 +50,11 @@ class Experiment:
     pretrain: train_encoder.py flags (HAR_federated/run.py flags when federated); None: no pretraining of its
     own: baselines, or the encoder of `encoder_of`. Rows are named for the encoder (`mtl_default`,
     `mtl_default+features`, ...); baselines keep their method names; `prefix` names another task's rows
-    (`hapt12/`). scored_on "val": the unit scores the val subjects, for a choice made there. seed_count (the
-    first seed_count of the study's seeds, continued one by one past its last: 5 from 42 43 44 are 42-46) and
-    fractions set its seeds and fractions. fixed: its methods have no randomness of their own beyond one seed
-    (the expert features, the raw windows, MiniRocket's kernels at the first seed): one seed, whose rows pair
-    with every pretraining seed of what they are compared with."""
+    (`hapt12/`). scored_on "val": the unit scores the val subjects, for a choice made there. Its seeds are
+    the study's field seeds_from (--pretrain_seeds, or the confirmation's --confirm_seeds), the first
+    seed_count of them; fractions narrow its fractions. fixed: its methods have no randomness of their own
+    beyond one seed (the expert features, the raw windows, MiniRocket's kernels at the first seed): one seed,
+    whose rows pair with every pretraining seed of what they are compared with."""
 
     id: str
     pretrain: tuple | None
@@ -68,14 +68,11 @@ class Experiment:
     seed_count: int | None = None
     fractions: tuple | None = None
     fixed: bool = False
+    seeds_from: str = "pretrain_seeds"
 
-    def seeds(self, study_seeds):
-        """This experiment's pretraining (or init) seeds, given the study's."""
-        count = 1 if self.fixed else self.seed_count or len(study_seeds)
-        seeds = list(study_seeds)
-        while len(seeds) < count:
-            seeds.append(seeds[-1] + 1)
-        return seeds[:count]
+    def seeds(self, config):
+        """This experiment's pretraining (or init) seeds under the StudyConfig `config`."""
+        return list(getattr(config, self.seeds_from)[: 1 if self.fixed else self.seed_count])
 
     @property
     def encoder_id(self):
@@ -199,8 +196,8 @@ def confirmation(recipe):
     the experiment the recipe names."""
     flags = RECIPES[recipe]
     own = tuple(flags) if flags and not isinstance(flags, str) else None
-    return Experiment(f"mtl_{recipe}", own, {"encoder": LINEAR_SELFTRAIN}, "confirm", seed_count=5,
-                      encoder_of=None if own else flags or DEFAULT)
+    return Experiment(f"mtl_{recipe}", own, {"encoder": LINEAR_SELFTRAIN}, "confirm",
+                      encoder_of=None if own else flags or DEFAULT, seeds_from="confirm_seeds")
 
 
 EXPERIMENTS = (
@@ -324,6 +321,8 @@ class StudyConfig(Config):
     report: int = field(0, "1: only write the report of the finished units")
     partial: int = field(0, "1: a report with claims whose methods have not finished marked pending")
     pretrain_seeds: tuple[int, ...] = field((42, 43, 44), "pretraining seeds (baselines: their init seeds)")
+    confirm_seeds: tuple[int, ...] = field((42, 43, 44, 45, 46), "pretraining seeds of the recipe search's val "
+                                                                "winner on test (--part confirm)")
     draws: int = field(20, "label draws per fraction below 100%, the same for every method")
     full_draws: int = field(3, "draws at 100% labels (only the inits differ)")
     tuning_draws: int = field(5, "label draws per fraction of the val-scored experiments (the choices)")
@@ -430,7 +429,7 @@ def plan(config, only, experiments=EXPERIMENTS, methods=()):
                 for mode_group in ([wanted] if group == "probes" else [[m] for m in wanted]):
                     if mode_group:
                         units += [(experiment, seed, method, tuple(mode_group))
-                                  for seed in experiment.seeds(config.pretrain_seeds)]
+                                  for seed in experiment.seeds(config)]
     cost = {"encoder": 0, "supervised": 1}
     return sorted(units, key=lambda u: (u[3][0] in NETWORK_MODES, u[2] == "resnet", "fixmatch" in u[3],
                                         cost.get(u[2], 0)))
@@ -653,7 +652,7 @@ class Study:
         each run's epochs' training seconds summed from metrics.jsonl, so a resumed run counts every epoch
         (its summary's train_seconds holds the last process's share only)."""
         seconds = []
-        for seed in experiment.seeds(self.config.pretrain_seeds):
+        for seed in experiment.seeds(self.config):
             config = self.encoder_config(experiment, seed)[0]
             if finished(config.run_dir(), config, RunFolder.SUMMARY):
                 seconds.append(sum(seconds_by_epoch(config.run_dir()).values()) or None)

@@ -63,17 +63,20 @@ def test_a_method_without_seeds_pairs_with_every_seed_of_the_other_side():
     assert aggregate(fixed)[0]["n_pretrain_seeds"] == 1
 
 
-def test_experiment_seeds_continue_past_the_study_seeds_and_a_fixed_one_takes_one():
+def test_the_confirmation_takes_its_own_seeds_and_a_fixed_experiment_one():
     by_id = {e.id: e for e in EXPERIMENTS}
-    assert by_id[WINNER].seeds((42, 43, 44)) == [42, 43, 44, 45, 46]  # the confirmation's five
-    assert by_id["baselines"].seeds((42, 43, 44)) == [42] and by_id["mtl_default"].seeds((7, 9)) == [7, 9]
+    config = StudyConfig(pretrain_seeds=(7, 9))
+    assert by_id[WINNER].seeds(config) == [42, 43, 44, 45, 46]  # the confirmation's five
+    assert by_id["baselines"].seeds(config) == [7] and by_id["mtl_default"].seeds(config) == [7, 9]
+    recipe = next(e for e in EXPERIMENTS if e.id == RECIPE.candidate_id(RECIPE.chosen))
+    assert recipe.seeds(StudyConfig(pretrain_seeds=(43,))) == [43]  # a search's seeds: the study's first two
     assert by_id[WINNER].pretrain == RECIPES[RECIPE.chosen]
 
 
 def test_the_manifest_plans_every_method_once_per_seed_and_names_every_claim():
     config = StudyConfig(pretrain_seeds=(1, 2))
     units = plan(config, "all")
-    expected = sum(len(e.seeds((1, 2))) * ((len([m for m in modes if m not in NETWORK_MODES]) > 0)
+    expected = sum(len(e.seeds(config)) * ((len([m for m in modes if m not in NETWORK_MODES]) > 0)
                                                       + len([m for m in modes if m in NETWORK_MODES]))
                    for e in EXPERIMENTS for modes in e.methods.values())
     assert len(units) == expected and len({(u[0].id, *u[1:]) for u in units}) == len(units)
