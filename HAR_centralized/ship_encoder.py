@@ -20,6 +20,7 @@ from ground.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table
 from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data
 from ground.paths import REPO_ROOT
+from common.pretrain_config import with_trained_tasks
 from common.pretrained import PRETRAINED_DIR, export_encoder
 from common.run_folder import RunFolder
 from common.training import pretrain
@@ -47,7 +48,8 @@ class ShipConfig(Config):
 
 def default_recipe():
     """train_encoder.py's defaults as config.json holds them (tuples as lists)."""
-    return json.loads(json.dumps(config_to_dict(HARPretrainConfig())))
+    return with_trained_tasks(json.loads(json.dumps(config_to_dict(HARPretrainConfig()))),
+                              HARPretrainConfig.DEFAULT_TASKS)
 
 
 def default_recipe_run(config):
@@ -56,7 +58,7 @@ def default_recipe_run(config):
         run = Path(config.encoder)
         if not (run / "config.json").is_file() or not (run / "encoder.pt").is_file():
             raise UserError(f"--encoder {run} is not a finished run folder (config.json, encoder.pt)")
-        recipe = json.loads((run / "config.json").read_text())
+        recipe = with_trained_tasks(json.loads((run / "config.json").read_text()), HARPretrainConfig.DEFAULT_TASKS)
         defaults = default_recipe()
         # a field the run's config lacks is newer than the run: its default reproduces what the run did
         differs = {k: recipe[k] for k in recipe if k in defaults and k not in RUN_ONLY_FIELDS + ("seed",)

@@ -27,6 +27,7 @@ from common.har_task import har_client_datasets, har_labelled_splits, har_model,
 from ground.io import atomic_write_json, atomic_write_text
 from ground.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_tsne
+from common.pretrain_config import with_trained_tasks
 from common.report import (aggregate, claims_table, draw_figures, evaluate_claims, fraction_key, score_table,
                            time_table, write_readme_block)
 from common.run_folder import RunFolder
@@ -394,10 +395,11 @@ def settings(config):
     """A config as the reuse rule compares it: JSON values, without the fields that say where or how a run
     goes (folder, resume, device) rather than what it computes, nor those its modes and methods do not use."""
     values = json.loads(json.dumps(config_to_dict(config)))
-    return _compared(values)
+    return _compared(values, getattr(config, "DEFAULT_TASKS", None))
 
 
-def _compared(values):
+def _compared(values, default_tasks=None):
+    values = with_trained_tasks(values, default_tasks)
     return {k: v for k, v in values.items() if k not in RUN_ONLY_FIELDS
             and not ("modes" in values and k in USED_ONLY_BY and not USED_ONLY_BY[k](values))}
 
@@ -410,7 +412,7 @@ def finished(folder, config, marker):
     if not ((Path(folder) / marker).exists() and recorded.exists()):
         return False
     values = {**json.loads(json.dumps(config_to_dict(type(config)()))), **json.loads(recorded.read_text())}
-    return _compared(values) == settings(config)
+    return _compared(values, getattr(config, "DEFAULT_TASKS", None)) == settings(config)
 
 
 def plan(config, only, experiments=EXPERIMENTS, methods=()):

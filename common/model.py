@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from common.encoders import build_encoder
-from common.tasks import TASKS, TaskContext, active_task_names
+from common.tasks import TASKS, TaskContext
 
 
 class MultiTaskModel(nn.Module):
@@ -38,7 +38,7 @@ class MultiTaskModel(nn.Module):
 
 def task_classes(config):
     """The registered task classes a config trains, in its order."""
-    return [TASKS[name] for name in active_task_names(config.model_heads, config.tasks)]
+    return [TASKS[name] for name in config.active_tasks()]
 
 
 def build_model(config, input_shape, spec, feature_dim):

@@ -6,6 +6,7 @@ clients alike. PretrainConfig adds the centralized schedule (epochs, warm-up).
 import dataclasses
 import math
 from pathlib import Path
+from typing import ClassVar
 
 from common.config import Config, field
 from common.encoders import check_encoder_args
@@ -19,6 +20,15 @@ from common.tasks import SEED_TASKS, TASKS, active_task_names
 from common.weighting import WEIGHTINGS
 
 
+def with_trained_tasks(values, default_tasks=SEED_TASKS):
+    """A saved pretraining config (config.json's dict) with the tasks it trains in place of how its flags named
+    them (--model_heads, --tasks): two runs of one recipe compare equal however they were asked for."""
+    if "model_heads" not in values:
+        return values
+    tasks = active_task_names(values["model_heads"], values["tasks"], default_tasks)
+    return {**{k: v for k, v in values.items() if k != "model_heads"}, "tasks": tasks}
+
+
 @dataclasses.dataclass
 class SSLConfig(Config):
     seed: int = field(42, "fixes data order, augmentations, masks and initialisation")
@@ -26,8 +36,10 @@ class SSLConfig(Config):
     output_dir: str = field("outputs", "run folders go here (relative paths: to the repository root)")
     cache_dir: str = field("", "precomputed pretext views and dataset caches; empty: data/cache under the "
                                "checkout, or $MTSSL_DATA_DIR/cache when that is set")
-    model_heads: tuple[int, ...] = field((1, 1, 1, 1),
-                                         "0/1 switches: augmentation, reconstruction, contrastive, features")
+    # which tasks train: --tasks by name, else the seed's --model_heads switches, else DEFAULT_TASKS
+    DEFAULT_TASKS: ClassVar[tuple] = SEED_TASKS
+    model_heads: tuple[int, ...] = field((), "0/1 switches: augmentation, reconstruction, contrastive, features; "
+                                             "empty: the experiment's default tasks")
     tasks: tuple[str, ...] = field((), "registered task names to train instead of the --model_heads switches")
     use_weighted_loss: int = field(1, "0: equal task weights whatever --weighting says")
     weighting: str = field("uncertainty", "dynamic task weighting", choices=WEIGHTINGS)
@@ -66,13 +78,14 @@ class SSLConfig(Config):
     overwrite: int = field(0, "1: replace an earlier run of the same name (otherwise such a run is refused)")
 
     def check_values(self):
-        if len(self.model_heads) != len(SEED_TASKS) or any(v not in (0, 1) for v in self.model_heads):
+        if self.model_heads and (len(self.model_heads) != len(SEED_TASKS)
+                                 or any(v not in (0, 1) for v in self.model_heads)):
             raise UserError(f"--model_heads takes four 0/1 values ({', '.join(SEED_TASKS)}), "
                             f"got {list(self.model_heads)}")
         unknown = [name for name in self.tasks if name not in TASKS]
         if unknown:
             raise UserError(f"--tasks: unknown task(s) {', '.join(unknown)}; registered: {', '.join(TASKS)}")
-        if not self.tasks and not any(self.model_heads):
+        if not self.active_tasks():
             raise UserError("--model_heads turns every task off: at least one must be 1")
         try:
             check_encoder_args(self.encoder, width=self.encoder_width, depth=self.encoder_depth,
@@ -90,7 +103,7 @@ class SSLConfig(Config):
             if not (math.isfinite(value) and value > 0):
                 raise UserError(f"--{name} must be a positive number, got {value}")
         if self.weighting == "static" and self.use_weighted_loss:
-            active = active_task_names(self.model_heads, self.tasks)
+            active = self.active_tasks()
             if len(self.task_weights) != len(active) or min(self.task_weights, default=0) < 0:
                 raise UserError(f"--weighting static takes {len(active)} non-negative --task_weights "
                                 f"({', '.join(active)}), got {list(self.task_weights)}")
@@ -125,8 +138,16 @@ class SSLConfig(Config):
             check_writable_folder(cache_folder(self.cache_dir), "--cache_dir")
         RunFolder(self.run_dir(), writer=False).check_can_start(self.resume, self.overwrite)
 
+    def active_tasks(self):
+        return active_task_names(self.model_heads, self.tasks, self.DEFAULT_TASKS)
+
     def run_name(self):
-        heads = "tasks" + "+".join(self.tasks) if self.tasks else "heads" + "".join(map(str, self.model_heads))
+        """<experiment>_seed<seed>_<tasks>: the seed's four as their switches (heads1011), others by name."""
+        active = self.active_tasks()
+        if self.tasks or not set(active) <= set(SEED_TASKS):
+            heads = "tasks" + "+".join(active)
+        else:
+            heads = "heads" + "".join("1" if name in active else "0" for name in SEED_TASKS)
         return f"{self.experiment_name}_seed{self.seed}_{heads}"
 
     def run_dir(self):

@@ -11,6 +11,7 @@ from common.encoders import build_encoder
 from ground.errors import UserError
 from common.har_task import har_model
 from common.pretrained import PRETRAINED_DIR, available, export_encoder, load_pretrained
+from common.pretrain_config import with_trained_tasks
 from HAR_centralized import train_classifier
 from HAR_centralized.config import HARPretrainConfig
 from HAR_centralized.ship_encoder import RUN_ONLY_FIELDS
@@ -42,8 +43,9 @@ def test_the_card_matches_the_default_recipe():
     HAR_centralized/config.py without shipping again fails here."""
     card = json.loads((PRETRAINED_DIR / "har_mtl.json").read_text())
     assert card["model_args"] == har_model(HARPretrainConfig()).encoder.model_args
-    defaults = json.loads(json.dumps(config_to_dict(HARPretrainConfig())))
-    recipe = card["recipe"]
+    default_tasks = HARPretrainConfig.DEFAULT_TASKS  # the tasks compared, however the flags named them
+    defaults = with_trained_tasks(json.loads(json.dumps(config_to_dict(HARPretrainConfig()))), default_tasks)
+    recipe = with_trained_tasks(card["recipe"], default_tasks)
     assert {k: recipe[k] for k in recipe if k != "seed"} == {
         k: defaults[k] for k in recipe if k != "seed"}, "ship again: python HAR_centralized/ship_encoder.py"
     assert set(defaults) - set(recipe) - set(RUN_ONLY_FIELDS) == set()

@@ -75,6 +75,27 @@ def test_model_heads_keep_the_seeds_four_switches_in_order():
     assert list(build_model(config, (9, 128), PretextSpec(), 561).tasks) == ["reconstruction", "features"]
 
 
+def test_an_experiment_names_its_default_tasks_and_the_seeds_switches_replace_them():
+    import dataclasses
+
+    from common.pretrain_config import with_trained_tasks
+
+    @dataclasses.dataclass
+    class RocketFirst(HARPretrainConfig):
+        DEFAULT_TASKS = ("rocket",)
+
+    assert RocketFirst().active_tasks() == ["rocket"] and RocketFirst().run_name() == "mtl_seed42_tasksrocket"
+    switched = parse_config(RocketFirst, ["--model_heads", "1", "0", "1", "1", "--output_dir", "x"])
+    assert switched.active_tasks() == ["augmentation", "contrastive", "features"]
+    assert switched.run_name() == "mtl_seed42_heads1011"  # the seed's names and folders
+    assert HARPretrainConfig().run_name() == "mtl_seed42_heads1111"  # the seed's four by default here
+    # a run saved with the switches and one asked for by default compare as the same recipe
+    old = {"model_heads": [1, 1, 1, 1], "tasks": [], "lr": 0.002}
+    assert with_trained_tasks(old) == with_trained_tasks({"model_heads": [], "tasks": [], "lr": 0.002})
+    assert with_trained_tasks(old, ("rocket",)) != with_trained_tasks({"model_heads": [], "tasks": [], "lr": 0.002},
+                                                                      ("rocket",))
+
+
 def test_unknown_task_names_are_one_line():
     with pytest.raises(UserError, match="unknown task.*registered: "):
         parse_config(HARPretrainConfig, ["--tasks", "no_such_task"])

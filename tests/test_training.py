@@ -70,7 +70,7 @@ def test_a_run_writes_its_folder(tmp_path):
     encoder = safe_torch_load(run / "encoder.pt")
     assert encoder["model_args"]["name"] == "cnn1d" and encoder["model_args"]["embedding_dim"] == 8
     assert set(summary["final_losses"]) == {"augmentation", "reconstruction", "contrastive", "features"}
-    assert json.loads((run / "config.json").read_text())["model_heads"] == [1, 1, 1, 1]
+    assert json.loads((run / "config.json").read_text())["model_heads"] == []  # the default tasks: not switched
 
 
 @pytest.mark.parametrize("weighting, precompute", [("equal", 1), ("uncertainty", 0), ("dwa", 1),
