@@ -215,6 +215,8 @@ EXPERIMENTS = (
     Experiment("baselines", None, {"minirocket": LINEAR_SELFTRAIN, "expert_features": LINEAR_SELFTRAIN,
                                    "raw": ("linear",)}, fixed=True),
     Experiment("baselines_networks", None, {"supervised": NETWORK_MODES, "resnet": NETWORK_MODES}),
+    # what fixing MiniRocket's kernels at one seed leaves out: its probe at every seed (the sd over these rows)
+    Experiment("minirocket_kernel_seeds", None, {"minirocket": ("linear",)}, prefix="kernel_seeds/"),
     # the single tasks: what multi-task pretraining must beat
     *(Experiment(f"stl_{task}", ("--model_heads", *("1" if i == j else "0" for j in range(4))), LINEAR, "tasks")
       for i, task in enumerate(SEED_TASKS)),
