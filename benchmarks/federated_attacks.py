@@ -55,6 +55,7 @@ def insider(port, client_id, key, on_train, claimed_examples):
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             channel = protocol.client_handshake(sock, key, client_id, claimed_examples, 10)
+            sock.settimeout(120)  # not the handshake deadline's remainder: a loaded round takes longer
             while True:
                 header, tensors, _ = channel.receive()
                 if header["type"] == "ping":

@@ -167,6 +167,8 @@ def insider(port, client_id, on_train, num_examples=10):
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             channel = protocol.client_handshake(sock, KEY, client_id, num_examples, 10)
+            # the handshake leaves its deadline's remainder on the socket: wait as long as a loaded round takes
+            sock.settimeout(120)
             while True:
                 header, tensors, _ = channel.receive()
                 if header["type"] == "ping":  # the server's keep-alive between rounds
