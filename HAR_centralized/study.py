@@ -181,7 +181,7 @@ CHOICES = (
     # of the default, 2 pretraining seeds each, scored on val by the encoder's probes (self-training uses the
     # unlabelled windows) and the hybrid that must beat MiniRocket. The hybrid is probed linearly only: its
     # self-training at 10% costs ~430 s a draw, more than the candidate's pretraining
-    Choice("recipe", tuple(RECIPES), "rocket_only", lambda name: RECIPES[name],
+    Choice("recipe", tuple(RECIPES), "rocket_dim512", lambda name: RECIPES[name],
            {"encoder": LINEAR_SELFTRAIN, "encoder+minirocket": ("linear",)}, (0.01, 0.1), pretrain=True,
            where="the recipe's chosen in HAR_centralized/study.py (the encoder the confirmation trains)",
            part="search", seed_count=2),
