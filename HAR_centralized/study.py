@@ -211,6 +211,11 @@ EXPERIMENTS = (
     # the val winner of the recipe search (issue 20), confirmed on test at 5 pretraining seeds, probed and
     # self-trained (the search scored both; self-training is the better on val)
     confirmation(RECIPE.chosen),
+    # the winner's downstream mode is chosen on val: the search scored its probe and self-training, this its
+    # networks (LP-FT and FixMatch at their chosen lr and threshold) on the same encoders and val draws
+    Experiment("winner_networks_val", None, {"encoder": NETWORK_MODES}, "search",
+               encoder_of=RECIPE.candidate_id(RECIPE.chosen), scored_on="val", seed_count=RECIPE.seed_count,
+               fractions=RECIPE.fractions),
     # the probed baselines are deterministic given one seed (MiniRocket's kernels: its first): one seed each
     Experiment("baselines", None, {"minirocket": LINEAR_SELFTRAIN, "expert_features": LINEAR_SELFTRAIN,
                                    "raw": ("linear",)}, fixed=True),
