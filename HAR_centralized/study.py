@@ -402,10 +402,10 @@ def settings(config):
     """A config as the reuse rule compares it: JSON values, without the fields that say where or how a run
     goes (folder, resume, device) rather than what it computes, nor those its modes and methods do not use."""
     values = json.loads(json.dumps(config_to_dict(config)))
-    return _compared(values, getattr(config, "DEFAULT_TASKS", None))
+    return _compared(values, getattr(config, "DEFAULT_TASKS", SEED_TASKS))
 
 
-def _compared(values, default_tasks=None):
+def _compared(values, default_tasks=SEED_TASKS):
     values = with_trained_tasks(values, default_tasks)
     return {k: v for k, v in values.items() if k not in RUN_ONLY_FIELDS
             and not ("modes" in values and k in USED_ONLY_BY and not USED_ONLY_BY[k](values))}
@@ -419,7 +419,7 @@ def finished(folder, config, marker):
     if not ((Path(folder) / marker).exists() and recorded.exists()):
         return False
     values = {**json.loads(json.dumps(config_to_dict(type(config)()))), **json.loads(recorded.read_text())}
-    return _compared(values, getattr(config, "DEFAULT_TASKS", None)) == settings(config)
+    return _compared(values, getattr(config, "DEFAULT_TASKS", SEED_TASKS)) == settings(config)
 
 
 def plan(config, only, experiments=EXPERIMENTS, methods=()):
