@@ -6,7 +6,10 @@ Every unit (an experiment's methods at one pretraining seed) is a train_classifi
 over the same label draws (0..draws-1 at every fraction below 100%, --full_draws at 100%). One rule reuses
 a unit or a pretraining: a folder whose recorded config is the wanted one and that finished (a
 pretraining's summary.json, a unit's results.csv), comparing config.json without the fields that only say
-where a run goes (RUN_ONLY_FIELDS); a killed pretraining resumes from its checkpoint. The commit of the code
+where a run goes (RUN_ONLY_FIELDS); a killed pretraining resumes from its checkpoint. A finished unit leaves a
+record beside the report (resources/study/units/: its per-draw scores, its config and its encoder's, the
+encoder's epoch seconds), committed with it, so the study spans machines whose run folders are gone: the
+report is written from the records, and a recorded unit runs again only when its settings change. The commit of the code
 behind each folder is in the report. Baselines without pretraining pair with a pretraining seed through
 their own init seed (the networks' init, MiniRocket's kernels).
 """
@@ -411,15 +414,21 @@ def _compared(values, default_tasks=SEED_TASKS):
             and not ("modes" in values and k in USED_ONLY_BY and not USED_ONLY_BY[k](values))}
 
 
+def matches(recorded, config, ignore=()):
+    """Whether recorded config values (a config.json's) are `config`'s as the reuse rule compares them
+    (settings()), leaving out the fields `ignore` names. A field the record lacks (added to the config since)
+    counts as its default: a new field's default keeps what the code did before it existed."""
+    values = {**json.loads(json.dumps(config_to_dict(type(config)()))), **recorded}
+    kept = lambda d: {k: v for k, v in d.items() if k not in ignore}  # noqa: E731
+    return kept(_compared(values, getattr(config, "DEFAULT_TASKS", SEED_TASKS))) == kept(settings(config))
+
+
 def finished(folder, config, marker):
-    """The one reuse rule: the folder's config.json is this config's (settings()) and the run finished (marker).
-    A field the record lacks (added to the config since) counts as its default: a new field's default keeps
-    what the code did before it existed."""
+    """The one reuse rule: the folder's config.json is this config's (matches) and the run finished (marker)."""
     recorded = Path(folder) / RunFolder.CONFIG
     if not ((Path(folder) / marker).exists() and recorded.exists()):
         return False
-    values = {**json.loads(json.dumps(config_to_dict(type(config)()))), **json.loads(recorded.read_text())}
-    return _compared(values, getattr(config, "DEFAULT_TASKS", SEED_TASKS)) == settings(config)
+    return matches(json.loads(recorded.read_text()), config)
 
 
 def plan(config, only, experiments=EXPERIMENTS, methods=()):
@@ -449,7 +458,7 @@ def seconds_by_epoch(run):
     counts its last time."""
     path = Path(run) / RunFolder.METRICS
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    return {r["epoch"]: r["seconds"] for r in rows if "seconds" in r}
+    return {r.get("epoch", r.get("round")): r["seconds"] for r in rows if "seconds" in r}
 
 
 def epoch_seconds(run):
@@ -473,6 +482,7 @@ class Study:
         self.readme = Path(config.readme) if config.readme else (
             REPO_ROOT / "README.md" if config.part == "all" and not quick else None)
         self._splits = {}
+        self.stale = set()  # records and run folders of settings the study has changed since
 
     def by_id(self, experiment_id):
         return next(e for e in EXPERIMENTS if e.id == experiment_id)
@@ -521,12 +531,13 @@ class Study:
             "--data_source", self.config.data_source, *experiment.classifier, *as_flags(self.config.classifier_flags)])
 
     def unit(self, experiment, seed, method, modes):
-        """Run one unit unless finished; its folder."""
+        """Run one unit unless its record says it finished; its record."""
+        record = self.record(experiment, seed, method, modes)
+        if record:
+            return record
         encoder = self.encoder(experiment, seed)
         folder = self.folder(experiment, seed, method, modes)
         config = self.unit_config(experiment, seed, method, modes, encoder)
-        if finished(folder, config, "results.csv"):
-            return folder
         print(f"[{experiment.id} seed {seed}] {method} {' '.join(modes)} -> {folder}")
         (folder / "results.csv").unlink(missing_ok=True)
         key = (str(encoder), config.task, experiment.scored_on)
@@ -535,7 +546,52 @@ class Study:
             self._splits[key] = dataclasses.replace(splits,
                                                     test=splits.val) if experiment.scored_on == "val" else splits
         run_classification(config, self._splits[key], Path(encoder) / "encoder.pt")
-        return folder
+        return self.record(experiment, seed, method, modes)
+
+    def record_path(self, experiment, seed, method, modes):
+        return self.results / "units" / experiment.id / f"seed{seed}_{method}_{'_'.join(modes)}.json"
+
+    def record(self, experiment, seed, method, modes):
+        """A finished unit's record, or None: its file in the results folder (units/, committed with the report,
+        so a study spans machines whose run folders are gone) when the unit and its encoder's recorded configs
+        are the wanted ones (matches: the reuse rule); else made from a finished run folder (a unit run before
+        the records existed, or just now). Records of other settings are listed in self.stale."""
+        path = self.record_path(experiment, seed, method, modes)
+        encoder_config, _ = self.encoder_config(experiment, seed)
+        config = self.unit_config(experiment, seed, method, modes, encoder_config.run_dir())
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text())
+                current = (matches(record["config"], config, ignore=("encoder",))
+                           and matches(record["encoder_config"], encoder_config))
+            except (ValueError, KeyError, TypeError):
+                raise UserError(f"{path} is not a unit record of the study (corrupt): delete it to run the unit "
+                                f"again") from None
+            if current:
+                return record
+        folder = self.folder(experiment, seed, method, modes)
+        if not finished(folder, config, "results.csv"):
+            if path.is_file() or (folder / "results.csv").exists():
+                self.stale.add(str(path if path.is_file() else folder))
+            return None
+        summary = json.loads((folder / "summary.json").read_text())
+        run = encoder_config.run_dir()
+        encoder_record = run / RunFolder.CONFIG
+        with open(folder / "results.csv") as f:
+            rows = [{"mode": r["mode"], "fraction": float(r["fraction"]), "draw": int(r["seed"]),
+                     "macro_f1": float(r["macro_f1"]), "seconds": float(r["seconds"])} for r in csv.DictReader(f)]
+        record = {"experiment": experiment.id, "seed": seed, "method": method, "modes": list(modes),
+                  "scored_on": experiment.scored_on, "seconds": summary["info"]["seconds"],
+                  "commit": summary.get("git_commit"),
+                  "representation_seconds": summary["info"].get("representation_seconds", {}),
+                  "probe_choices": summary["info"].get("probe_choices", []),
+                  "config": json.loads((folder / RunFolder.CONFIG).read_text()),
+                  "encoder_config": json.loads(encoder_record.read_text()) if encoder_record.is_file()
+                  else json.loads(json.dumps(config_to_dict(encoder_config))),
+                  "pretrain_seconds_by_epoch": {str(k): v for k, v in seconds_by_epoch(run).items()}, "rows": rows}
+        self.stale.discard(str(path))
+        atomic_write_json(path, record)
+        return record
 
     def budget(self, units):
         """The units still to run and an estimate of their hours on this machine: per draw, the median
@@ -547,13 +603,13 @@ class Study:
             per_draw.setdefault((r["downstream"], r["mode"], fraction_key(r["fraction"])), []).append(r["seconds"])
         seconds = 0.0
         for experiment, seed, method, modes in units:
+            if self.record(experiment, seed, method, modes):
+                continue
             config, _ = self.encoder_config(experiment, seed)
             run = RunFolder(config.run_dir())
             if not finished(run.path, config, run.SUMMARY):
                 pretrainings[str(run.path)] = config
             unit = self.unit_config(experiment, seed, method, modes, run.path)
-            if finished(self.folder(experiment, seed, method, modes), unit, "results.csv"):
-                continue
             todo.append((experiment.id, seed, method, modes))
             for mode in modes:
                 for fraction in unit.label_fractions:
@@ -563,8 +619,7 @@ class Study:
                         seconds += draws * float(np.median(measured))
                     else:
                         unknown.add(f"{method} {mode}")
-        finished_runs = [json.loads(p.read_text()).get("train_seconds")
-                         for p in (self.out / "runs").glob("*/summary.json")]
+        finished_runs = [sum(r["pretrain_seconds_by_epoch"].values()) for _, r in self.records()]
         finished_runs = [s for s in finished_runs if s]
         seconds += len(pretrainings) * (float(np.median(finished_runs)) if finished_runs else 0.0)
         print(f"study budget: {len(todo)} units to run ({len(pretrainings)} pretrainings), "
@@ -582,34 +637,32 @@ class Study:
             self.unit(*unit)
         print(f"study units done in {(time.time() - start) / 60:.1f} min")
 
+    def records(self):
+        """The finished units' records, in plan order: [(experiment, record)]."""
+        out = []
+        for experiment, seed, method, modes in plan(self.config, "all", self.experiments):
+            record = self.record(experiment, seed, method, modes)
+            if record:
+                out.append((experiment, record))
+        return out
+
     def rows(self):
         """Every finished unit's per-draw rows (test-scored and val-scored apart), named for the report, the
         units' records and the seconds per pretraining epoch of each encoder."""
         rows, val_rows, units, seconds = [], [], [], {}
-        self.stale = []
-        for experiment, seed, method, modes in plan(self.config, "all", self.experiments):
-            folder = self.folder(experiment, seed, method, modes)
-            if not (folder / "results.csv").exists():
-                continue
-            encoder = RunFolder(self.encoder_config(experiment, seed)[0].run_dir()).path
-            if not finished(folder, self.unit_config(experiment, seed, method, modes, encoder), "results.csv"):
-                self.stale.append(str(folder))  # ran with settings the study has changed since: not counted
-                continue
-            name = experiment.row_name(method)
-            summary = json.loads((folder / "summary.json").read_text())
+        self.stale = set()
+        for experiment, record in self.records():
+            name = experiment.row_name(record["method"])
             if experiment.encoder_id == experiment.id:
-                seconds.setdefault(name, []).append(epoch_seconds(summary["info"]["encoder"]))
-            units.append({"experiment": experiment.id, "seed": seed, "method": name, "modes": list(modes),
-                          "scored_on": experiment.scored_on, "seconds": summary["info"]["seconds"],
-                          "commit": summary.get("git_commit"),
-                          "representation_seconds": summary["info"].get("representation_seconds", {}),
-                          "probe_choices": summary["info"].get("probe_choices", [])})
-            with open(folder / "results.csv") as f:
-                for r in csv.DictReader(f):
-                    (val_rows if experiment.scored_on == "val" else rows).append({
-                        "experiment": experiment.id, "method": name, "downstream": method, "mode": r["mode"],
-                        "fraction": float(r["fraction"]), "pretrain_seed": None if experiment.fixed else seed,
-                        "draw": int(r["seed"]), "macro_f1": float(r["macro_f1"]), "seconds": float(r["seconds"])})
+                epochs = list(record["pretrain_seconds_by_epoch"].values())
+                seconds.setdefault(name, []).append(float(np.median(epochs)) if epochs else None)
+            units.append({"method": name, **{k: record[k] for k in (
+                "experiment", "seed", "modes", "scored_on", "seconds", "commit", "representation_seconds",
+                "probe_choices")}})
+            for r in record["rows"]:
+                (val_rows if experiment.scored_on == "val" else rows).append({
+                    "experiment": experiment.id, "method": name, "downstream": record["method"], **r,
+                    "pretrain_seed": None if experiment.fixed else record["seed"]})
         return rows, val_rows, units, {k: [s for s in v if s is not None] for k, v in seconds.items()}
 
     def choices(self, val_rows):
@@ -658,13 +711,20 @@ class Study:
 
     def pretrain_seconds(self, experiment):
         """{"pretrain_seconds": median over its seeds' finished pretrainings} of an experiment's encoder, or {}:
-        each run's epochs' training seconds summed from metrics.jsonl, so a resumed run counts every epoch
-        (its summary's train_seconds holds the last process's share only)."""
+        each run's epochs' training seconds summed from metrics.jsonl (or a unit record's copy of them, once
+        the run folder is gone), so a resumed run counts every epoch (its summary's train_seconds holds the
+        last process's share only)."""
         seconds = []
         for seed in experiment.seeds(self.config):
             config = self.encoder_config(experiment, seed)[0]
             if finished(config.run_dir(), config, RunFolder.SUMMARY):
                 seconds.append(sum(seconds_by_epoch(config.run_dir()).values()) or None)
+                continue
+            for path in sorted((self.results / "units" / experiment.id).glob(f"seed{seed}_*.json")):
+                record = json.loads(path.read_text())  # the run folder is gone: a unit's record of its encoder
+                if matches(record["encoder_config"], config):
+                    seconds.append(sum(record["pretrain_seconds_by_epoch"].values()) or None)
+                    break
         seconds = [s for s in seconds if s is not None]
         return {"pretrain_seconds": round(float(np.median(seconds)), 1)} if seconds else {}
 

@@ -245,3 +245,31 @@ def test_each_network_gets_its_own_value_chosen_on_its_own_val_scores(tmp_path):
              else r for r in rows]
     with pytest.raises(UserError, match="lr for supervised: the best on val is now 0.0003"):
         study.choices(wrong)
+
+
+def test_a_unit_record_outlives_its_run_folders(tmp_path, har_cache, capsys):
+    import shutil
+
+    flags = ["--part", "tasks", "--pretrain_seeds", "1", "--draws", "2", "--full_draws", "1",
+             "--label_fractions", "0.1", "--classifier_flags", "probe=logistic:1",
+             "--pretrain_flags", "epochs=1 encoder_width=4 embedding_dim=8 n_variants=1 batch_size=256",
+             "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "study"),
+             "--figures_dir", str(tmp_path / "figures")]
+    reproduce.main(flags)
+    first = json.loads((tmp_path / "study" / "downstream.json").read_text())
+    records = sorted((tmp_path / "study" / "units").rglob("*.json"))
+    assert len(records) == 4 and {len(json.loads(p.read_text())["rows"]) for p in records} == {2}
+    shutil.rmtree(tmp_path / "out")  # a new machine: the run folders (encoders, unit folders) are gone
+    capsys.readouterr()
+    reproduce.main(flags)
+    out = capsys.readouterr().out
+    assert "pretraining ->" not in out and "study budget: 0 units to run (0 pretrainings)" in out
+    again = json.loads((tmp_path / "study" / "downstream.json").read_text())
+    assert again["rows"] == first["rows"] and again["seconds_per_epoch"] == first["seconds_per_epoch"]
+    # a record of other settings is not counted: its unit runs again
+    changed = [("probe=logistic:10" if word == "probe=logistic:1" else word) for word in flags]
+    study = Study(parse_config(StudyConfig, changed))
+    assert study.records() == [] and len(study.stale) == 4
+    records[0].write_text("{not json")
+    with pytest.raises(UserError, match="is not a unit record of the study"):
+        Study(parse_config(StudyConfig, flags)).records()
