@@ -45,7 +45,7 @@ def test_a_part_runs_resumes_and_the_summary_follows_the_contract(tmp_path, har_
     study = Study(StudyConfig(**{**vars(StudyConfig()), "part": "tasks", "pretrain_seeds": (1, 2, 3), "draws": 1,
                                  "full_draws": 1, "label_fractions": (1.0,), "classifier_flags": "probe=logistic:1",
                                  "pretrain_flags": flags[flags.index("--pretrain_flags") + 1],
-                                 "output_dir": str(tmp_path / "out")}))
+                                 "output_dir": str(tmp_path / "out"), "results_dir": str(tmp_path / "study")}))
     todo, seconds = study.budget(plan(study.config, "all", study.experiments))
     assert len(todo) == 4 and seconds > 0  # a third seed: 4 units and 4 pretrainings, timed from the first two
 
