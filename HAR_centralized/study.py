@@ -150,6 +150,11 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     # the target (512 components of MiniRocket's features), or 3.4x the windows to distil it from
     "rocket_dim512": ("--tasks", "rocket", "--rocket_dim", "512"),
     "rocket_dense": ("--tasks", "rocket", "--pretrain_data", "all", "--pretrain_step", "32"),
+    # added after the plateau of rocket alone (width 64 and 512 components within 0.0015; sequential, val only):
+    # the 128-d embedding is narrower than the 512 components it regresses and than what MiniRocket's probe sees
+    "rocket_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512"),
+    "rocket_width64_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512",
+                              "--encoder_width", "64"),
     "no_features": ("--model_heads", "1", "1", "1", "0"),  # does the features task dominate?
     "batch256": ("--batch_size", "256"),
     "equal_weights": "mtl_equal",
@@ -590,8 +595,11 @@ class Study:
                   "representation_seconds": summary["info"].get("representation_seconds", {}),
                   "probe_choices": summary["info"].get("probe_choices", []),
                   "config": json.loads((folder / RunFolder.CONFIG).read_text()),
-                  "encoder_config": json.loads(encoder_record.read_text()) if encoder_record.is_file()
-                  else json.loads(json.dumps(config_to_dict(encoder_config))),
+                  # the tasks it trained by name: a record stays true when the config's default tasks change
+                  "encoder_config": with_trained_tasks(
+                      json.loads(encoder_record.read_text()) if encoder_record.is_file()
+                      else json.loads(json.dumps(config_to_dict(encoder_config))),
+                      getattr(encoder_config, "DEFAULT_TASKS", SEED_TASKS)),
                   "pretrain_seconds_by_epoch": {str(k): v for k, v in seconds_by_epoch(run).items()}, "rows": rows}
         self.stale.discard(str(path))
         # one line per field: a record is read by the study, and its diff by people

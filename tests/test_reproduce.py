@@ -273,3 +273,16 @@ def test_a_unit_record_outlives_its_run_folders(tmp_path, har_cache, capsys):
     records[0].write_text("{not json")
     with pytest.raises(UserError, match="is not a unit record of the study"):
         Study(parse_config(StudyConfig, flags)).records()
+
+
+def test_a_record_names_the_tasks_its_encoder_trained_so_a_new_default_recipe_leaves_it_true():
+    from common.pretrain_config import with_trained_tasks
+    from common.tasks import SEED_TASKS
+    from HAR_centralized.config import HARPretrainConfig
+    from HAR_centralized.study import matches
+
+    # written while the seed's four tasks were the default (no --model_heads, no --tasks)
+    recorded = with_trained_tasks(json.loads(json.dumps(config_to_dict(HARPretrainConfig()))), SEED_TASKS)
+    assert recorded["tasks"] == list(SEED_TASKS) and "model_heads" not in recorded
+    assert matches(recorded, HARPretrainConfig(model_heads=(1, 1, 1, 1)))  # the same recipe, by its switches
+    assert not matches(recorded, HARPretrainConfig(tasks=("rocket",)))
