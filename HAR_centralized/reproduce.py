@@ -5,7 +5,8 @@ Usage:
     python HAR_centralized/reproduce.py --quick 1          # the main job (make demo): the default row, one seed
     python HAR_centralized/reproduce.py --part downstream  # one part: downstream (the default encoder against
                                                            #   the field's baselines), tasks, weighting_loss,
-                                                           #   weighting_gradient, data, federated, hapt12
+                                                           #   weighting_gradient, data, federated, hapt12,
+                                                           #   search (the recipe, on val), tuning
     python HAR_centralized/reproduce.py --only probes      # the probed units (minutes); then --only networks
     python HAR_centralized/reproduce.py --report 1 --partial 1   # the report of what has finished so far
     python HAR_centralized/reproduce.py                    # everything, then the report: resources/ and the

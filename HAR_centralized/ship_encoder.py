@@ -89,10 +89,15 @@ def study_scores(label):
             f"label draws inside each):\n\n" + "\n".join(lines) + "\n")
 
 
+# what the default recipe's task is, for the card (HAR_centralized/config.py; the recipe search in the README)
+TASK_NOTES = ("rocket: the encoder regresses 512 principal components of the window's MiniRocket features, "
+              "fit on the pretraining windows; the recipe search's winner on the val subjects")
+
+
 def model_card(name, description, table):
     data, recipe = description["pretraining_data"], description["recipe"]
     study = study_scores("mtl_default")  # the study's name of the default recipe (HAR_centralized/study.py)
-    return f"""# {name}: multi-task self-supervised HAR encoder
+    return f"""# {name}: self-supervised HAR encoder (the default recipe)
 
 One line: `from common.pretrained import load_pretrained; encoder = load_pretrained("{name}")`, or
 `torch.hub.load("<this repository's folder>", "{name}", source="local")`. It maps float32 windows
@@ -111,7 +116,7 @@ own encoder (`--dataset npz:PATH` or `csv:DIR`, README).
 (7, 19, 28) and the 9 official test subjects were never seen.
 
 ## Recipe
-Multi-task SSL: tasks {', '.join(description['tasks'])} with {recipe['weighting']} task weighting; encoder
+Self-supervised, task(s) {', '.join(description['tasks'])} ({TASK_NOTES}); encoder
 {description['model_args']['name']} (width {description['model_args']['width']}, depth \
 {description['model_args']['depth']}, {description['encoder_parameters']:,} parameters); {recipe['epochs']} epochs, \
 batch {recipe['batch_size']}, lr {recipe['lr']},

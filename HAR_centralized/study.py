@@ -87,7 +87,9 @@ class Experiment:
         return self.prefix + (method.replace("encoder", self.encoder_id) if self.encoder_id else method)
 
 
-DEFAULT = "mtl_default"
+DEFAULT = "mtl_default"  # the default recipe (HAR_centralized/config.py): the recipe search's val winner
+SEED_TASKS_RECIPE = "mtl_seed_tasks"  # the seed's multi-task recipe, the default before the search
+SEED_FOUR = ("--model_heads", "1", "1", "1", "1")  # the seed's four tasks, whatever the default recipe is
 DEFAULT_WEIGHTING = HARPretrainConfig().weighting
 LINEAR = {"encoder": ("linear",)}
 
@@ -136,10 +138,11 @@ class Choice:
 CLASSIFIER = HARClassifierConfig()
 ALL_TASKS = ("--tasks", *SEED_TASKS, "rocket")
 RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that pretrains it; cheapest first (the
-    # units run in this order), so a session's share of the search scores whole candidates
-    "default": (),
+    # units run in this order), so a session's share of the search scores whole candidates. Each candidate
+    # changes one thing of the seed's multi-task recipe, the default when the search was registered
+    "seed_tasks": SEED_TASKS_RECIPE,
     "rocket": ALL_TASKS,  # a fifth task: regress MiniRocket's features (common/tasks/rocket.py)
-    "epochs10": ("--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
+    "epochs10": (*SEED_FOUR, "--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
     "rocket_only": ("--tasks", "rocket"),
     "features_rocket": ("--tasks", "features", "rocket"),
     # added after rocket_only's val scores (a sequential step of the search, on val only): the distilled
@@ -156,10 +159,10 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     "rocket_width64_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512",
                               "--encoder_width", "64"),
     "no_features": ("--model_heads", "1", "1", "1", "0"),  # does the features task dominate?
-    "batch256": ("--batch_size", "256"),
+    "batch256": (*SEED_FOUR, "--batch_size", "256"),
     "equal_weights": "mtl_equal",
-    "dilated": ("--encoder", "dilated1d", "--encoder_depth", "4"),  # every scale, pooled (2x the step time)
-    "width64": ("--encoder_width", "64"),  # 3.3x the default's step time
+    "dilated": (*SEED_FOUR, "--encoder", "dilated1d", "--encoder_depth", "4"),  # every scale (2x the step time)
+    "width64": (*SEED_FOUR, "--encoder_width", "64"),  # 3.3x the seed recipe's step time
     "dense_step32": "mtl_all_recordings_step32",  # 3.4x the windows
 }
 PROBES = {"encoder": ("selftrain",), "minirocket": ("selftrain",), "expert_features": ("selftrain",)}
@@ -168,7 +171,8 @@ CHOICES = (
     # static task weights (augmentation, reconstruction, contrastive, features): the losses differ in scale by
     # ~100x (masked MSE ~0.05, features ~0.02, cross-entropies ~1-2), so the grid up-weights the small ones
     Choice("static_weights", ((1, 10, 1, 10), (1, 30, 1, 30), (1, 10, 2, 30), (0.5, 30, 1, 30)), (1, 10, 2, 30),
-           lambda w: ("--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,), pretrain=True,
+           lambda w: (*SEED_FOUR, "--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,),
+           pretrain=True,
            where="STATIC_WEIGHTS in HAR_centralized/study.py", part="weighting_loss"),
     # the semi-supervised settings and the networks' learning rate, one grid for every method they serve (a
     # grid extends past its edge when val prefers its last value: 8 rounds, lr 1e-2, 3e-2). Self-training's
@@ -191,34 +195,25 @@ CHOICES = (
     # self-training at 10% costs ~430 s a draw, more than the candidate's pretraining
     Choice("recipe", tuple(RECIPES), "rocket_dim512", lambda name: RECIPES[name],
            {"encoder": LINEAR_SELFTRAIN, "encoder+minirocket": ("linear",)}, (0.01, 0.1), pretrain=True,
-           where="the recipe's chosen in HAR_centralized/study.py (the encoder the confirmation trains)",
+           where="the recipe's chosen in HAR_centralized/study.py, and HAR_centralized/config.py's default "
+                 "recipe to its flags",
            part="search", seed_count=2),
 )
 STATIC_WEIGHTS = CHOICES[0].chosen
 RECIPE = CHOICES[-1]
-WINNER = f"mtl_{RECIPE.chosen}"
-
-
-def confirmation(recipe):
-    """The recipe search's val winner confirmed on test (issue 20): at 5 pretraining seeds, probed and
-    self-trained (the search scored both; self-training is the better on val). Its own encoders, or those of
-    the experiment the recipe names."""
-    flags = RECIPES[recipe]
-    own = tuple(flags) if flags and not isinstance(flags, str) else None
-    return Experiment(f"mtl_{recipe}", own, {"encoder": LINEAR_SELFTRAIN}, "confirm",
-                      encoder_of=None if own else flags or DEFAULT, seeds_from="confirm_seeds")
-
-
 EXPERIMENTS = (
-    Experiment(DEFAULT, (), {"encoder": LINEAR_SELFTRAIN + NETWORK_MODES, "encoder+features": LINEAR_SELFTRAIN,
-                             "encoder+minirocket": LINEAR_SELFTRAIN}),
+    # the default recipe, the recipe search's val winner, confirmed on test: probed and self-trained at 5
+    # pretraining seeds (the search scored both; self-training is the better on val), its other downstream
+    # methods at the study's 3
+    Experiment(DEFAULT, (), {"encoder": LINEAR_SELFTRAIN}, seeds_from="confirm_seeds"),
+    Experiment(f"{DEFAULT}_downstream", None, {"encoder": NETWORK_MODES, "encoder+features": LINEAR_SELFTRAIN,
+                                              "encoder+minirocket": LINEAR_SELFTRAIN}, encoder_of=DEFAULT),
+    # the seed's multi-task recipe (the default before the search): what the winner replaced
+    Experiment(SEED_TASKS_RECIPE, SEED_FOUR, {"encoder": LINEAR_SELFTRAIN}),
     # co-training the hybrids' two blocks (found on val: seed 42, 1%, 8 draws, +0.010 over the hybrid's
     # self-training and +0.013 over MiniRocket's); units of their own, so the finished hybrid units stay
     Experiment(f"{DEFAULT}_cotrain", None, {"encoder+minirocket": ("cotrain",), "encoder+features": ("cotrain",)},
                encoder_of=DEFAULT),
-    # the val winner of the recipe search (issue 20), confirmed on test at 5 pretraining seeds, probed and
-    # self-trained (the search scored both; self-training is the better on val)
-    confirmation(RECIPE.chosen),
     # the winner's downstream mode is chosen on val: the search scored its probe and self-training, this its
     # networks (LP-FT and FixMatch at their chosen lr and threshold) on the same encoders and val draws
     Experiment("winner_networks_val", None, {"encoder": NETWORK_MODES}, "search",
@@ -238,14 +233,20 @@ EXPERIMENTS = (
     *(Experiment(f"stl_{task}", ("--model_heads", *("1" if i == j else "0" for j in range(4))), LINEAR, "tasks")
       for i, task in enumerate(SEED_TASKS)),
     # task weighting: the losses' weights (minutes per epoch alike), then the gradients' (a backward per task)
-    *(Experiment(f"mtl_{w}", CHOICES[0].flags(STATIC_WEIGHTS) if w == "static" else ("--weighting", w), LINEAR,
-                 "weighting_loss")
+    # task weighting of the seed's four tasks: the losses' weights (minutes per epoch alike), then the
+    # gradients' (a backward per task)
+    *(Experiment(f"mtl_{w}", CHOICES[0].flags(STATIC_WEIGHTS) if w == "static" else (*SEED_FOUR, "--weighting", w),
+                 LINEAR, "weighting_loss")
       for w in ("equal", "static", "dwa", "famo")),
-    *(Experiment(f"mtl_{w}", ("--weighting", w), LINEAR, "weighting_gradient")
+    *(Experiment(f"mtl_{w}", (*SEED_FOUR, "--weighting", w), LINEAR, "weighting_gradient")
       for w in ("gradnorm", "cagrad", "upgrad")),
-    # more unlabelled data: every window of the train subjects' recordings, and with half the window step
-    Experiment("mtl_all_recordings", ("--pretrain_data", "all"), LINEAR, "data"),
-    Experiment("mtl_all_recordings_step32", ("--pretrain_data", "all", "--pretrain_step", "32"), LINEAR, "data"),
+    # more unlabelled data for the seed's recipe: every window of the train subjects' recordings, and with half
+    # the window step
+    Experiment("mtl_all_recordings", (*SEED_FOUR, "--pretrain_data", "all"), LINEAR, "data"),
+    Experiment("mtl_all_recordings_step32", (*SEED_FOUR, "--pretrain_data", "all", "--pretrain_step", "32"), LINEAR,
+               "data"),
+    # federated pretraining keeps the seed's four tasks (HAR_federated/config.py): a client fits the rocket
+    # task's PCA on its own few hundred windows, so the clients' heads would regress different bases
     Experiment("federated", (), LINEAR, "federated", federated=True),
     # HAPT's 12 classes (6 activities + 6 postural transitions) from the same recordings, on the default encoder
     Experiment("hapt12_mtl_default", None, {"encoder": ("linear", "selftrain", "finetune")}, "hapt12",
@@ -287,19 +288,18 @@ OURS = ((DEFAULT, "linear"), (DEFAULT, "selftrain"), (DEFAULT, "finetune"), (DEF
         (f"{DEFAULT}+features", "linear"), (f"{DEFAULT}+minirocket", "linear"), (f"{DEFAULT}+minirocket", "selftrain"),
         (f"{DEFAULT}+minirocket", "cotrain"))
 SINGLE_TASKS = tuple((f"stl_{task}", "linear") for task in SEED_TASKS)
-WINNER_MODES = ((WINNER, "linear"), (WINNER, "selftrain"))
 CLAIMS = (
-    *({"a": ours, "b": opponent, "fractions": FEW_LABELS} for ours in OURS + WINNER_MODES for opponent in OPPONENTS),
-    # the confirmation (issue 20): the val winner against the old default, probe against probe
-    *({"a": (WINNER, mode), "b": (DEFAULT, mode), "fractions": ALL_FRACTIONS} for mode in LINEAR_SELFTRAIN),
-    *({"a": ours, "b_best_of": SINGLE_TASKS, "fractions": ALL_FRACTIONS} for ours in WINNER_MODES),
+    *({"a": ours, "b": opponent, "fractions": FEW_LABELS} for ours in OURS for opponent in OPPONENTS),
+    # the confirmation (issue 20): the val winner against the seed's recipe it replaced, like against like
+    *({"a": (DEFAULT, mode), "b": (SEED_TASKS_RECIPE, mode), "fractions": ALL_FRACTIONS} for mode in LINEAR_SELFTRAIN),
     # the strongest single task at each fraction (chosen on test: the hardest opponent, not a tuned one)
     *({"a": ours, "b_best_of": SINGLE_TASKS, "fractions": ALL_FRACTIONS} for ours in OURS[:2]),
+    *({"a": (SEED_TASKS_RECIPE, "linear"), "b_best_of": SINGLE_TASKS, "fractions": ALL_FRACTIONS},),
     *({"a": (f"mtl_{w}", "linear"), "b": ("mtl_equal", "linear"), "fractions": ALL_FRACTIONS}
       for w in WEIGHTINGS if w not in ("equal", DEFAULT_WEIGHTING)),
-    {"a": (DEFAULT, "linear"), "b": ("mtl_equal", "linear"), "fractions": ALL_FRACTIONS},
-    {"a": ("mtl_all_recordings", "linear"), "b": (DEFAULT, "linear"), "fractions": ALL_FRACTIONS},
-    {"a": ("federated", "linear"), "b": (DEFAULT, "linear"), "fractions": ALL_FRACTIONS},
+    {"a": (SEED_TASKS_RECIPE, "linear"), "b": ("mtl_equal", "linear"), "fractions": ALL_FRACTIONS},
+    {"a": ("mtl_all_recordings", "linear"), "b": (SEED_TASKS_RECIPE, "linear"), "fractions": ALL_FRACTIONS},
+    {"a": ("federated", "linear"), "b": (SEED_TASKS_RECIPE, "linear"), "fractions": ALL_FRACTIONS},
     *({"a": (f"hapt12/{DEFAULT}", mode), "b": (f"hapt12/{b}", b_mode), "fractions": ALL_FRACTIONS}
       for mode in ("linear", "selftrain", "finetune")
       for b, b_mode in (("minirocket", "linear"), ("supervised", "finetune"), ("expert_features", "linear"))),
@@ -312,20 +312,21 @@ CURVES = {
         (DEFAULT, "selftrain", {"color": "C3", "linestyle": "-."}),
         (DEFAULT, "finetune", {"color": "C3", "linestyle": "--"}), (f"{DEFAULT}+minirocket", "linear", {"color": "C1"}),
         (f"{DEFAULT}+minirocket", "cotrain", {"color": "C1", "linestyle": "-.", "linewidth": 2}),
-        (WINNER, "selftrain", {"color": "C2", "linestyle": "-.", "linewidth": 2.5}),
+        (SEED_TASKS_RECIPE, "linear", {"color": "C2", "linestyle": ":", "linewidth": 2}),
         ("minirocket", "linear", {"color": "C0", "linewidth": 2}),
         ("supervised", "finetune", {"color": "k", "linestyle": ":"}),
         ("resnet", "finetune", {"color": "0.3", "linestyle": "--"}), ("expert_features", "linear", {"color": "0.5"})]),
     "MTL-vs-STL.png": ("UCI HAR: multi-task against single-task pretraining", "stl_augmentation", [
+        (SEED_TASKS_RECIPE, "linear", {"color": "C2", "linewidth": 2.5}),
         (DEFAULT, "linear", {"color": "C3", "linewidth": 2.5}),
-        (DEFAULT, "finetune", {"color": "C3", "linestyle": "--"}),
         *((f"stl_{t}", "linear", {"linewidth": 1.2, "color": c}) for t, c in zip(SEED_TASKS, ("C0", "C1", "C2", "C9"))),
         ("supervised", "finetune", {"color": "k", "linestyle": ":"}), ("expert_features", "linear", {"color": "0.5"})]),
     "FL.png": ("Federated against centralized pretraining, frozen encoder", "federated", [
-        (DEFAULT, "linear", {"color": "C3", "linewidth": 2}),
+        (SEED_TASKS_RECIPE, "linear", {"color": "C2", "linewidth": 2}),
         ("federated", "linear", {"color": "C0", "linewidth": 2})]),
 }
-WEIGHTING_FIGURE = ("weighting.png", tuple(f"mtl_{w}" if w != DEFAULT_WEIGHTING else DEFAULT for w in WEIGHTINGS))
+WEIGHTING_FIGURE = ("weighting.png", tuple(f"mtl_{w}" if w != DEFAULT_WEIGHTING else SEED_TASKS_RECIPE
+                                           for w in WEIGHTINGS))
 
 
 @dataclasses.dataclass
@@ -341,8 +342,8 @@ class StudyConfig(Config):
     report: int = field(0, "1: only write the report of the finished units")
     partial: int = field(0, "1: a report with claims whose methods have not finished marked pending")
     pretrain_seeds: tuple[int, ...] = field((42, 43, 44), "pretraining seeds (baselines: their init seeds)")
-    confirm_seeds: tuple[int, ...] = field((42, 43, 44, 45, 46), "pretraining seeds of the recipe search's val "
-                                                                "winner on test (--part confirm)")
+    confirm_seeds: tuple[int, ...] = field((42, 43, 44, 45, 46), "pretraining seeds of the default recipe's probe "
+                                                                "and self-training (the search winner's confirmation)")
     draws: int = field(20, "label draws per fraction below 100%, the same for every method")
     full_draws: int = field(3, "draws at 100% labels (only the inits differ)")
     tuning_draws: int = field(5, "label draws per fraction of the val-scored experiments (the choices)")
@@ -417,9 +418,13 @@ def settings(config):
     return _compared(values, getattr(config, "DEFAULT_TASKS", SEED_TASKS))
 
 
+# a federated run's server port: the local role records the free port it was given, not a setting
+NOT_COMPARED = ("port",)
+
+
 def _compared(values, default_tasks=SEED_TASKS):
     values = with_trained_tasks(values, default_tasks)
-    return {k: v for k, v in values.items() if k not in RUN_ONLY_FIELDS
+    return {k: v for k, v in values.items() if k not in RUN_ONLY_FIELDS + NOT_COMPARED
             and not ("modes" in values and k in USED_ONLY_BY and not USED_ONLY_BY[k](values))}
 
 
@@ -579,13 +584,19 @@ class Study:
             if current:
                 return record
         folder = self.folder(experiment, seed, method, modes)
-        if not finished(folder, config, "results.csv"):
+        done = (folder / "results.csv").exists() and (folder / RunFolder.CONFIG).exists()
+        values = json.loads((folder / RunFolder.CONFIG).read_text()) if done else {}
+        if not (done and matches(values, config, ignore=("encoder",))):
             if path.is_file() or (folder / "results.csv").exists():
                 self.stale.add(str(path if path.is_file() else folder))
             return None
+        # the encoder the unit used: the one its config names (a folder moved since: the experiment's own)
+        run = next((Path(r) for r in (values.get("encoder"), encoder_config.run_dir())
+                    if r and (Path(r) / RunFolder.CONFIG).is_file()), None)
+        if run is None or not matches(json.loads((run / RunFolder.CONFIG).read_text()), encoder_config):
+            self.stale.add(str(folder))  # its encoder is gone or of another recipe: the unit runs again
+            return None
         summary = json.loads((folder / "summary.json").read_text())
-        run = encoder_config.run_dir()
-        encoder_record = run / RunFolder.CONFIG
         with open(folder / "results.csv") as f:
             rows = [{"mode": r["mode"], "fraction": float(r["fraction"]), "draw": int(r["seed"]),
                      "macro_f1": float(r["macro_f1"]), "seconds": float(r["seconds"])} for r in csv.DictReader(f)]
@@ -593,13 +604,10 @@ class Study:
                   "scored_on": experiment.scored_on, "seconds": summary["info"]["seconds"],
                   "commit": summary.get("git_commit"),
                   "representation_seconds": summary["info"].get("representation_seconds", {}),
-                  "probe_choices": summary["info"].get("probe_choices", []),
-                  "config": json.loads((folder / RunFolder.CONFIG).read_text()),
+                  "probe_choices": summary["info"].get("probe_choices", []), "config": values,
                   # the tasks it trained by name: a record stays true when the config's default tasks change
-                  "encoder_config": with_trained_tasks(
-                      json.loads(encoder_record.read_text()) if encoder_record.is_file()
-                      else json.loads(json.dumps(config_to_dict(encoder_config))),
-                      getattr(encoder_config, "DEFAULT_TASKS", SEED_TASKS)),
+                  "encoder_config": with_trained_tasks(json.loads((run / RunFolder.CONFIG).read_text()),
+                                                       getattr(encoder_config, "DEFAULT_TASKS", SEED_TASKS)),
                   "pretrain_seconds_by_epoch": {str(k): v for k, v in seconds_by_epoch(run).items()}, "rows": rows}
         self.stale.discard(str(path))
         # one line per field: a record is read by the study, and its diff by people

@@ -46,7 +46,8 @@ def minirocket_pca(x, dim, n_kernels=10_000, seed=0, cache_dir=None):
     """(N, dim) float32: MiniRocket's features of the windows x (the transform fit on x, without labels),
     projected on their first `dim` principal components (fit on x) and scaled so that the components' mean
     variance is 1 (their relative sizes kept: the leading ones matter most to an MSE). The rocket pretext
-    task's targets; cached under data/cache by the windows' content and the three settings."""
+    task's targets; cached under data/cache by the windows' content and the three settings. Fewer windows than
+    `dim` give fewer components: the remaining columns are 0."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
@@ -61,11 +62,15 @@ def minirocket_pca(x, dim, n_kernels=10_000, seed=0, cache_dir=None):
         except (OSError, ValueError):
             pass  # unreadable: rebuilt below
     features = minirocket_features(x, {"x": x}, n_kernels, seed)[0]["x"]
-    if dim > min(features.shape):
-        raise UserError(f"--rocket_dim {dim} exceeds what {len(x)} windows x {features.shape[1]} MiniRocket features "
-                        f"can give ({min(features.shape)})")
-    components = PCA(dim, svd_solver="randomized", random_state=seed).fit_transform(features)
-    components = (components / np.sqrt(components.var(0).mean())).astype(np.float32)
+    # a small dataset (own recordings, a federated client) has fewer components than --rocket_dim: the rest of
+    # the targets are 0 (nothing left to explain), so the head and the default recipe work at any size
+    available = max(1, min(dim, len(x) - 1, features.shape[1]))  # N centred windows span N - 1 directions
+    if available < dim:
+        print(f"rocket task: {len(x)} windows give {available} principal components of MiniRocket's features; "
+              f"the other {dim - available} of --rocket_dim {dim} are 0")
+    components = PCA(available, svd_solver="randomized", random_state=seed).fit_transform(features)
+    components = components / np.sqrt(components.var(0).mean())
+    components = np.pad(components, ((0, 0), (0, dim - available))).astype(np.float32)
     with atomic_open(path) as f:
         np.save(f, components, allow_pickle=False)
     return components

@@ -12,7 +12,9 @@ from HAR_centralized import train_classifier, train_encoder
 from HAR_federated import run as federated
 from IR_centralized import train_encoder as image_train_encoder
 
-GOOD = "good_seed42_heads1111"
+# the good run where each entrypoint would write it: the seed's four tasks (federated, images) and HAR's
+# default recipe (rocket alone)
+GOOD = ("good_seed42_heads1111", "good_seed42_tasksrocket")
 
 
 @pytest.fixture
@@ -20,13 +22,14 @@ def workspace(tmp_path, monkeypatch):
     """An output folder holding a finished good run, and the bad files the cases point at."""
     monkeypatch.setenv("MTSSL_FED_KEY", "k" * 32)
     runs = tmp_path / "runs"
-    good = runs / GOOD
-    good.mkdir(parents=True)
-    for name, text in (("config.json", "{}\n"), ("metrics.jsonl", '{"epoch": 1}\n'), ("summary.json", "{}\n")):
-        (good / name).write_text(text)
     torch.manual_seed(0)
     encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
-    save_encoder(encoder, good / "encoder.pt", {"input_shape": [9, 128]})
+    for good in (runs / name for name in GOOD):
+        good.mkdir(parents=True)
+        for name, text in (("config.json", "{}\n"), ("metrics.jsonl", '{"epoch": 1}\n'), ("summary.json", "{}\n")):
+            (good / name).write_text(text)
+        save_encoder(encoder, good / "encoder.pt", {"input_shape": [9, 128]})
+    good = runs / GOOD[0]
     files = tmp_path / "files"
     files.mkdir()
     (files / "empty.pt").write_bytes(b"")
@@ -66,8 +69,8 @@ CASES = [
     ("lr_inf", HAR, ["--lr", "inf"], "--lr must be a finite number"),
     ("output_dir_is_a_file", HAR, ["--output_dir", "{files}/empty.pt"], "--output_dir"),
     ("output_dir_forbidden", HAR, ["--output_dir", "/proc/forbidden"], "--output_dir /proc/forbidden"),
-    ("classifier_output_dir_is_a_file", CLASSIFIER, ["--encoder", "{runs}/" + GOOD, "--output_dir", "{files}/empty.pt"],
-     "--output_dir"),
+    ("classifier_output_dir_is_a_file", CLASSIFIER,
+     ["--encoder", "{runs}/" + GOOD[0], "--output_dir", "{files}/empty.pt"], "--output_dir"),
     ("device_mps", HAR, ["--device", "mps"], "--device mps"),
     ("device_cuda", HAR, ["--device", "cuda"], "--device cuda"),
     ("classifier_device_mps", CLASSIFIER, ["--device", "mps"], "--device mps"),
@@ -104,7 +107,7 @@ CASES = [
 
 @pytest.mark.parametrize("entrypoint, flags, words", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_bad_input_is_one_line_and_touches_nothing(workspace, capsys, entrypoint, flags, words):
-    before = {p.name: p.read_bytes() for p in workspace["good"].iterdir()}
+    before = {p: p.read_bytes() for p in workspace["runs"].rglob("*") if p.is_file()}
     argv = []
     if entrypoint is not CLASSIFIER:  # aimed at the good run, and allowed to replace it: nothing may reach it
         argv = ["--experiment_name", "good", "--overwrite", "1", "--output_dir", str(workspace["runs"])]
@@ -114,7 +117,7 @@ def test_bad_input_is_one_line_and_touches_nothing(workspace, capsys, entrypoint
     err = capsys.readouterr().err
     assert exit_info.value.code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and words in err, err
-    assert {p.name: p.read_bytes() for p in workspace["good"].iterdir()} == before
+    assert {p: p.read_bytes() for p in workspace["runs"].rglob("*") if p.is_file()} == before
 
 
 def test_a_folder_in_place_of_the_data_cache_is_one_line(workspace, monkeypatch, capsys):

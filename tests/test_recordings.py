@@ -135,9 +135,11 @@ def test_own_data_gives_pretraining_windows_labelled_splits_and_a_model(example_
 
 def test_own_recordings_go_through_pretraining_and_classification(tmp_path, example_npz, capsys):
     flags = ["--dataset", f"npz:{example_npz}", "--sample_rate_hz", "100"]
+    # the default recipe (rocket alone; fewer MiniRocket kernels to stay fast)
     train_encoder.main(flags + ["--epochs", "1", "--encoder_width", "4", "--embedding_dim", "8", "--n_variants", "1",
-                                "--output_dir", str(tmp_path / "runs"), "--experiment_name", "own"])
-    run = tmp_path / "runs" / "own_seed42_heads1111"
+                                "--output_dir", str(tmp_path / "runs"), "--experiment_name", "own",
+                                "--rocket_kernels", "840"])
+    run = tmp_path / "runs" / "own_seed42_tasksrocket"
     assert json.loads((run / "summary.json").read_text())["data_source"] == f"npz:{example_npz}"
     train_classifier.main(flags + ["--encoder", str(run), "--methods", "encoder", "expert_features", "--modes",
                                    "linear", "--label_fractions", "1.0", "--seeds", "1"])
@@ -302,8 +304,10 @@ def test_the_npz_rate_comes_from_the_file_or_the_flag_and_is_never_assumed(tmp_p
 def pretrain_own(tmp_path, dataset, *flags, name="own"):
     train_encoder.main(["--dataset", dataset, "--epochs", "1", "--encoder_width", "4", "--embedding_dim", "8",
                         "--n_variants", "1", "--output_dir", str(tmp_path / "runs"), "--experiment_name", name,
-                        "--cache_dir", str(tmp_path / "cache"), "--monitor_every", "0", *flags])
-    return tmp_path / "runs" / f"{name}_seed42_heads1111"
+                        "--cache_dir", str(tmp_path / "cache"), "--monitor_every", "0", "--rocket_kernels", "840",
+                        *flags])
+    heads = "".join(flags[flags.index("--model_heads") + 1:][:4]) if "--model_heads" in flags else None
+    return tmp_path / "runs" / (f"{name}_seed42_heads{heads}" if heads else f"{name}_seed42_tasksrocket")
 
 
 def classify(run, dataset, out, *flags, methods=("encoder",)):
@@ -378,8 +382,12 @@ def test_uci_har_is_not_standardised_unless_chosen(har_cache, tmp_path):
 
 
 def test_the_cache_goes_to_cache_dir_and_data_errors_leave_no_folder(tmp_path, example_csv, capsys):
-    run = pretrain_own(tmp_path, f"csv:{example_csv}")
-    assert (run / "encoder.pt").is_file() and sorted(p.name.split("_")[1] for p in (tmp_path / "cache").iterdir()) == [
+    run = pretrain_own(tmp_path, f"csv:{example_csv}")  # the default recipe: its MiniRocket targets are cached
+    assert (run / "encoder.pt").is_file() and [p.name.split("_")[0] for p in (tmp_path / "cache").iterdir()] == [
+        "minirocket"]
+    seed_four = pretrain_own(tmp_path, f"csv:{example_csv}", "--model_heads", "1", "1", "1", "1", name="four")
+    assert (seed_four / "encoder.pt").is_file() and sorted(p.name.split("_")[1] for p in (tmp_path / "cache").iterdir()
+                                                           if p.name.startswith("pretext")) == [
         "augmentation", "contrastive", "reconstruction"]
     bad = write_npz(tmp_path / "bad.npz", None, x=sine_windows())
     out = tmp_path / "new" / "outputs"

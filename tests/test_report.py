@@ -7,7 +7,7 @@ from scipy import stats
 
 from ground.errors import UserError
 from common.report import aggregate, claims_table, evaluate_claims, paired_difference, score_table, time_table
-from HAR_centralized.study import CLAIMS, EXPERIMENTS, NETWORK_MODES, RECIPE, RECIPES, WINNER, StudyConfig, plan
+from HAR_centralized.study import CLAIMS, DEFAULT, EXPERIMENTS, NETWORK_MODES, RECIPE, RECIPES, StudyConfig, plan
 
 
 def rows_of(method, mode, values):
@@ -66,11 +66,25 @@ def test_a_method_without_seeds_pairs_with_every_seed_of_the_other_side():
 def test_the_confirmation_takes_its_own_seeds_and_a_fixed_experiment_one():
     by_id = {e.id: e for e in EXPERIMENTS}
     config = StudyConfig(pretrain_seeds=(7, 9))
-    assert by_id[WINNER].seeds(config) == [42, 43, 44, 45, 46]  # the confirmation's five
-    assert by_id["baselines"].seeds(config) == [7] and by_id["mtl_default"].seeds(config) == [7, 9]
+    assert by_id[DEFAULT].seeds(config) == [42, 43, 44, 45, 46]  # the confirmation's five
+    assert by_id["baselines"].seeds(config) == [7] and by_id[f"{DEFAULT}_downstream"].seeds(config) == [7, 9]
     recipe = next(e for e in EXPERIMENTS if e.id == RECIPE.candidate_id(RECIPE.chosen))
     assert recipe.seeds(StudyConfig(pretrain_seeds=(43,))) == [43]  # a search's seeds: the study's first two
-    assert by_id[WINNER].pretrain == RECIPES[RECIPE.chosen]
+
+
+def test_the_default_recipe_is_the_searchs_chosen_and_the_seed_recipe_keeps_its_four_tasks(tmp_path):
+    from common.config import parse_config
+    from HAR_centralized.config import HARPretrainConfig
+    from HAR_centralized.study import SEED_TASKS_RECIPE, Study, settings
+
+    chosen = parse_config(HARPretrainConfig, list(RECIPES[RECIPE.chosen]))
+    assert settings(chosen) == settings(HARPretrainConfig())  # config.py's defaults are the val winner's flags
+    study = Study(StudyConfig(output_dir=str(tmp_path)))
+    seed_recipe = study.encoder_config(study.by_id(SEED_TASKS_RECIPE), 42)[0]
+    assert list(seed_recipe.active_tasks()) == ["augmentation", "reconstruction", "contrastive", "features"]
+    for experiment in EXPERIMENTS:  # every multi-task experiment of the seed's recipe names its tasks
+        if experiment.id.startswith(("mtl_", "stl_")) and experiment.pretrain and experiment.id != DEFAULT:
+            assert "--model_heads" in experiment.pretrain or "--tasks" in experiment.pretrain, experiment.id
 
 
 def test_the_manifest_plans_every_method_once_per_seed_and_names_every_claim():

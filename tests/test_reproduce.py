@@ -96,9 +96,16 @@ def test_a_choice_made_on_val_must_still_be_the_best_there(tmp_path):
 
 
 def test_every_experiment_has_its_own_rows_and_another_tasks_rows_are_prefixed():
-    rows = [(e.row_name(m), mode) for e in EXPERIMENTS if e.scored_on == "test" for m, modes in e.methods.items()
-            for mode in modes]
-    assert len(rows) == len(set(rows))  # no two experiments' test rows mix (val rows are kept by experiment)
+    rows, fractions = [], {}
+    for e in EXPERIMENTS:
+        for m, modes in e.methods.items():
+            for mode in modes if e.scored_on == "test" else ():
+                rows.append((e.row_name(m), mode))
+                # no two experiments' test rows mix (val rows are kept by experiment); one method's rows may be
+                # split by fraction into units of their own (MiniRocket's self-training)
+                taken = set(e.fractions or StudyConfig().label_fractions)
+                assert not taken & fractions.get(rows[-1], set()), rows[-1]
+                fractions[rows[-1]] = fractions.get(rows[-1], set()) | taken
     # the co-training units are the default encoder's hybrids' rows, in units of their own
     assert ("mtl_default+minirocket", "cotrain") in rows and ("mtl_default+minirocket", "selftrain") in rows
     hapt = next(e for e in EXPERIMENTS if e.id == "hapt12_mtl_default")
@@ -111,7 +118,7 @@ def test_every_experiment_has_its_own_rows_and_another_tasks_rows_are_prefixed()
     units = plan(dataclasses.replace(StudyConfig(), pretrain_seeds=(5, 6)), "all", candidates[:1])
     assert {u[1] for u in units} == {5} and all(e.scored_on == "val" for e in candidates)
     weights = next(c for c in CHOICES if c.name == "static_weights").experiments()[0]
-    assert weights.pretrain[:2] == ("--weighting", "static") and weights.encoder_id == weights.id
+    assert weights.pretrain[5:7] == ("--weighting", "static") and weights.encoder_id == weights.id
 
 
 def test_the_federated_part_pretrains_through_the_federated_engine(tmp_path, har_cache):
@@ -199,9 +206,9 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
     candidates = {e.id: e for e in recipe.experiments()}
     units = plan(StudyConfig(), "all", list(candidates.values()))
     assert {u[1] for u in units} == {42, 43} and all(e.scored_on == "val" for e in candidates.values())
-    default, rocket = candidates[recipe.candidate_id("default")], candidates[recipe.candidate_id("rocket")]
+    default, rocket = candidates[recipe.candidate_id("seed_tasks")], candidates[recipe.candidate_id("rocket")]
     # the default candidate and the named ones pretrain nothing of their own: their encoders' runs are reused
-    assert study.encoder_config(default, 42)[0].run_dir() == study.encoder_config(study.by_id("mtl_default"), 42)[
+    assert study.encoder_config(default, 42)[0].run_dir() == study.encoder_config(study.by_id("mtl_seed_tasks"), 42)[
         0].run_dir()
     equal = candidates[recipe.candidate_id("equal_weights")]
     assert study.encoder_config(equal, 43)[0].run_dir() == study.encoder_config(study.by_id("mtl_equal"), 43)[
@@ -209,7 +216,7 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
     assert "rocket" in study.encoder_config(rocket, 42)[0].tasks
     # the two seeds' draws are scored apart: seed 43's draw 0 is not seed 42's
     rows = [dict(r, experiment=recipe.candidate_id(v), downstream="encoder")
-            for v, values in (("default", [[0.80, 0.80], [0.80, 0.80]]), ("rocket", [[0.70, 0.70], [0.95, 0.95]]))
+            for v, values in (("seed_tasks", [[0.80, 0.80], [0.80, 0.80]]), ("rocket", [[0.70, 0.70], [0.95, 0.95]]))
             for r in rows_of("x", values)]
     # a candidate's finished pretraining (its recorded config and summary) gives what it cost
     config = study.encoder_config(rocket, 42)[0]

@@ -17,7 +17,7 @@ from HAR_centralized.config import HARPretrainConfig
 from IR_centralized import train_encoder as image_train_encoder
 
 TINY_HAR = ["--epochs", "1", "--encoder_width", "4", "--embedding_dim", "8", "--n_variants", "1",
-            "--batch_size", "256", "--device", "cpu"]
+            "--batch_size", "256", "--device", "cpu", "--model_heads", "1", "1", "1", "1"]  # every seed head
 
 
 def test_auto_precision_is_bf16_on_cuda_only():
@@ -37,7 +37,8 @@ def test_autocast_is_a_fresh_context_each_time():
 
 @pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
 def test_the_training_step_runs_under_the_chosen_precision(precision, dtype):
-    config = HARPretrainConfig(encoder_width=4, embedding_dim=8, batch_size=16, n_variants=1, precision=precision)
+    config = HARPretrainConfig(encoder_width=4, embedding_dim=8, batch_size=16, n_variants=1, precision=precision,
+                               model_heads=(1, 1, 1, 1))
     rng = np.random.default_rng(0)
     data = PretrainData(rng.normal(size=(32, 9, 128)).astype(np.float32), rng.normal(size=(32, 5)).astype(np.float32),
                         PretextSpec(n_variants=1), {})

@@ -88,7 +88,8 @@ def test_an_experiment_names_its_default_tasks_and_the_seeds_switches_replace_th
     switched = parse_config(RocketFirst, ["--model_heads", "1", "0", "1", "1", "--output_dir", "x"])
     assert switched.active_tasks() == ["augmentation", "contrastive", "features"]
     assert switched.run_name() == "mtl_seed42_heads1011"  # the seed's names and folders
-    assert HARPretrainConfig().run_name() == "mtl_seed42_heads1111"  # the seed's four by default here
+    assert HARPretrainConfig().run_name() == "mtl_seed42_tasksrocket"  # HAR's default: the recipe search's winner
+    assert parse_config(HARPretrainConfig, ["--model_heads", "1", "1", "1", "1"]).run_name() == "mtl_seed42_heads1111"
     # a run saved with the switches and one asked for by default compare as the same recipe
     old = {"model_heads": [1, 1, 1, 1], "tasks": [], "lr": 0.002}
     assert with_trained_tasks(old) == with_trained_tasks({"model_heads": [], "tasks": [], "lr": 0.002})
@@ -103,7 +104,7 @@ def test_unknown_task_names_are_one_line():
 
 def test_head_sizes_are_config_fields_recorded_with_the_run():
     config = HARPretrainConfig(contrastive_hidden=16, projection_dim=8, augmentation_hidden=12, features_hidden=10,
-                            reconstruction_hidden=14)
+                               reconstruction_hidden=14, model_heads=(1, 1, 1, 1))
     model = build_model(config, (9, 128), PretextSpec(), 561)
     heads = {name: [m.out_features for m in task.head.modules() if isinstance(m, nn.Linear)]
              for name, task in model.tasks.items()}
@@ -136,3 +137,6 @@ def test_the_rocket_task_regresses_minirocket_components_made_once_and_cached(tm
     np.testing.assert_allclose(minirocket.minirocket_pca(data.x, 6, 84, 42, data.cache_dir), targets, rtol=1e-5)
     with pytest.raises(UserError, match="need sensor windows"):
         minirocket.minirocket_pca(np.zeros((4, 3, 8, 8), np.float32), 2)
+    # fewer windows than components (own recordings, a federated client): the components there are, then 0s
+    few = minirocket.minirocket_pca(data.x[:5], 8, 84, 42, data.cache_dir)
+    assert few.shape == (5, 8) and not few[:, 4:].any() and few[:, :4].var(0).min() > 1e-3

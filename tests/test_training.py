@@ -40,8 +40,9 @@ def tiny_data(n=48, seed=0):
 
 
 def tiny_config(tmp_path, **overrides):
+    # the seed's four tasks: these tests are of the multi-task loop (weightings, heads, shares)
     values = dict(output_dir=str(tmp_path), epochs=3, batch_size=16, encoder_width=4, embedding_dim=8,
-                  n_variants=2, device="cpu", experiment_name="tiny")
+                  n_variants=2, device="cpu", experiment_name="tiny", model_heads=(1, 1, 1, 1))
     values.update(overrides)
     config = HARPretrainConfig(**values)
     config.validate()
@@ -70,7 +71,7 @@ def test_a_run_writes_its_folder(tmp_path):
     encoder = safe_torch_load(run / "encoder.pt")
     assert encoder["model_args"]["name"] == "cnn1d" and encoder["model_args"]["embedding_dim"] == 8
     assert set(summary["final_losses"]) == {"augmentation", "reconstruction", "contrastive", "features"}
-    assert json.loads((run / "config.json").read_text())["model_heads"] == []  # the default tasks: not switched
+    assert json.loads((run / "config.json").read_text())["model_heads"] == [1, 1, 1, 1]  # the switches, as asked
 
 
 @pytest.mark.parametrize("weighting, precompute", [("equal", 1), ("uncertainty", 0), ("dwa", 1),
@@ -134,6 +135,7 @@ def test_lr_schedule_warms_up_then_decays():
 # --------------------------------------------------------------------------- the entrypoint, real data
 TINY_FLAGS = ["--epochs", "1", "--encoder_width", "4", "--embedding_dim", "8", "--n_variants", "1",
               "--batch_size", "256", "--device", "cpu"]
+SEED_FOUR = ["--model_heads", "1", "1", "1", "1"]
 
 
 def run_entrypoint(args, tmp_path, launcher=(sys.executable,)):
@@ -143,13 +145,15 @@ def run_entrypoint(args, tmp_path, launcher=(sys.executable,)):
 
 
 def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
-    result = run_entrypoint(["--experiment_name", "cli", *TINY_FLAGS], tmp_path)
+    # the default recipe (rocket alone), with fewer MiniRocket kernels to stay fast
+    result = run_entrypoint(["--experiment_name", "cli", *TINY_FLAGS, "--rocket_kernels", "840"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads((tmp_path / "cli_seed42_heads1111" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "cli_seed42_tasksrocket" / "summary.json").read_text())
+    assert summary["tasks"] == ["rocket"]
     assert summary["data_source"] in ("hapt", "official") and summary["windows"] > 5000
     # stdout is a pipe here: one line per epoch, no carriage-return redraws; the monitor probed the val subjects
     assert "\r" not in result.stdout + result.stderr and result.stdout.count("epoch 1/1 ") == 1
-    row = json.loads((tmp_path / "cli_seed42_heads1111" / "metrics.jsonl").read_text())
+    row = json.loads((tmp_path / "cli_seed42_tasksrocket" / "metrics.jsonl").read_text())
     assert 0 < row["monitor/knn_f1"] <= 1 and 0 < row["monitor/logistic_f1"] <= 1 and "knn_f1=" in result.stdout
 
 
@@ -169,7 +173,8 @@ def test_train_encoder_cli_bad_input_is_one_line(tmp_path, args, message, capsys
 def test_torchrun_two_processes(tmp_path, har_cache, weighting, port):
     # cagrad combines per-task gradients itself: DDP runs under no_sync and gradients are averaged by hand
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    result = run_entrypoint(["--experiment_name", "ddp", *TINY_FLAGS, "--batch_size", "128", "--weighting", weighting],
+    result = run_entrypoint(["--experiment_name", "ddp", *TINY_FLAGS, *SEED_FOUR, "--batch_size", "128",
+                             "--weighting", weighting],
                             tmp_path, launcher=(torchrun, "--nproc_per_node", "2", "--master_port", port))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp_seed42_heads1111" / "summary.json").read_text())
