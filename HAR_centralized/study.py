@@ -136,23 +136,25 @@ class Choice:
 
 
 CLASSIFIER = HARClassifierConfig()
-ALL_TASKS = ("--tasks", *SEED_TASKS, "rocket")
+# the rocket task's components when the search was registered (HAR's default became 512 with its winner)
+ROCKET256 = ("--rocket_dim", "256")
+ALL_TASKS = ("--tasks", *SEED_TASKS, "rocket", *ROCKET256)
 RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that pretrains it; cheapest first (the
     # units run in this order), so a session's share of the search scores whole candidates. Each candidate
     # changes one thing of the seed's multi-task recipe, the default when the search was registered
     "seed_tasks": SEED_TASKS_RECIPE,
     "rocket": ALL_TASKS,  # a fifth task: regress MiniRocket's features (common/tasks/rocket.py)
     "epochs10": (*SEED_FOUR, "--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
-    "rocket_only": ("--tasks", "rocket"),
-    "features_rocket": ("--tasks", "features", "rocket"),
+    "rocket_only": ("--tasks", "rocket", *ROCKET256),
+    "features_rocket": ("--tasks", "features", "rocket", *ROCKET256),
     # added after rocket_only's val scores (a sequential step of the search, on val only): the distilled
     # encoder with the capacity to copy MiniRocket's scales, multi-scale dilations or twice the channels
-    "rocket_dilated": ("--tasks", "rocket", "--encoder", "dilated1d", "--encoder_depth", "4"),
-    "rocket_width64": ("--tasks", "rocket", "--encoder_width", "64"),
+    "rocket_dilated": ("--tasks", "rocket", *ROCKET256, "--encoder", "dilated1d", "--encoder_depth", "4"),
+    "rocket_width64": ("--tasks", "rocket", *ROCKET256, "--encoder_width", "64"),
     # added after rocket_dilated's and the width-64 run's first val monitors (sequential, val only): more of
     # the target (512 components of MiniRocket's features), or 3.4x the windows to distil it from
     "rocket_dim512": ("--tasks", "rocket", "--rocket_dim", "512"),
-    "rocket_dense": ("--tasks", "rocket", "--pretrain_data", "all", "--pretrain_step", "32"),
+    "rocket_dense": ("--tasks", "rocket", *ROCKET256, "--pretrain_data", "all", "--pretrain_step", "32"),
     # added after the plateau of rocket alone (width 64 and 512 components within 0.0015; sequential, val only):
     # the 128-d embedding is narrower than the 512 components it regresses and than what MiniRocket's probe sees
     "rocket_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512"),
