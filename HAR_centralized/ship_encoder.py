@@ -20,15 +20,13 @@ from ground.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table
 from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data
 from ground.paths import REPO_ROOT
-from common.pretrain_config import with_trained_tasks
+from common.pretrain_config import RUN_ONLY_FIELDS, with_trained_tasks
 from common.pretrained import PRETRAINED_DIR, export_encoder
 from common.run_folder import RunFolder
 from common.training import pretrain
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
 
-# what a run of "the default recipe" may differ in: where it is written, its name, how it was resumed
-RUN_ONLY_FIELDS = ("experiment_name", "output_dir", "cache_dir", "resume", "overwrite", "device", "precision",
-                   "monitor_every", "tensorboard")
+
 
 
 @dataclasses.dataclass

@@ -30,7 +30,7 @@ from common.har_task import har_client_datasets, har_labelled_splits, har_model,
 from ground.io import atomic_write_json, atomic_write_text, strict_json
 from ground.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_tsne
-from common.pretrain_config import with_trained_tasks
+from common.pretrain_config import RUN_ONLY_FIELDS, with_trained_tasks
 from common.report import (aggregate, claims_table, draw_figures, evaluate_claims, fraction_key, score_table,
                            time_table, write_readme_block)
 from common.run_folder import RunFolder
@@ -39,7 +39,6 @@ from common.training import pretrain
 from common.weighting import WEIGHTINGS
 from data_processing.har import ACTIVITY_NAMES, load_har
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
-from HAR_centralized.ship_encoder import RUN_ONLY_FIELDS
 from HAR_federated.config import FederatedConfig
 from HAR_federated.run import run_local
 
@@ -531,7 +530,9 @@ class Study:
         run = RunFolder(config.run_dir())
         if not finished(run.path, config, run.SUMMARY):
             print(f"[{config.experiment_name} seed {seed}] pretraining -> {run.path}")
-            if run.holds_a_run() and not run.has_checkpoint():  # finished with another config: start again
+            recorded = run / RunFolder.CONFIG
+            same = recorded.exists() and matches(json.loads(recorded.read_text()), config)
+            if run.holds_a_run() and not (same and run.has_checkpoint()):  # another recipe's run: start again
                 config = dataclasses.replace(config, resume=0, overwrite=1)
             train(config)
         return run.path

@@ -4,11 +4,12 @@ SSLConfig: model, tasks, weighting, optimiser and pretext fields, used by centra
 clients alike. PretrainConfig adds the centralized schedule (epochs, warm-up).
 """
 import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import ClassVar
 
-from common.config import Config, field
+from common.config import Config, config_to_dict, field
 from common.encoders import check_encoder_args
 from ground.errors import UserError
 from ground.io import check_writable_folder
@@ -18,6 +19,24 @@ from common.run_folder import RunFolder
 from common.runtime import DEVICES, PRECISIONS, select_device
 from common.tasks import SEED_TASKS, TASKS, active_task_names
 from common.weighting import WEIGHTINGS
+
+
+# what a run's config may differ in and still be the same recipe: where it is written, its name, how it is
+# resumed or watched (a shipped encoder, a reused study run, a resumed checkpoint)
+RUN_ONLY_FIELDS = ("experiment_name", "output_dir", "cache_dir", "resume", "overwrite", "device", "precision",
+                   "monitor_every", "tensorboard")
+
+
+def recipe_differences(recorded, config, allowed=()):
+    """{field: (recorded value, config's value)} where a run's recorded config (config.json's or a checkpoint's
+    dict) computes something else than `config`, the RUN_ONLY_FIELDS and `allowed` aside. A field the record
+    lacks (newer than the run) counts at its default, which reproduces what the run did."""
+    default_tasks = getattr(config, "DEFAULT_TASKS", SEED_TASKS)
+    now = with_trained_tasks(json.loads(json.dumps(config_to_dict(config))), default_tasks)
+    then = with_trained_tasks(json.loads(json.dumps({**config_to_dict(type(config)()), **recorded})),
+                              default_tasks)  # JSON values (a checkpoint's tuples, config.json's lists)
+    return {k: (then.get(k), v) for k, v in now.items()
+            if k not in RUN_ONLY_FIELDS + tuple(allowed) and then.get(k) != v}
 
 
 def with_trained_tasks(values, default_tasks=SEED_TASKS):

@@ -22,6 +22,7 @@ from common.encoders import count_parameters
 from ground.errors import UserError
 from common.model import build_model, task_classes
 from common.monitor import ProbeMonitor, TensorBoardLog
+from common.pretrain_config import recipe_differences
 from common.run_folder import RunFolder
 from common.runtime import autocast, resolve_precision, seed_everything, select_device
 from common.weighting import ModelParameters, build_weighting
@@ -157,6 +158,12 @@ def pretrain(config, data, on_epoch_end=None):
 
     def restore():
         checkpoint.update(run.load_checkpoint())
+        # a resume continues the same recipe (--epochs may grow): another one would mix two runs' weights
+        differs = recipe_differences(checkpoint.get("config") or {}, config, allowed=("epochs",))
+        if checkpoint.get("config") and differs:
+            raise UserError(f"{run / run.CHECKPOINT} was written by another recipe ("
+                            + ", ".join(f"--{k} {then} there, {now} here" for k, (then, now) in differs.items())
+                            + "): resume with its flags, or --overwrite 1 replaces it")
         if checkpoint.get("architecture") != model.architecture():
             raise UserError(f"{run / run.CHECKPOINT} holds another architecture ({checkpoint.get('architecture')}); "
                             f"use another --experiment_name or the same model flags")

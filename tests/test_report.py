@@ -79,7 +79,7 @@ def test_the_default_recipe_is_the_searchs_chosen_and_the_seed_recipe_keeps_its_
 
     chosen = parse_config(HARPretrainConfig, list(RECIPES[RECIPE.chosen]))
     assert settings(chosen) == settings(HARPretrainConfig())  # config.py's defaults are the val winner's flags
-    study = Study(StudyConfig(output_dir=str(tmp_path)))
+    study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study")))
     seed_recipe = study.encoder_config(study.by_id(SEED_TASKS_RECIPE), 42)[0]
     assert list(seed_recipe.active_tasks()) == ["augmentation", "reconstruction", "contrastive", "features"]
     for experiment in EXPERIMENTS:  # every multi-task experiment of the seed's recipe names its tasks

@@ -78,7 +78,7 @@ def val_rows_of(choice, scores):
 
 
 def test_a_choice_made_on_val_must_still_be_the_best_there(tmp_path):
-    study = Study(StudyConfig(output_dir=str(tmp_path)))
+    study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study")))
     rounds = next(c for c in CHOICES if c.name == "selftrain_rounds")
     scores = {v: 0.95 if v == rounds.chosen else 0.90 for v in rounds.candidates}
     made = next(c for c in study.choices(val_rows_of(rounds, scores)) if c["choice"] == "selftrain_rounds")
@@ -89,7 +89,7 @@ def test_a_choice_made_on_val_must_still_be_the_best_there(tmp_path):
     with pytest.raises(UserError, match=f"selftrain_rounds: the best on val is now {other}, not the study's"):
         study.choices(val_rows_of(rounds, {**scores, other: 0.99}))
     # a partial report records the disagreement (and the candidates still running) instead
-    partial = Study(StudyConfig(output_dir=str(tmp_path), partial=1))
+    partial = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study"), partial=1))
     made = next(c for c in partial.choices(val_rows_of(rounds, {**scores, other: 0.99})[:-2])
                 if c["choice"] == "selftrain_rounds")
     assert made["disagrees"] and made["best_on_val"] == other and made["pending"]
@@ -178,7 +178,7 @@ def test_a_unit_run_with_settings_changed_since_is_not_reported(tmp_path, har_ca
 
 
 def test_candidates_are_compared_on_the_draws_they_share(tmp_path):
-    study = Study(StudyConfig(output_dir=str(tmp_path), partial=1))
+    study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study"), partial=1))
     rounds = next(c for c in CHOICES if c.name == "selftrain_rounds")
     a, b = rounds.candidates[:2]
     rows = [dict(r, experiment=rounds.candidate_id(a), downstream="encoder") for r in rows_of("x", [[0.80, 0.80]])]
@@ -201,7 +201,7 @@ def test_the_study_names_an_unknown_method_in_one_line(tmp_path):
 
 
 def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_it_names(tmp_path):
-    study = Study(StudyConfig(output_dir=str(tmp_path), partial=1))
+    study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study"), partial=1))
     recipe = next(c for c in CHOICES if c.name == "recipe")
     candidates = {e.id: e for e in recipe.experiments()}
     units = plan(StudyConfig(), "all", list(candidates.values()))
@@ -229,7 +229,7 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
 
 
 def test_each_network_gets_its_own_value_chosen_on_its_own_val_scores(tmp_path):
-    study = Study(StudyConfig(output_dir=str(tmp_path)))
+    study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study")))
     lr = next(c for c in CHOICES if c.name == "lr")
     default, baselines = study.by_id("mtl_default"), study.by_id("baselines")
     encoder = study.unit_config(default, 42, "encoder", ("finetune",), tmp_path)

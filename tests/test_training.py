@@ -109,11 +109,16 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
     assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3]  # the redone epoch's old row was dropped
 
 
-def test_resuming_another_architecture_is_refused(tmp_path):
+def test_resuming_another_recipe_is_refused_in_one_line(tmp_path):
     config = tiny_config(tmp_path, epochs=1)
     pretrain(config, tiny_data())
-    with pytest.raises(UserError, match="another architecture"):
+    with pytest.raises(UserError, match="another recipe .--encoder_width 4 there, 6 here"):
         pretrain(dataclasses.replace(config, resume=1, encoder_width=6, epochs=2), tiny_data())
+    # a head of another size (was a traceback from load_state_dict) or another learning rate: refused alike
+    for changed in ({"projection_dim": 8}, {"lr": 1e-3}):
+        with pytest.raises(UserError, match=f"--{next(iter(changed))} "):
+            pretrain(dataclasses.replace(config, resume=1, epochs=2, **changed), tiny_data())
+    assert pretrain(dataclasses.replace(config, resume=1, epochs=2, monitor_every=0), tiny_data())["epochs"] == 2
 
 
 def test_single_heads_and_non_finite_loss(tmp_path):
