@@ -717,6 +717,9 @@ class Study:
         by_draw = {v: {(r["downstream"], r["mode"], r["fraction"], r["pretrain_seed"], r["draw"]): r["macro_f1"]
                        for r in val_rows if r["experiment"] == choice.candidate_id(v)} for v in choice.candidates}
         done = [v for v in choice.candidates if by_draw[v]]
+        # a candidate with fewer scores than the most scored one is still running (its other seeds or methods):
+        # pending, so that it does not narrow everyone's comparison to its few draws
+        done = [v for v in done if len(by_draw[v]) == max(len(by_draw[d]) for d in done)]
         if done and not set.intersection(*(set(by_draw[v]) for v in done)):
             done = done[:1]  # nothing shared yet: one candidate's scores, no comparison
         # candidates compared on the same methods, fractions and draws: those every scored candidate has

@@ -180,13 +180,16 @@ def test_a_unit_run_with_settings_changed_since_is_not_reported(tmp_path, har_ca
 def test_candidates_are_compared_on_the_draws_they_share(tmp_path):
     study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study"), partial=1))
     rounds = next(c for c in CHOICES if c.name == "selftrain_rounds")
-    a, b = rounds.candidates[:2]
+    a, b, c = rounds.candidates[:3]
     rows = [dict(r, experiment=rounds.candidate_id(a), downstream="encoder") for r in rows_of("x", [[0.80, 0.80]])]
     rows += [dict(r, experiment=rounds.candidate_id(a), downstream="minirocket") for r in rows_of("y", [[0.99, 0.99]])]
     rows += [dict(r, experiment=rounds.candidate_id(b), downstream="encoder") for r in rows_of("x", [[0.85, 0.85]])]
+    rows += [dict(r, experiment=rounds.candidate_id(b), downstream="minirocket") for r in rows_of("y", [[0.90, 0.90]])]
+    rows += [dict(r, experiment=rounds.candidate_id(c), downstream="encoder") for r in rows_of("x", [[0.99, 0.99]])]
     made = next(c for c in study.choices(rows) if c["choice"] == "selftrain_rounds")
-    # b's MiniRocket unit has not run: a's 0.99 there is not counted, and b is ahead on the encoder
-    assert made["best_on_val"] == b and made["grid"][0]["val_macro_f1"] == pytest.approx(0.80)
+    # c's MiniRocket unit has not run: c is pending, and does not narrow a's and b's comparison to the encoder
+    assert made["best_on_val"] == a and made["grid"][0]["val_macro_f1"] == pytest.approx(0.895)
+    assert made["grid"][2].get("pending") and made["grid"][0]["n"] == 4
 
 
 def test_the_study_names_an_unknown_method_in_one_line(tmp_path):
