@@ -316,8 +316,10 @@ def test_fedprox_is_a_gradient_hook_that_pulls_towards_the_global_weights():
 @pytest.mark.parametrize("weighting", ["uncertainty", "dwa"])
 def test_a_resumed_federated_run_equals_an_uninterrupted_one(tmp_path, weighting):
     # each client checkpoints its optimiser and weighting state: a resume trains exactly as before
-    # generous deadlines: a client late on a loaded machine would leave a round and change the weights
-    slow = dict(round_timeout_s=300.0, io_timeout_s=60.0)
+    # generous deadlines: a client late on a loaded machine would leave a round and change the weights; and
+    # every round waits for all 3 clients (with min_clients 2, a client that joined late sat out round 1 of
+    # one run and not of the other, about 1 run in 6)
+    slow = dict(round_timeout_s=300.0, io_timeout_s=60.0, min_clients=3)
     straight = tiny_config(tmp_path / "a", rounds=3, weighting=weighting, **slow)
     run_local(straight, tiny_datasets(), KEY, log=quiet)
     killed = tiny_config(tmp_path / "b", rounds=3, weighting=weighting, **slow)
@@ -852,7 +854,7 @@ def test_losses_logs_and_records_an_insider_cannot_forge(tmp_path, monkeypatch):
 
 
 def test_a_resume_after_a_damaged_checkpoint_is_exact(tmp_path, monkeypatch):
-    slow = dict(round_timeout_s=300.0, io_timeout_s=60.0)  # as above: no client may miss a round
+    slow = dict(round_timeout_s=300.0, io_timeout_s=60.0, min_clients=3)  # as above: no client may miss a round
     straight = tiny_config(tmp_path / "a", rounds=4, **slow)
     run_local(straight, tiny_datasets(), KEY, log=quiet)
     killed = tiny_config(tmp_path / "b", rounds=4, **slow)
