@@ -20,7 +20,7 @@ from ground.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table
 from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data
 from ground.paths import REPO_ROOT
-from common.pretrain_config import RUN_ONLY_FIELDS, with_trained_tasks
+from common.pretrain_config import RUN_ONLY_FIELDS, recipe_differences, with_trained_tasks
 from common.pretrained import PRETRAINED_DIR, export_encoder
 from common.run_folder import RunFolder
 from common.training import pretrain
@@ -56,11 +56,9 @@ def default_recipe_run(config):
         run = Path(config.encoder)
         if not (run / "config.json").is_file() or not (run / "encoder.pt").is_file():
             raise UserError(f"--encoder {run} is not a finished run folder (config.json, encoder.pt)")
-        recipe = with_trained_tasks(json.loads((run / "config.json").read_text()), HARPretrainConfig.DEFAULT_TASKS)
-        defaults = default_recipe()
-        # a field the run's config lacks is newer than the run: its default reproduces what the run did
-        differs = {k: recipe[k] for k in recipe if k in defaults and k not in RUN_ONLY_FIELDS + ("seed",)
-                   and recipe[k] != defaults[k]}
+        # the one rule of "the same recipe" (a resume's too), any pretraining seed
+        differs = {k: then for k, (then, _) in recipe_differences(
+            json.loads((run / "config.json").read_text()), HARPretrainConfig(), allowed=("seed",)).items()}
         if differs:
             raise UserError(f"--encoder {run} is not the default recipe: it differs in {differs}")
         return run

@@ -19,6 +19,15 @@ def rows_of(method, values, fraction=0.1, mode="linear"):
             for s, draws in enumerate(values) for d, v in enumerate(draws)]
 
 
+def tiny_part_flags(tmp_path, draws="1", fractions="1.0"):
+    """A tiny run of the study's tasks part at pretraining seed 1, its folders under tmp_path."""
+    return ["--part", "tasks", "--pretrain_seeds", "1", "--draws", draws, "--full_draws", "1",
+            "--label_fractions", fractions, "--classifier_flags", "probe=logistic:1",
+            "--pretrain_flags", "epochs=1 encoder_width=4 embedding_dim=8 n_variants=1 batch_size=256",
+            "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "study"),
+            "--figures_dir", str(tmp_path / "figures")]
+
+
 def test_a_part_runs_resumes_and_the_summary_follows_the_contract(tmp_path, har_cache, capsys):
     flags = ["--part", "tasks", "--pretrain_seeds", "1", "2", "--draws", "1", "--full_draws", "1",
              "--label_fractions", "1.0", "--classifier_flags", "probe=logistic:1",
@@ -165,11 +174,7 @@ def test_a_unit_is_reused_whatever_the_fields_its_modes_do_not_use_say(tmp_path)
 
 
 def test_a_unit_run_with_settings_changed_since_is_not_reported(tmp_path, har_cache, capsys):
-    flags = ["--part", "tasks", "--pretrain_seeds", "1", "--draws", "1", "--full_draws", "1",
-             "--label_fractions", "1.0", "--classifier_flags", "probe=logistic:1",
-             "--pretrain_flags", "epochs=1 encoder_width=4 embedding_dim=8 n_variants=1 batch_size=256",
-             "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "study"),
-             "--figures_dir", str(tmp_path / "figures")]
+    flags = tiny_part_flags(tmp_path)
     reproduce.main(flags)
     changed = [("probe=logistic:10" if word == "probe=logistic:1" else word) for word in flags]
     with pytest.raises(SystemExit):  # nothing of this config has finished: the report says so in one line
@@ -257,11 +262,7 @@ def test_each_network_gets_its_own_value_chosen_on_its_own_val_scores(tmp_path):
 def test_a_unit_record_outlives_its_run_folders(tmp_path, har_cache, capsys):
     import shutil
 
-    flags = ["--part", "tasks", "--pretrain_seeds", "1", "--draws", "2", "--full_draws", "1",
-             "--label_fractions", "0.1", "--classifier_flags", "probe=logistic:1",
-             "--pretrain_flags", "epochs=1 encoder_width=4 embedding_dim=8 n_variants=1 batch_size=256",
-             "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "study"),
-             "--figures_dir", str(tmp_path / "figures")]
+    flags = tiny_part_flags(tmp_path, draws="2", fractions="0.1")
     reproduce.main(flags)
     first = json.loads((tmp_path / "study" / "downstream.json").read_text())
     records = sorted((tmp_path / "study" / "units").rglob("*.json"))
