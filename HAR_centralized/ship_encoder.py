@@ -86,8 +86,9 @@ def study_scores(label):
 
 
 # what the default recipe's task is, for the card (HAR_centralized/config.py; the recipe search in the README)
-TASK_NOTES = ("rocket: the encoder regresses 512 principal components of the window's MiniRocket features, "
-              "fit on the pretraining windows; the recipe search's winner on the val subjects")
+def task_notes(recipe):
+    return (f"rocket: the encoder regresses {recipe['rocket_dim']} principal components of the window's MiniRocket "
+            f"features, fit on the pretraining windows; the recipe search's winner on the val subjects")
 
 
 def model_card(name, description, table):
@@ -107,12 +108,12 @@ total_acc x y z (g); 128 samples at 50 Hz (2.56 s), median + 20 Hz low-pass filt
 own encoder (`--dataset npz:PATH` or `csv:DIR`, README).
 
 ## What it was pretrained on
-{data['windows']} unlabelled windows of the UCI HAR train subjects ({len(data['subjects'])} subjects:
+{data['windows']} unlabelled windows ({data['split']}) of the UCI HAR train subjects ({len(data['subjects'])} subjects:
 {', '.join(map(str, data['subjects']))}; source: {data['data_source']}); the validation subjects
 (7, 19, 28) and the 9 official test subjects were never seen.
 
 ## Recipe
-Self-supervised, task(s) {', '.join(description['tasks'])} ({TASK_NOTES}); encoder
+Self-supervised, task(s) {', '.join(description['tasks'])} ({task_notes(recipe)}); encoder
 {description['model_args']['name']} (width {description['model_args']['width']}, depth \
 {description['model_args']['depth']}, {description['encoder_parameters']:,} parameters); {recipe['epochs']} epochs, \
 batch {recipe['batch_size']}, lr {recipe['lr']},

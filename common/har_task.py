@@ -277,7 +277,8 @@ def har_pretrain_data(config, subjects=None, seed=None):
         statistics = uci_standardisation(config)
         if getattr(config, "pretrain_data", "labelled") == "all":
             if train.source != "hapt":
-                raise UserError("--pretrain_data all needs the raw recordings: use --data_source hapt")
+                raise UserError(f"--pretrain_data all needs the raw HAPT recordings, which data source {train.source} "
+                                "lacks: use --data_source hapt, or --pretrain_data labelled for its windows")
             arrays = load_har_recordings(subjects, config.pretrain_step, cache_dir(config))
             x, features, split = arrays["x"], arrays["features"], f"all recordings, step {config.pretrain_step}"
         else:

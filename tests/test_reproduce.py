@@ -10,7 +10,7 @@ from ground.errors import UserError
 from common.report import README_BEGIN, README_END, evaluate_claims, write_readme_block
 from HAR_centralized import reproduce
 from HAR_centralized.config import HARClassifierConfig
-from HAR_centralized.study import CHOICES, EXPERIMENTS, Study, StudyConfig, plan
+from HAR_centralized.study import CHOICES, DOWNSTREAM_MODE, EXPERIMENTS, RECIPE, Study, StudyConfig, plan
 
 
 def rows_of(method, values, fraction=0.1, mode="linear"):
@@ -234,6 +234,39 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
     assert made["grid"][1]["n"] == 4 and made["grid"][1]["val_macro_f1"] == pytest.approx(0.825)
     assert made["best_on_val"] == "rocket" and made["disagrees"]
     assert made["grid"][1]["pretrain_seconds"] == 123.4 and "pretrain_seconds" not in made["grid"][0]
+
+
+def test_the_downstream_mode_is_judged_on_the_chosen_recipes_val_encoders_on_shared_draws(tmp_path):
+    study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study")))
+    probes, networks = RECIPE.candidate_id(RECIPE.chosen), "winner_networks_val"
+
+    def rows(scores, extra_draw_of=None):
+        out = []
+        for mode, score in scores.items():
+            experiment = probes if mode in ("linear", "selftrain") else networks
+            draws = 3 if mode == extra_draw_of else 2
+            out += [dict(r, experiment=experiment, downstream="encoder") for r in rows_of(
+                "x", [[score] * draws, [score] * draws], fraction=0.01, mode=mode)]
+        return out
+
+    scores = {"linear": 0.90, "selftrain": 0.93, "finetune": 0.89, "fixmatch": 0.88}
+    scores = {m: 0.95 if m == DOWNSTREAM_MODE else v - 0.05 for m, v in scores.items()}
+    # another recipe's or method's rows do not count; a mode's extra draw is left out of the comparison
+    noise = [dict(r, experiment=RECIPE.candidate_id("seed_tasks"), downstream="encoder")
+             for r in rows_of("x", [[0.99] * 2], fraction=0.01, mode="finetune")]
+    made = next(c for c in study.choices(rows(scores, extra_draw_of="finetune") + noise)
+                if c["choice"] == "downstream_mode")
+    assert made["chosen"] == made["best_on_val"] == DOWNSTREAM_MODE and not made["pending"]
+    assert {g["value"]: g["n"] for g in made["grid"]} == dict.fromkeys(scores, 4)
+    other = next(m for m in scores if m != DOWNSTREAM_MODE)
+    with pytest.raises(UserError, match=f"downstream mode: the best on val is now {other}"):
+        study.choices(rows({**scores, other: 0.99}))
+    # before every mode has scored only a partial report judges it, marking the rest pending
+    assert not any(c["choice"] == "downstream_mode" for c in study.choices(rows({DOWNSTREAM_MODE: 0.9, other: 0.8})))
+    partial = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study"), partial=1))
+    made = next(c for c in partial.choices(rows({DOWNSTREAM_MODE: 0.9, other: 0.8}))
+                if c["choice"] == "downstream_mode")
+    assert made["pending"] and not made["disagrees"]
 
 
 def test_each_network_gets_its_own_value_chosen_on_its_own_val_scores(tmp_path):
