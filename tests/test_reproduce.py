@@ -214,14 +214,15 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
     candidates = {e.id: e for e in recipe.experiments()}
     units = plan(StudyConfig(), "all", list(candidates.values()))
     assert {u[1] for u in units} == {42, 43} and all(e.scored_on == "val" for e in candidates.values())
-    default, rocket = candidates[recipe.candidate_id("seed_tasks")], candidates[recipe.candidate_id("rocket")]
+    default, rocket = candidates[recipe.candidate_id("seed_tasks")], candidates[recipe.candidate_id("rocket_only")]
     # a candidate named by an experiment's id pretrains nothing of its own: that experiment's runs are reused
     assert study.encoder_config(default, 43)[0].run_dir() == study.encoder_config(study.by_id("mtl_seed_tasks"), 43)[
         0].run_dir()
     assert "rocket" in study.encoder_config(rocket, 42)[0].tasks
     # the two seeds' draws are scored apart: seed 43's draw 0 is not seed 42's
     rows = [dict(r, experiment=recipe.candidate_id(v), downstream="encoder")
-            for v, values in (("seed_tasks", [[0.80, 0.80], [0.80, 0.80]]), ("rocket", [[0.70, 0.70], [0.95, 0.95]]))
+            for v, values in (("seed_tasks", [[0.80, 0.80], [0.80, 0.80]]),
+                              ("rocket_only", [[0.70, 0.70], [0.95, 0.95]]))
             for r in rows_of("x", values)]
     # a candidate's finished pretraining (its recorded config and summary) gives what it cost
     config = study.encoder_config(rocket, 42)[0]
@@ -232,7 +233,7 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
         {"epoch": 1, "seconds": 100.0}, {"epoch": 2, "seconds": 50.0}, {"epoch": 2, "seconds": 23.4}]))
     made = next(c for c in study.choices(rows) if c["choice"] == "recipe")
     assert made["grid"][1]["n"] == 4 and made["grid"][1]["val_macro_f1"] == pytest.approx(0.825)
-    assert made["best_on_val"] == "rocket" and made["disagrees"]
+    assert made["best_on_val"] == "rocket_only" and made["disagrees"]
     assert made["grid"][1]["pretrain_seconds"] == 123.4 and "pretrain_seconds" not in made["grid"][0]
 
 

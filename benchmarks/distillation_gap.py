@@ -1,0 +1,134 @@
+"""Where distilling MiniRocket into the encoder loses: the target, or the student.
+
+Usage:
+    python benchmarks/distillation_gap.py --encoder HAR_centralized/outputs/study/runs/mtl_default_seed42_tasksrocket
+    python benchmarks/distillation_gap.py --encoder RUN --draws 20 --out resources/study/distillation_gap.md
+The rocket task (common/tasks/rocket.py) regresses the first --rocket_dim principal components of MiniRocket's
+features, the transform and the PCA fit on the pretraining windows. This rebuilds that target exactly (the
+run's recorded pretraining windows, kernels, seed) and probes, with one fixed probe (ridge, standardised on
+every train window, the same label draws for every representation): MiniRocket's full features, the target
+itself (and smaller PCAs of it, for the embedding's width), and the encoder's embedding. It also fits a ridge
+regression from the embedding to the target on the train windows and gives its R^2 on the test windows: how
+much of the target the student reproduces on subjects it has not seen. Scored on the test subjects: an
+account of a finished choice, never a choice (the recipe is chosen on val by the study).
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from sklearn.decomposition import PCA
+from sklearn.linear_model import Ridge
+from sklearn.metrics import r2_score
+from sklearn.preprocessing import StandardScaler
+
+from common.classification import load_pretrained_encoder, saved_data_record
+from common.evaluation import frozen_embeddings, rebuild_encoder
+from common.har_task import har_labelled_splits, har_pretrain_data
+from common.probes import Probe, fit_probe, macro_f1
+from data_processing.inputs import stratified_subset
+from data_processing.minirocket import minirocket_features
+from ground.errors import UserError, exit_on_user_error
+from ground.io import atomic_write_text
+from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
+
+PROBE = Probe("ridge", "all")
+
+
+def pretraining_config(run):
+    """The run's recorded pretraining config (config.json), as the HAR pretraining config it was."""
+    path = Path(run) / "config.json"
+    if not path.is_file() or not (Path(run) / "encoder.pt").is_file():
+        raise UserError(f"--encoder {run} is not a finished pretraining run folder (config.json, encoder.pt)")
+    fields = HARPretrainConfig.__dataclass_fields__
+    config = HARPretrainConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in json.loads(path.read_text()).items() if k in fields})
+    if "rocket" not in config.active_tasks():
+        raise UserError(f"--encoder {run} did not train the rocket task: there is no distilled target to compare")
+    return config
+
+
+def representations(run, dims):
+    """({name: {train, val, test} arrays}, labels {split: y}, R^2 of the embedding's regression of the target)."""
+    config = pretraining_config(run)
+    splits = har_labelled_splits(HARClassifierConfig(), saved_data_record(run), str(run))
+    arrays = {name: getattr(splits, name) for name in ("train", "val", "test")}
+    pretrain_x = har_pretrain_data(config).x
+    start = time.time()
+    features, _ = minirocket_features(pretrain_x, {"pretrain": pretrain_x, **{k: d["x"] for k, d in arrays.items()}},
+                                      config.rocket_kernels, config.seed)
+    print(f"MiniRocket on {len(pretrain_x)} pretraining + {sum(len(d['x']) for d in arrays.values())} labelled "
+          f"windows: {time.time() - start:.0f} s")
+    out = {"minirocket": {k: features[k] for k in arrays}}
+    # the rocket task's target: the PCA fit on the pretraining windows' features (data_processing/minirocket.py)
+    pca = PCA(max(dims + (config.rocket_dim,)), svd_solver="randomized", random_state=config.seed)
+    pca.fit(features.pop("pretrain"))
+    projected = {k: pca.transform(features[k]).astype(np.float32) for k in arrays}
+    for dim in sorted(set(dims + (config.rocket_dim,)), reverse=True):
+        name = f"target (pca {dim})" if dim == config.rocket_dim else f"pca {dim}"
+        out[name] = {k: v[:, :dim] for k, v in projected.items()}
+    model_args, state_dict = load_pretrained_encoder(Path(run) / "encoder.pt")
+    embedded = frozen_embeddings(rebuild_encoder(model_args, state_dict), {k: d["x"] for k, d in arrays.items()})
+    out["encoder"] = {k: v.numpy() for k, v in embedded.items()}
+    scaler = StandardScaler().fit(out["encoder"]["train"])
+    target = {k: v[:, :config.rocket_dim] for k, v in projected.items()}
+    regression = Ridge(alpha=1.0).fit(scaler.transform(out["encoder"]["train"]), target["train"])
+    r2 = {k: float(r2_score(target[k], regression.predict(scaler.transform(out["encoder"][k])),
+                            multioutput="variance_weighted")) for k in ("train", "test")}
+    return out, {k: d["y"] for k, d in arrays.items()}, r2, config
+
+
+def score(representation, labels, fraction, draws):
+    """Test macro-F1 per label draw (one draw at 100%)."""
+    train, y = representation["train"], labels["train"]
+    num_classes = int(labels["train"].max()) + 1
+    out = []
+    for draw in range(1 if fraction >= 1 else draws):
+        subset = stratified_subset(y, fraction, draw)
+        out.append(macro_f1(labels["test"], fit_probe(PROBE, train[subset], y[subset], train, num_classes)(
+            representation["test"])))
+    return np.array(out)
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", required=True, help="a finished pretraining run of a recipe with the rocket task")
+    parser.add_argument("--draws", type=int, default=20, help="label draws per fraction below 100%%")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    parser.add_argument("--dims", type=int, nargs="+", default=[128, 64], help="smaller PCAs of the features")
+    parser.add_argument("--out", default="", help="also write the table to this markdown file")
+    args = parser.parse_args(argv)
+    if args.draws < 2 or not all(0 < f <= 1 for f in args.fractions) or min(args.dims) < 1:
+        raise UserError("--draws must be at least 2, --fractions in (0, 1], --dims positive")
+    reps, labels, r2, config = representations(args.encoder, tuple(args.dims))
+    scores = {name: {f: score(rep, labels, f, args.draws) for f in args.fractions} for name, rep in reps.items()}
+    lines = [f"Encoder {args.encoder} (tasks {', '.join(config.active_tasks())}, {config.rocket_dim} components of "
+             f"{config.rocket_kernels} MiniRocket features, seed {config.seed}); probe {PROBE.name} for every "
+             f"representation; macro-F1 on the test subjects, mean [sd over {args.draws} label draws]; the "
+             "difference to MiniRocket's features paired by draw (95% t-interval over draws).", "",
+             "| representation | dims | " + " | ".join(f"{100 * f:g}%" for f in args.fractions) + " |",
+             "|---|---|" + "---|" * len(args.fractions)]
+    base = scores["minirocket"]
+    for name, by_fraction in scores.items():
+        cells = []
+        for f, s in by_fraction.items():
+            cell = f"{s.mean():.3f}" + (f" [{s.std(ddof=1):.3f}]" if len(s) > 1 else "")
+            if name != "minirocket":
+                d = s - base[f]
+                half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+                cell += f", {d.mean():+.3f}" + (f" [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}]" if len(d) > 1
+                                                 else "")
+            cells.append(cell)
+        lines.append(f"| {name} | {reps[name]['train'].shape[1]} | " + " | ".join(cells) + " |")
+    lines += ["", f"Ridge regression (alpha 1) from the standardised embedding to the target: R^2 {r2['train']:.3f} on "
+                  f"the train windows, {r2['test']:.3f} on the test windows (variance-weighted over the components)."]
+    print("\n".join(lines))
+    if args.out:
+        atomic_write_text(Path(args.out), "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
