@@ -53,7 +53,8 @@ def pretraining_config(run):
 def representations(run, dims):
     """({name: {train, val, test} arrays}, labels {split: y}, R^2 of the embedding's regression of the target)."""
     config = pretraining_config(run)
-    splits = har_labelled_splits(HARClassifierConfig(), saved_data_record(run), str(run))
+    encoder_path = Path(run) / "encoder.pt"
+    splits = har_labelled_splits(HARClassifierConfig(), saved_data_record(encoder_path), str(encoder_path))
     arrays = {name: getattr(splits, name) for name in ("train", "val", "test")}
     pretrain_x = har_pretrain_data(config).x
     start = time.time()
@@ -69,7 +70,7 @@ def representations(run, dims):
     for dim in sorted(set(dims + (config.rocket_dim,)), reverse=True):
         name = f"target (pca {dim})" if dim == config.rocket_dim else f"pca {dim}"
         out[name] = {k: v[:, :dim] for k, v in projected.items()}
-    model_args, state_dict = load_pretrained_encoder(Path(run) / "encoder.pt")
+    model_args, state_dict = load_pretrained_encoder(encoder_path)
     embedded = frozen_embeddings(rebuild_encoder(model_args, state_dict), {k: d["x"] for k, d in arrays.items()})
     out["encoder"] = {k: v.numpy() for k, v in embedded.items()}
     scaler = StandardScaler().fit(out["encoder"]["train"])
