@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("task_shares", REPO / "benchmarks" / "task_shares.py")
 task_shares = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(task_shares)
+_spec = importlib.util.spec_from_file_location("distillation_gap", REPO / "benchmarks" / "distillation_gap.py")
+distillation_gap = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(distillation_gap)
 
 
 class Interrupted(Exception):
@@ -160,6 +163,16 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     assert "\r" not in result.stdout + result.stderr and result.stdout.count("epoch 1/1 ") == 1
     row = json.loads((tmp_path / "cli_seed42_tasksrocket" / "metrics.jsonl").read_text())
     assert 0 < row["monitor/knn_f1"] <= 1 and 0 < row["monitor/logistic_f1"] <= 1 and "knn_f1=" in result.stdout
+    # benchmarks/distillation_gap.py rebuilds the run's target (256 components of its 840 kernels' features)
+    # and probes it beside MiniRocket's features and the embedding, on the same draws
+    table = tmp_path / "gap.md"
+    distillation_gap.main(["--encoder", str(tmp_path / "cli_seed42_tasksrocket"), "--draws", "2", "--fractions", "0.1",
+                           "--dims", "4", "--out", str(table)])
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| representation")}
+    assert {k: v[0] for k, v in rows.items()} == {"minirocket": "840", "target (pca 256)": "256", "pca 4": "4",
+                                                  "encoder": "8"}
+    assert all(0 < float(v[1].split()[0]) <= 1 for v in rows.values()) and "R^2" in table.read_text()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -309,3 +322,15 @@ def test_resume_of_a_finished_run_without_its_checkpoint_is_refused(tmp_path):
     with pytest.raises(UserError, match="holds a finished run but no checkpoint.pt"):
         pretrain(dataclasses.replace(config, resume=1), tiny_data())
     assert files_of(config.run_dir()) == before
+
+
+def test_distillation_gap_refuses_a_run_without_the_rocket_task_in_one_line(tmp_path, capsys):
+    run = tmp_path / "seed_four"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model_heads": [1, 1, 1, 1], "tasks": []}))
+    (run / "encoder.pt").write_bytes(b"")
+    for folder, message in ((run, "did not train the rocket task"), (tmp_path / "absent", "not a finished")):
+        with pytest.raises(SystemExit) as exit_info:
+            distillation_gap.main(["--encoder", str(folder)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code != 0 and message in err and len(err.strip().splitlines()) == 1
