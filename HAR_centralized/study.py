@@ -89,6 +89,10 @@ class Experiment:
 DEFAULT = "mtl_default"  # the default recipe (HAR_centralized/config.py): the recipe search's val winner
 SEED_TASKS_RECIPE = "mtl_seed_tasks"  # the seed's multi-task recipe, the default before the search
 SEED_FOUR = ("--model_heads", "1", "1", "1", "1")  # the seed's four tasks, whatever the default recipe is
+# the train subjects' UCI HAR windows, what every recipe pretrained on before the default moved to whole
+# recordings: the experiments written against that default pin it, so their runs and records stay theirs
+LABELLED = ("--pretrain_data", "labelled", "--pretrain_step", "64")  # the step: unused there, but recorded
+SEED_RECIPE = (*SEED_FOUR, *LABELLED)  # the seed's recipe: its four tasks on the labelled windows
 DEFAULT_WEIGHTING = HARPretrainConfig().weighting
 LINEAR = {"encoder": ("linear",)}
 
@@ -136,8 +140,9 @@ class Choice:
 
 CLASSIFIER = HARClassifierConfig()
 FEW_LABELS = (0.01, 0.02, 0.05, 0.1)
-# the rocket task's components when the search was registered (HAR's default became 512 with its winner)
-ROCKET256 = ("--rocket_dim", "256")
+# the rocket task's components and the data when the search was registered (the labelled windows; the default
+# moved to whole recordings with its winner)
+ROCKET256 = ("--rocket_dim", "256", *LABELLED)
 ALL_TASKS = ("--tasks", *SEED_TASKS, "rocket", *ROCKET256)
 RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that pretrains it; cheapest first (the
     # units run in this order), so a session's share of the search scores whole candidates. The first candidates
@@ -149,16 +154,16 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     "rocket_width64": ("--tasks", "rocket", *ROCKET256, "--encoder_width", "64"),
     # added after the width-64 run's first val monitors (sequential, val only): more of the target (512
     # components of MiniRocket's features), or 3.4x the windows to distil it from
-    "rocket_dim512": ("--tasks", "rocket", "--rocket_dim", "512"),
-    "rocket_dense": ("--tasks", "rocket", *ROCKET256, "--pretrain_data", "all", "--pretrain_step", "32"),
+    "rocket_dim512": ("--tasks", "rocket", "--rocket_dim", "512", *LABELLED),
+    "rocket_dense": ("--tasks", "rocket", "--rocket_dim", "256", "--pretrain_data", "all", "--pretrain_step", "32"),
     # added after the plateau of rocket alone (width 64 and 512 components within 0.0015; sequential, val only):
     # the 128-d embedding is narrower than the 512 components it regresses and than what MiniRocket's probe sees
-    "rocket_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512"),
+    "rocket_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512", *LABELLED),
     # added after the step-32 winner's distillation gap (benchmarks/distillation_gap.py, resources/study/): its
     # target alone probes within 0.004 of MiniRocket at 10% labels, the embedding reproduces it with R^2 0.93 on
     # the train windows, and the loss still falls at epoch 30: the student underfits, so twice the epochs
-    "rocket_dense_epochs60": ("--tasks", "rocket", *ROCKET256, "--pretrain_data", "all", "--pretrain_step", "32",
-                              "--epochs", "60"),
+    "rocket_dense_epochs60": ("--tasks", "rocket", "--rocket_dim", "256", "--pretrain_data", "all", "--pretrain_step",
+                              "32", "--epochs", "60"),
 }
 # registered, then cut by successive halving (sequential, on val only); the flags stay here to be run again: add
 # a name back to RECIPES. Each of the first six changes one thing of the seed's multi-task recipe, whose arm
@@ -166,16 +171,16 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
 # by 2-4 points at both seeds, more than any single change of that recipe moved it in the 3-draw study (its
 # largest: step 32, +0.020 at 1%)
 DROPPED_RECIPES = {
-    "no_features": ("--model_heads", "1", "1", "1", "0"),  # does the features task dominate?
-    "batch256": (*SEED_FOUR, "--batch_size", "256"),
+    "no_features": ("--model_heads", "1", "1", "1", "0", *LABELLED),  # does the features task dominate?
+    "batch256": (*SEED_RECIPE, "--batch_size", "256"),
     "equal_weights": "mtl_equal",
-    "dilated": (*SEED_FOUR, "--encoder", "dilated1d", "--encoder_depth", "4"),  # every scale (2x the step time)
-    "width64": (*SEED_FOUR, "--encoder_width", "64"),  # 3.3x the seed recipe's step time
+    "dilated": (*SEED_RECIPE, "--encoder", "dilated1d", "--encoder_depth", "4"),  # every scale (2x the step time)
+    "width64": (*SEED_RECIPE, "--encoder_width", "64"),  # 3.3x the seed recipe's step time
     "dense_step32": "mtl_all_recordings_step32",  # 3.4x the windows
     # scored in an earlier session whose unit records were lost with its machine (val: rocket 0.891, epochs10
     # 0.884, against rocket alone's 0.924-0.931 there); not run again, being the seed arm's
     "rocket": ALL_TASKS,  # a fifth task beside the seed's four
-    "epochs10": (*SEED_FOUR, "--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
+    "epochs10": (*SEED_RECIPE, "--epochs", "10"),  # the val monitor levels off after 5 of the 30 epochs
     # the rocket-alone arm's: the features task beside rocket adds the seed arm's weakest task back; the
     # dilated encoder's val monitors (2x the step time) stayed within the plateau after 30 epochs
     "features_rocket": ("--tasks", "features", "rocket", *ROCKET256),
@@ -183,7 +188,7 @@ DROPPED_RECIPES = {
     # width 64 (0.919) and the 512-d embedding (0.916) each scored below rocket alone (0.921): their product
     # (about 3x rocket_emb512's pretraining) is not run
     "rocket_width64_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512",
-                              "--encoder_width", "64"),
+                              "--encoder_width", "64", *LABELLED),
 }
 PROBES = {"encoder": ("selftrain",), "minirocket": ("selftrain",), "expert_features": ("selftrain",)}
 NETWORKS = {"encoder": ("finetune",), "supervised": ("finetune",), "resnet": ("finetune",)}
@@ -191,7 +196,7 @@ CHOICES = (
     # static task weights (augmentation, reconstruction, contrastive, features): the losses differ in scale by
     # ~100x (masked MSE ~0.05, features ~0.02, cross-entropies ~1-2), so the grid up-weights the small ones
     Choice("static_weights", ((1, 10, 1, 10), (1, 30, 1, 30), (1, 10, 2, 30), (0.5, 30, 1, 30)), (1, 10, 2, 30),
-           lambda w: (*SEED_FOUR, "--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,),
+           lambda w: (*SEED_RECIPE, "--weighting", "static", "--task_weights", *map(str, w)), LINEAR, (0.1,),
            pretrain=True,
            where="STATIC_WEIGHTS in HAR_centralized/study.py", part="weighting_loss"),
     # the semi-supervised settings and the networks' learning rate, one grid for every method they serve (a
@@ -241,7 +246,7 @@ EXPERIMENTS = (
     Experiment(f"{DEFAULT}_hybrid_selftrain", None, {"encoder+minirocket": ("selftrain",)}, encoder_of=DEFAULT,
                fractions=(0.01, 0.02)),
     # the seed's multi-task recipe (the default before the search): what the winner replaced
-    Experiment(SEED_TASKS_RECIPE, SEED_FOUR, {"encoder": LINEAR_SELFTRAIN}),
+    Experiment(SEED_TASKS_RECIPE, SEED_RECIPE, {"encoder": LINEAR_SELFTRAIN}),
     # co-training the hybrids' two blocks (found on val: seed 42, 1%, 8 draws, +0.010 over the hybrid's
     # self-training and +0.013 over MiniRocket's); units of their own, so the finished hybrid units stay
     Experiment(f"{DEFAULT}_cotrain", None, {"encoder+minirocket": ("cotrain",), "encoder+features": ("cotrain",)},
@@ -262,19 +267,20 @@ EXPERIMENTS = (
     # what fixing MiniRocket's kernels at one seed leaves out: its probe at every seed (the sd over these rows)
     Experiment("minirocket_kernel_seeds", None, {"minirocket": ("linear",)}, prefix="kernel_seeds/"),
     # the single tasks: what multi-task pretraining must beat
-    *(Experiment(f"stl_{task}", ("--model_heads", *("1" if i == j else "0" for j in range(4))), LINEAR, "tasks")
+    *(Experiment(f"stl_{task}", ("--model_heads", *("1" if i == j else "0" for j in range(4)), *LABELLED),
+                 LINEAR, "tasks")
       for i, task in enumerate(SEED_TASKS)),
     # task weighting: the losses' weights (minutes per epoch alike), then the gradients' (a backward per task)
     # task weighting of the seed's four tasks: the losses' weights (minutes per epoch alike), then the
     # gradients' (a backward per task)
-    *(Experiment(f"mtl_{w}", CHOICES[0].flags(STATIC_WEIGHTS) if w == "static" else (*SEED_FOUR, "--weighting", w),
+    *(Experiment(f"mtl_{w}", CHOICES[0].flags(STATIC_WEIGHTS) if w == "static" else (*SEED_RECIPE, "--weighting", w),
                  LINEAR, "weighting_loss")
       for w in ("equal", "static", "dwa", "famo")),
-    *(Experiment(f"mtl_{w}", (*SEED_FOUR, "--weighting", w), LINEAR, "weighting_gradient")
+    *(Experiment(f"mtl_{w}", (*SEED_RECIPE, "--weighting", w), LINEAR, "weighting_gradient")
       for w in ("gradnorm", "cagrad", "upgrad")),
     # more unlabelled data for the seed's recipe: every window of the train subjects' recordings, and with half
     # the window step
-    Experiment("mtl_all_recordings", (*SEED_FOUR, "--pretrain_data", "all"), LINEAR, "data"),
+    Experiment("mtl_all_recordings", (*SEED_FOUR, "--pretrain_data", "all", "--pretrain_step", "64"), LINEAR, "data"),
     Experiment("mtl_all_recordings_step32", (*SEED_FOUR, "--pretrain_data", "all", "--pretrain_step", "32"), LINEAR,
                "data"),
     # federated pretraining keeps the seed's four tasks (HAR_federated/config.py): a client fits the rocket
@@ -442,6 +448,14 @@ USED_ONLY_BY = {
 }
 
 
+# pretraining fields that only some recipes compute with: a recipe that does not use one is the same recipe
+# whatever it says (the seed's four tasks recorded the rocket task's default of their day)
+PRETRAIN_USED_ONLY_BY = {
+    **dict.fromkeys(("rocket_dim", "rocket_kernels"), lambda c: "rocket" in c["tasks"]),
+    "pretrain_step": lambda c: c.get("pretrain_data") == "all",
+}
+
+
 def settings(config):
     """A config as the reuse rule compares it: JSON values, without the fields that say where or how a run
     goes (folder, resume, device) rather than what it computes, nor those its modes and methods do not use."""
@@ -455,8 +469,9 @@ NOT_COMPARED = ("port",)
 
 def _compared(values, default_tasks=SEED_TASKS):
     values = with_trained_tasks(values, default_tasks)
+    used_only_by = USED_ONLY_BY if "modes" in values else PRETRAIN_USED_ONLY_BY if "tasks" in values else {}
     return {k: v for k, v in values.items() if k not in RUN_ONLY_FIELDS + NOT_COMPARED
-            and not ("modes" in values and k in USED_ONLY_BY and not USED_ONLY_BY[k](values))}
+            and not (k in used_only_by and not used_only_by[k](values))}
 
 
 def matches(recorded, config, ignore=()):
@@ -474,6 +489,14 @@ def finished(folder, config, marker):
     if not ((Path(folder) / marker).exists() and recorded.exists()):
         return False
     return matches(json.loads(recorded.read_text()), config)
+
+
+def encoder_predates(run, unit_folder):
+    """Whether the encoder in the run folder was written before the unit started (its config.json): a
+    pretraining run again in the same folder (another recipe overwritten, a study on a new default) leaves
+    the units that scored the earlier weights behind."""
+    weights = Path(run) / RunFolder.ENCODER
+    return weights.is_file() and weights.stat().st_mtime <= (Path(unit_folder) / RunFolder.CONFIG).stat().st_mtime
 
 
 def plan(config, only, experiments=EXPERIMENTS, methods=()):
@@ -628,6 +651,9 @@ class Study:
                     if r and (Path(r) / RunFolder.CONFIG).is_file()), None)
         if run is None or not matches(json.loads((run / RunFolder.CONFIG).read_text()), encoder_config):
             self.stale.add(str(folder))  # its encoder is gone or of another recipe: the unit runs again
+            return None
+        if "encoder" in method and not encoder_predates(run, folder):
+            self.stale.add(str(folder))  # scored an earlier encoder that a run of this recipe has replaced since
             return None
         summary = json.loads((folder / "summary.json").read_text())
         with open(folder / "results.csv") as f:

@@ -317,6 +317,24 @@ def test_a_unit_record_outlives_its_run_folders(tmp_path, har_cache, capsys):
         Study(parse_config(StudyConfig, flags)).records()
 
 
+def test_a_unit_folder_that_scored_an_encoder_replaced_since_is_not_made_a_record(tmp_path, har_cache):
+    import os
+    import shutil
+
+    flags = tiny_part_flags(tmp_path, draws="2", fractions="0.1")
+    reproduce.main(flags)
+    shutil.rmtree(tmp_path / "study" / "units")  # only the run folders are left: records are made from them
+    encoders = sorted((tmp_path / "out").rglob("encoder.pt"))
+    later = max(p.stat().st_mtime for p in (tmp_path / "out").rglob("config.json")) + 60
+    for path in encoders:  # the same recipe pretrained again in its folder after the units scored it
+        os.utime(path, (later, later))
+    study = Study(parse_config(StudyConfig, flags))
+    assert study.records() == [] and len(study.stale) == 4
+    for path in encoders:
+        os.utime(path, (later - 3600, later - 3600))
+    assert len(Study(parse_config(StudyConfig, flags)).records()) == 4
+
+
 def test_a_record_names_the_tasks_its_encoder_trained_so_a_new_default_recipe_leaves_it_true():
     from common.pretrain_config import with_trained_tasks
     from common.tasks import SEED_TASKS
@@ -328,3 +346,15 @@ def test_a_record_names_the_tasks_its_encoder_trained_so_a_new_default_recipe_le
     assert recorded["tasks"] == list(SEED_TASKS) and "model_heads" not in recorded
     assert matches(recorded, HARPretrainConfig(model_heads=(1, 1, 1, 1)))  # the same recipe, by its switches
     assert not matches(recorded, HARPretrainConfig(tasks=("rocket",)))
+
+
+def test_a_pretraining_field_its_recipe_does_not_use_leaves_the_recipe_the_same():
+    from HAR_centralized.config import HARPretrainConfig
+    from HAR_centralized.study import matches
+
+    seed_four = parse_config(HARPretrainConfig, ["--model_heads", "1", "1", "1", "1", "--pretrain_data", "labelled"])
+    recorded = dict(config_to_dict(seed_four), rocket_dim=512, pretrain_step=64)  # unused by that recipe
+    assert matches(json.loads(json.dumps(recorded)), seed_four)
+    rocket = parse_config(HARPretrainConfig, ["--tasks", "rocket"])  # whole recordings: the step and dim count
+    for field, value in (("rocket_dim", 512), ("pretrain_step", 64)):
+        assert not matches(json.loads(json.dumps(dict(config_to_dict(rocket), **{field: value}))), rocket)
