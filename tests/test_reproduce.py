@@ -127,7 +127,8 @@ def test_every_experiment_has_its_own_rows_and_another_tasks_rows_are_prefixed()
     units = plan(dataclasses.replace(StudyConfig(), pretrain_seeds=(5, 6)), "all", candidates[:1])
     assert {u[1] for u in units} == {5} and all(e.scored_on == "val" for e in candidates)
     weights = next(c for c in CHOICES if c.name == "static_weights").experiments()[0]
-    assert weights.pretrain[5:7] == ("--weighting", "static") and weights.encoder_id == weights.id
+    at = weights.pretrain.index("--weighting")
+    assert weights.pretrain[at: at + 2] == ("--weighting", "static") and weights.encoder_id == weights.id
 
 
 def test_the_federated_part_pretrains_through_the_federated_engine(tmp_path, har_cache):
