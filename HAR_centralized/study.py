@@ -26,7 +26,8 @@ from common.config import Config, config_to_dict, field, parse_config
 from common.encoders import embed
 from ground.errors import UserError
 from common.evaluation import rebuild_encoder
-from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data
+from common.har_task import (HARDataConfig, har_client_datasets, har_labelled_splits, har_model,
+                             har_pretrain_data)
 from ground.io import atomic_write_json, atomic_write_text, strict_json
 from ground.paths import REPO_ROOT
 from common.plots import plot_architecture, plot_tsne
@@ -89,10 +90,10 @@ class Experiment:
 DEFAULT = "mtl_default"  # the default recipe (HAR_centralized/config.py): the recipe search's val winner
 SEED_TASKS_RECIPE = "mtl_seed_tasks"  # the seed's multi-task recipe, the default before the search
 SEED_FOUR = ("--model_heads", "1", "1", "1", "1")  # the seed's four tasks, whatever the default recipe is
-# the train subjects' UCI HAR windows, what every recipe pretrained on before the default moved to whole
-# recordings: the experiments written against that default pin it, so their runs and records stay theirs
-LABELLED = ("--pretrain_data", "labelled", "--pretrain_step", "64")  # the step: unused there, but recorded
-SEED_RECIPE = (*SEED_FOUR, *LABELLED)  # the seed's recipe: its four tasks on the labelled windows
+# the defaults every recipe was written against before the search moved them (the train subjects' UCI HAR
+# windows, 30 epochs): the experiments written against them pin them, so their runs and records stay theirs
+LABELLED = ("--pretrain_data", "labelled", "--pretrain_step", "64", "--epochs", "30")  # the step: recorded only
+SEED_RECIPE = (*SEED_FOUR, *LABELLED)  # the seed's recipe: its four tasks on the labelled windows, 30 epochs
 DEFAULT_WEIGHTING = HARPretrainConfig().weighting
 LINEAR = {"encoder": ("linear",)}
 
@@ -155,7 +156,8 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     # added after the width-64 run's first val monitors (sequential, val only): more of the target (512
     # components of MiniRocket's features), or 3.4x the windows to distil it from
     "rocket_dim512": ("--tasks", "rocket", "--rocket_dim", "512", *LABELLED),
-    "rocket_dense": ("--tasks", "rocket", "--rocket_dim", "256", "--pretrain_data", "all", "--pretrain_step", "32"),
+    "rocket_dense": ("--tasks", "rocket", "--rocket_dim", "256", "--pretrain_data", "all", "--pretrain_step", "32",
+                     "--epochs", "30"),
     # added after the plateau of rocket alone (width 64 and 512 components within 0.0015; sequential, val only):
     # the 128-d embedding is narrower than the 512 components it regresses and than what MiniRocket's probe sees
     "rocket_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512", *LABELLED),
@@ -218,7 +220,7 @@ CHOICES = (
     # of the default, 2 pretraining seeds each, scored on val by the encoder's probes (self-training uses the
     # unlabelled windows) and the hybrid that must beat MiniRocket. The hybrid is probed linearly only: its
     # self-training at 10% costs ~430 s a draw, more than the candidate's pretraining
-    Choice("recipe", tuple(RECIPES), "rocket_dense", lambda name: RECIPES[name],
+    Choice("recipe", tuple(RECIPES), "rocket_dense_epochs60", lambda name: RECIPES[name],
            {"encoder": LINEAR_SELFTRAIN, "encoder+minirocket": ("linear",)}, (0.01, 0.1), pretrain=True,
            where="the recipe's chosen in HAR_centralized/study.py, and HAR_centralized/config.py's default "
                  "recipe to its flags",
@@ -280,8 +282,10 @@ EXPERIMENTS = (
       for w in ("gradnorm", "cagrad", "upgrad")),
     # more unlabelled data for the seed's recipe: every window of the train subjects' recordings, and with half
     # the window step
-    Experiment("mtl_all_recordings", (*SEED_FOUR, "--pretrain_data", "all", "--pretrain_step", "64"), LINEAR, "data"),
-    Experiment("mtl_all_recordings_step32", (*SEED_FOUR, "--pretrain_data", "all", "--pretrain_step", "32"), LINEAR,
+    Experiment("mtl_all_recordings", (*SEED_FOUR, "--pretrain_data", "all", "--pretrain_step", "64", "--epochs", "30"),
+               LINEAR, "data"),
+    Experiment("mtl_all_recordings_step32", (*SEED_FOUR, "--pretrain_data", "all", "--pretrain_step", "32", "--epochs",
+                                             "30"), LINEAR,
                "data"),
     # federated pretraining keeps the seed's four tasks (HAR_federated/config.py): a client fits the rocket
     # task's PCA on its own few hundred windows, so the clients' heads would regress different bases
@@ -491,6 +495,15 @@ def finished(folder, config, marker):
     return matches(json.loads(recorded.read_text()), config)
 
 
+def encoder_fields_unused(method, encoder_config):
+    """The encoder config's fields a unit's method does not depend on: a baseline (no "encoder" in its name)
+    takes only the data (split, standardisation) from the encoder its splits are aligned with, so the default
+    recipe changing leaves its record true."""
+    if "encoder" in method:
+        return ()
+    return tuple(k for k in settings(encoder_config) if k not in HARDataConfig.__dataclass_fields__)
+
+
 def encoder_predates(run, unit_folder):
     """Whether the encoder in the run folder was written before the unit started (its config.json): a
     pretraining run again in the same folder (another recipe overwritten, a study on a new default) leaves
@@ -633,7 +646,8 @@ class Study:
             try:
                 record = json.loads(path.read_text())
                 current = (matches(record["config"], config, ignore=("encoder",))
-                           and matches(record["encoder_config"], encoder_config))
+                           and matches(record["encoder_config"], encoder_config, encoder_fields_unused(method,
+                                                                                                  encoder_config)))
             except (ValueError, KeyError, TypeError):
                 raise UserError(f"{path} is not a unit record of the study (corrupt): delete it to run the unit "
                                 f"again") from None
@@ -649,7 +663,8 @@ class Study:
         # the encoder the unit used: the one its config names (a folder moved since: the experiment's own)
         run = next((Path(r) for r in (values.get("encoder"), encoder_config.run_dir())
                     if r and (Path(r) / RunFolder.CONFIG).is_file()), None)
-        if run is None or not matches(json.loads((run / RunFolder.CONFIG).read_text()), encoder_config):
+        if run is None or not matches(json.loads((run / RunFolder.CONFIG).read_text()), encoder_config,
+                                      encoder_fields_unused(method, encoder_config)):
             self.stale.add(str(folder))  # its encoder is gone or of another recipe: the unit runs again
             return None
         if "encoder" in method and not encoder_predates(run, folder):

@@ -359,3 +359,17 @@ def test_a_pretraining_field_its_recipe_does_not_use_leaves_the_recipe_the_same(
     rocket = parse_config(HARPretrainConfig, ["--tasks", "rocket"])  # whole recordings: the step and dim count
     for field, value in (("rocket_dim", 512), ("pretrain_step", 64)):
         assert not matches(json.loads(json.dumps(dict(config_to_dict(rocket), **{field: value}))), rocket)
+
+
+def test_a_baseline_record_depends_on_its_encoders_data_only():
+    from HAR_centralized.config import HARPretrainConfig
+    from HAR_centralized.study import encoder_fields_unused, matches
+
+    default = HARPretrainConfig()
+    unused = encoder_fields_unused("minirocket", default)
+    assert {"epochs", "rocket_dim", "pretrain_data"} <= set(unused) and not {"data_source", "standardise"} & set(unused)
+    assert encoder_fields_unused("encoder+minirocket", default) == ()  # a hybrid uses the encoder's weights
+    earlier = json.loads(json.dumps(dict(config_to_dict(default), epochs=30)))  # a default recipe of before
+    assert matches(earlier, default, unused) and not matches(earlier, default)
+    other_data = json.loads(json.dumps(dict(config_to_dict(default), standardise="channel")))
+    assert not matches(other_data, default, unused)
