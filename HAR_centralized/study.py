@@ -92,8 +92,8 @@ SEED_TASKS_RECIPE = "mtl_seed_tasks"  # the seed's multi-task recipe, the defaul
 SEED_FOUR = ("--model_heads", "1", "1", "1", "1")  # the seed's four tasks, whatever the default recipe is
 # the defaults every recipe was written against before the search moved them (the train subjects' UCI HAR
 # windows, 30 epochs): the experiments written against them pin them, so their runs and records stay theirs
-LABELLED = ("--pretrain_data", "labelled", "--pretrain_step", "64", "--epochs", "30")  # the step: recorded only
-SEED_RECIPE = (*SEED_FOUR, *LABELLED)  # the seed's recipe: its four tasks on the labelled windows, 30 epochs
+EARLIER_DEFAULTS = ("--pretrain_data", "labelled", "--pretrain_step", "64", "--epochs", "30")  # the step: recorded only
+SEED_RECIPE = (*SEED_FOUR, *EARLIER_DEFAULTS)  # the seed's recipe: its four tasks on the labelled windows, 30 epochs
 DEFAULT_WEIGHTING = HARPretrainConfig().weighting
 LINEAR = {"encoder": ("linear",)}
 
@@ -143,7 +143,7 @@ CLASSIFIER = HARClassifierConfig()
 FEW_LABELS = (0.01, 0.02, 0.05, 0.1)
 # the rocket task's components and the data when the search was registered (the labelled windows; the default
 # moved to whole recordings with its winner)
-ROCKET256 = ("--rocket_dim", "256", *LABELLED)
+ROCKET256 = ("--rocket_dim", "256", *EARLIER_DEFAULTS)
 ALL_TASKS = ("--tasks", *SEED_TASKS, "rocket", *ROCKET256)
 RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that pretrains it; cheapest first (the
     # units run in this order), so a session's share of the search scores whole candidates. The first candidates
@@ -155,12 +155,12 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     "rocket_width64": ("--tasks", "rocket", *ROCKET256, "--encoder_width", "64"),
     # added after the width-64 run's first val monitors (sequential, val only): more of the target (512
     # components of MiniRocket's features), or 3.4x the windows to distil it from
-    "rocket_dim512": ("--tasks", "rocket", "--rocket_dim", "512", *LABELLED),
+    "rocket_dim512": ("--tasks", "rocket", "--rocket_dim", "512", *EARLIER_DEFAULTS),
     "rocket_dense": ("--tasks", "rocket", "--rocket_dim", "256", "--pretrain_data", "all", "--pretrain_step", "32",
                      "--epochs", "30"),
     # added after the plateau of rocket alone (width 64 and 512 components within 0.0015; sequential, val only):
     # the 128-d embedding is narrower than the 512 components it regresses and than what MiniRocket's probe sees
-    "rocket_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512", *LABELLED),
+    "rocket_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512", *EARLIER_DEFAULTS),
     # added after the step-32 winner's distillation gap (benchmarks/distillation_gap.py, resources/study/): its
     # target alone probes within 0.004 of MiniRocket at 10% labels, the embedding reproduces it with R^2 0.93 on
     # the train windows, and the loss still falls at epoch 30: the student underfits, so twice the epochs
@@ -173,7 +173,7 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
 # by 2-4 points at both seeds, more than any single change of that recipe moved it in the 3-draw study (its
 # largest: step 32, +0.020 at 1%)
 DROPPED_RECIPES = {
-    "no_features": ("--model_heads", "1", "1", "1", "0", *LABELLED),  # does the features task dominate?
+    "no_features": ("--model_heads", "1", "1", "1", "0", *EARLIER_DEFAULTS),  # does the features task dominate?
     "batch256": (*SEED_RECIPE, "--batch_size", "256"),
     "equal_weights": "mtl_equal",
     "dilated": (*SEED_RECIPE, "--encoder", "dilated1d", "--encoder_depth", "4"),  # every scale (2x the step time)
@@ -190,7 +190,7 @@ DROPPED_RECIPES = {
     # width 64 (0.919) and the 512-d embedding (0.916) each scored below rocket alone (0.921): their product
     # (about 3x rocket_emb512's pretraining) is not run
     "rocket_width64_emb512": ("--tasks", "rocket", "--rocket_dim", "512", "--embedding_dim", "512",
-                              "--encoder_width", "64", *LABELLED),
+                              "--encoder_width", "64", *EARLIER_DEFAULTS),
 }
 PROBES = {"encoder": ("selftrain",), "minirocket": ("selftrain",), "expert_features": ("selftrain",)}
 NETWORKS = {"encoder": ("finetune",), "supervised": ("finetune",), "resnet": ("finetune",)}
@@ -269,7 +269,7 @@ EXPERIMENTS = (
     # what fixing MiniRocket's kernels at one seed leaves out: its probe at every seed (the sd over these rows)
     Experiment("minirocket_kernel_seeds", None, {"minirocket": ("linear",)}, prefix="kernel_seeds/"),
     # the single tasks: what multi-task pretraining must beat
-    *(Experiment(f"stl_{task}", ("--model_heads", *("1" if i == j else "0" for j in range(4)), *LABELLED),
+    *(Experiment(f"stl_{task}", ("--model_heads", *("1" if i == j else "0" for j in range(4)), *EARLIER_DEFAULTS),
                  LINEAR, "tasks")
       for i, task in enumerate(SEED_TASKS)),
     # task weighting: the losses' weights (minutes per epoch alike), then the gradients' (a backward per task)

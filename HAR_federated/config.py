@@ -1,16 +1,17 @@
 """Defaults of the federated HAR experiment. Every field is also a flag of HAR_federated/run.py.
 
-The model, task and pretext fields are those every pretraining shares (common/pretrain_config.py), so a
+FederatedConfig is composed of field groups (common/config.py, compose_config): the model, task and pretext
+fields every pretraining shares (common/pretrain_config.py), the HAR data, and the federation's own, so a
 federated encoder is evaluated by HAR_centralized/train_classifier.py unchanged. The schedule is counted
 in rounds and local epochs: there is no --epochs here.
 """
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import field
+from common.config import Config, compose_config, field
 from ground.errors import UserError
 from common.federated import AGGREGATIONS, trimmed_count
-from common.har_task import HARPretrainDataConfig
+from common.har_task import HARDataConfig, HARPretrainDataConfig
 from common.pretrain_config import SSLConfig
 
 
@@ -18,9 +19,9 @@ ROLES = ("local", "server", "client", "enrol")
 
 
 @dataclass
-class FederatedConfig(HARPretrainDataConfig, SSLConfig):
-    output_dir: str = field("HAR_federated/outputs", "run folders go here")
-    experiment_name: str = field("fedavg", "first part of the run folder's name")
+class FederationConfig(Config):
+    """The federation's fields: engine, roles, rounds, clients, transport, authentication and the server's
+    defences."""
     backend: str = field("socket", "socket: this repository's prototype; flower: the Flower engine",
                          choices=("socket", "flower"))
     role: str = field("local", "local: server + clients as threads of one process; server; client; enrol: write "
@@ -74,9 +75,6 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
                                 "socket timeout for connecting and handshakes; a started frame must be whole within it")
     round_timeout_s: float = field(600.0, "how long the server waits for a client's update")
     connect_wait_s: float = field(60.0, "how long the server waits for min_clients to connect")
-    # a client holds ~350 windows: batches of 128 would give it 2 steps an epoch (measured: 3.4 points of
-    # macro-F1 below centralized at 10% labels); 32 gives 11 (0.6 points below)
-    batch_size: int = field(32, "windows per local step")
 
     def check_values(self):
         if self.pretrain_extra:
@@ -130,6 +128,14 @@ class FederatedConfig(HARPretrainDataConfig, SSLConfig):
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 raise UserError(f"--{name} {path} does not exist or is not a file")
+
+
+# run.py's config: the run, model, tasks and optimiser (SSLConfig), the HAR data and the federation. A client
+# holds ~350 windows: batches of 128 would give it 2 steps an epoch (measured: 3.4 points of macro-F1 below
+# centralized at 10% labels); 32 gives 11 (0.6 points below)
+FederatedConfig = compose_config(
+    "FederatedConfig", __name__, (SSLConfig, HARDataConfig, HARPretrainDataConfig, FederationConfig),
+    defaults={"output_dir": "HAR_federated/outputs", "experiment_name": "fedavg", "batch_size": 32})
 
 
 def server_address(text):

@@ -2,13 +2,14 @@
 machine, for a few encoder widths and epoch counts of the default recipe (HAR_centralized/config.py).
 
 Usage:
-    python benchmarks/quality_vs_time.py                       # the grid below, seed 42, ~6 min on 2 cores
+    python benchmarks/quality_vs_time.py                       # the grid below, seed 42, ~30 min on 2 cores
     python benchmarks/quality_vs_time.py --settings 32:30 64:60 --seed 43
 Prints a table (width, epochs, pretraining seconds, macro-F1 mean +- std over 3 label subsets) and draws
 resources/quality_vs_time.png with TS-TCC's figures on this data as reference points (linear .917 after
 406-584 s of pretraining; supervised .940). Finished runs under HAR_centralized/outputs/quality_vs_time are
-reused. It scores the test subjects at one pretraining seed: a picture of what time buys, never a choice
-(the default recipe is chosen on the val subjects by the study's recipe search).
+reused while they match the current recipe (a run of an earlier default is replaced). It scores the test
+subjects at one pretraining seed: a picture of what time buys, never a choice (the default recipe is chosen on
+the val subjects by the study's recipe search).
 """
 import argparse
 import json
@@ -21,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from common.classification import run_classification  # noqa: E402
 from common.config import parse_config  # noqa: E402
 from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data  # noqa: E402
+from common.pretrain_config import recipe_differences  # noqa: E402
 from ground.paths import REPO_ROOT  # noqa: E402
 from common.training import pretrain  # noqa: E402
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig  # noqa: E402
@@ -44,9 +46,12 @@ def main():
         config = parse_config(HARPretrainConfig, ["--encoder_width", str(width), "--epochs", str(epochs), "--seed",
                                                   str(args.seed), "--output_dir", str(out), "--resume", "1",
                                                   "--experiment_name", f"w{width}_e{epochs}"])
-        summary_file = config.run_dir() / "summary.json"
-        summary = (json.loads(summary_file.read_text()) if summary_file.exists()
-                   else pretrain(config, har_pretrain_data(config)))
+        summary_file, config_file = config.run_dir() / "summary.json", config.run_dir() / "config.json"
+        finished = (summary_file.exists() and config_file.exists()
+                    and not recipe_differences(json.loads(config_file.read_text()), config))
+        if not finished:  # a run of an earlier default under the same name is replaced, never reused
+            config.resume, config.overwrite = 0, 1
+        summary = json.loads(summary_file.read_text()) if finished else pretrain(config, har_pretrain_data(config))
         probe = parse_config(HARClassifierConfig,
                              ["--encoder", str(config.run_dir()), "--methods", "encoder", "--modes",
                                                    "linear", "--label_fractions", "0.1", "1.0", "--seeds", "3",

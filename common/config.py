@@ -1,8 +1,11 @@
 """Config dataclasses whose fields are the command-line flags.
 
-Each experiment's `config.py` holds one dataclass; `parse_config(cls)` turns every field into a flag
-(`--model_heads 1 0 1 1`), type-checks the values, rejects unknown flags, then calls the config's
-`validate()`. The resolved config is saved with every run as JSON.
+Fields come in groups (a Config dataclass each: the model and tasks, the schedule, the HAR data, ...), each
+declared once with its checks. An entrypoint's config is composed of groups in its experiment's `config.py`
+(`compose_config`): one flat dataclass whose fields are the groups' fields, with the defaults that experiment
+changes, so the whole config of one entrypoint reads from one statement, and no field is declared twice.
+`parse_config(cls)` turns every field into a flag (`--model_heads 1 0 1 1`), type-checks the values, rejects
+unknown flags, then calls the config's `validate()`. The resolved config is saved with every run as JSON.
 """
 import argparse
 import dataclasses
@@ -49,9 +52,16 @@ _SCALARS = {int: _named("an integer", int), float: _named("a number", float), st
 
 
 def declaring_class(config_cls, name):
-    """The class of config_cls's hierarchy that declares field `name` (the most derived, where one re-declares
-    a default)."""
+    """The field group that declares field `name` (a composed config's), else the class of config_cls's
+    hierarchy that does."""
+    groups = getattr(config_cls, "FIELD_GROUPS", None)
+    if groups:
+        return groups[name]
     return next(cls for cls in config_cls.__mro__ if name in vars(cls).get("__annotations__", {}))
+
+
+def _group_order(config_cls):
+    return list(getattr(config_cls, "GROUPS", None) or config_cls.__mro__)
 
 
 def _group_title(cls):
@@ -84,21 +94,28 @@ def build_parser(config_cls, description=None):
         else:
             kwargs["type"] = _SCALARS[field_type]
         groups.setdefault(declaring_class(config_cls, field.name), []).append((field.name, kwargs))
-    for owner in sorted(groups, key=config_cls.__mro__.index):
+    changed = getattr(config_cls, "CHANGED_DEFAULTS", {})
+    if changed:  # what the experiment's config.py sets, before the groups it is composed of
+        parser.epilog = (f"{_group_title(config_cls)} changes the defaults of "
+                         + ", ".join(f"--{name}" for name in changed) + ".")
+    for owner in sorted(groups, key=_group_order(config_cls).index):
         group = parser.add_argument_group(_group_title(owner))
         for name, kwargs in groups[owner]:
             group.add_argument(f"--{name}", **kwargs)
     return parser
 
 
+CHECKS = ("check_values", "check_machine")
+
+
 class Config:
-    """The base of every entrypoint's config. Each class in a config's hierarchy checks its own fields only:
-    `check_values` (the values alone) and `check_machine` (this machine: device, optional packages, the files
-    and folders a field names). validate() and check_environment() run them along the hierarchy, base
-    classes first, so no class chains to another's."""
+    """The base of every field group and config. Each group checks its own fields only: `check_values` (the
+    values alone) and `check_machine` (this machine: device, optional packages, the files and folders a field
+    names). validate() and check_environment() run them group by group (a composed config's groups in
+    order), so no check chains to another's."""
 
     def _run(self, hook):
-        for cls in reversed(type(self).__mro__):
+        for cls in getattr(type(self), "GROUPS", None) or reversed(type(self).__mro__):
             if hook in vars(cls):
                 vars(cls)[hook](self)
 
@@ -107,6 +124,42 @@ class Config:
 
     def check_environment(self):
         self._run("check_machine")
+
+
+def compose_config(name, module, groups, defaults=None, help=None, doc=None, **class_attributes):
+    """An entrypoint's config: one flat dataclass with the fields of `groups` (Config dataclasses, each field
+    declared by one group only), `defaults` {field: value} this experiment changes and `help` {field: text}
+    where a field reads otherwise here (an image's mask span is a square's side). The groups' methods and
+    class attributes are the config's; `class_attributes` (DEFAULT_TASKS, PRESETS) are set on it. Checks run
+    group by group (Config.validate). A name no group declares, or declared twice, is an error at import."""
+    defaults, help = dict(defaults or {}), dict(help or {})
+    fields, owners, namespace = [], {}, {}
+    for group in groups:
+        hints = typing.get_type_hints(group)
+        for f in dataclasses.fields(group):
+            if f.name in owners:
+                raise TypeError(f"{name}: {f.name} is declared by {owners[f.name].__name__} and "
+                                f"{group.__name__}")
+            owners[f.name] = group
+            metadata = {**f.metadata, **({"help": help.pop(f.name)} if f.name in help else {})}
+            fields.append((f.name, hints[f.name],
+                           dataclasses.field(default=defaults.pop(f.name, f.default), metadata=metadata)))
+        declared = {f.name for f in dataclasses.fields(group)}  # ClassVars (DEFAULT_TASKS) are attributes
+        for attr, value in vars(group).items():
+            if attr.startswith("__") or attr in CHECKS or attr in declared:
+                continue
+            if attr in namespace and namespace[attr] is not value:
+                raise TypeError(f"{name}: {attr} is defined by two of its groups")
+            namespace[attr] = value
+    if defaults or help:
+        raise TypeError(f"{name}: no group of it declares {', '.join(sorted({*defaults, *help}))}")
+    namespace.update(class_attributes, GROUPS=tuple(groups), FIELD_GROUPS=owners,
+                     CHANGED_DEFAULTS={f[0]: f[2].default for f in fields
+                                       if f[2].default != owners[f[0]].__dataclass_fields__[f[0]].default})
+    cls = dataclasses.make_dataclass(name, fields, bases=(Config,), namespace=namespace)
+    cls.__module__ = module  # where it is composed: its --help title and pickling name that file
+    cls.__doc__ = doc or f"{name}: the fields of {', '.join(g.__name__ for g in groups)}."
+    return cls
 
 
 def parse_config(config_cls, argv=None, description=None):

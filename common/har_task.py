@@ -83,7 +83,8 @@ class HARDataConfig(Config):
 
 
 @dataclass
-class HARClassifierDataConfig(HARDataConfig):
+class HARClassifierDataConfig(Config):
+    """A classifier's HAR fields, beside HARDataConfig's."""
     task: str = field("har6", "har6: UCI HAR's 6 activities; hapt12: HAPT's 6 activities + 6 postural "
                               "transitions (same recordings and subjects)", choices=tuple(CLASS_NAMES))
     transductive: int = field(0, "1: allow test subjects the encoder was pretrained on (a transductive study, "
@@ -98,7 +99,8 @@ class HARClassifierDataConfig(HARDataConfig):
 
 
 @dataclass
-class HARPretrainDataConfig(HARDataConfig):
+class HARPretrainDataConfig(Config):
+    """A pretraining's HAR fields, beside HARDataConfig's."""
     pretrain_data: str = field("labelled", "labelled: the train subjects' UCI HAR windows; all: every window of "
                                "their whole HAPT recordings (unlabelled stretches too)", choices=PRETRAIN_DATA)
     pretrain_step: int = field(64, "with --pretrain_data all: samples between window starts (64 = UCI HAR's 50%)")

@@ -1,7 +1,9 @@
-"""The config fields every pretraining experiment shares; each experiment's config.py sets its own defaults.
+"""The field groups every pretraining experiment shares; each experiment's config.py composes them with its
+own (common/config.py, compose_config) and sets its defaults.
 
-SSLConfig: model, tasks, weighting, optimiser and pretext fields, used by centralized runs and federated
-clients alike. PretrainConfig adds the centralized schedule (epochs, warm-up).
+SSLConfig: the run, model, tasks, weighting, optimiser and pretext fields, used by centralized runs and
+federated clients alike. ScheduleConfig: the centralized schedule (epochs, warm-up, monitor). PretrainConfig:
+the two, the generic pretraining config (tests, benchmarks).
 """
 import dataclasses
 import json
@@ -9,7 +11,7 @@ import math
 from pathlib import Path
 from typing import ClassVar
 
-from common.config import Config, config_to_dict, field
+from common.config import Config, compose_config, config_to_dict, field
 from common.encoders import check_encoder_args
 from ground.errors import UserError
 from ground.io import check_writable_folder
@@ -50,18 +52,36 @@ def with_trained_tasks(values, default_tasks=SEED_TASKS):
 
 @dataclasses.dataclass
 class SSLConfig(Config):
+    # the run: what fixes it, where it goes, how it resumes
     seed: int = field(42, "fixes data order, augmentations, masks and initialisation")
     experiment_name: str = field("mtl", "first part of the run folder's name")
     output_dir: str = field("outputs", "run folders go here (relative paths: to the repository root)")
     cache_dir: str = field("", "precomputed pretext views and dataset caches; empty: data/cache under the "
                                "checkout, or $MTSSL_DATA_DIR/cache when that is set")
-    # which tasks train: --tasks by name, else the seed's --model_heads switches, else DEFAULT_TASKS
+    resume: int = field(0, "1: continue from the run folder's last checkpoint")
+    overwrite: int = field(0, "1: replace an earlier run of the same name (otherwise such a run is refused)")
+    device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
+    precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere; bf16 works on CPU too",
+                           choices=PRECISIONS)
+
+    # which tasks train (--tasks by name, else the seed's --model_heads switches, else DEFAULT_TASKS) and how
+    # they are weighed
     DEFAULT_TASKS: ClassVar[tuple] = SEED_TASKS
     model_heads: tuple[int, ...] = field((), "0/1 switches: augmentation, reconstruction, contrastive, features; "
                                              "empty: the experiment's default tasks")
     tasks: tuple[str, ...] = field((), "registered task names to train instead of the --model_heads switches")
     use_weighted_loss: int = field(1, "0: equal task weights whatever --weighting says")
     weighting: str = field("uncertainty", "dynamic task weighting", choices=WEIGHTINGS)
+    task_weights: tuple[float, ...] = field((), "static weighting: one weight per active task, in their order")
+
+    # the weightings' own settings
+    dwa_temperature: float = field(2.0, "DWA softmax temperature")
+    gradnorm_alpha: float = field(1.5, "GradNorm restoring-force strength")
+    cagrad_c: float = field(0.5, "CAGrad conflict-aversion radius")
+    famo_lr: float = field(0.025, "FAMO: Adam learning rate of the task logits")
+    famo_gamma: float = field(0.01, "FAMO: weight decay of the task logits")
+
+    # the encoder and the task heads
     encoder: str = field("cnn1d", "encoder architecture (common/encoders.py)")
     encoder_width: int = field(32, "channels of the first conv block")
     encoder_depth: int = field(3, "conv blocks")
@@ -74,27 +94,20 @@ class SSLConfig(Config):
     rocket_dim: int = field(256, "rocket task (--tasks ... rocket): principal components of MiniRocket's features "
                                  "it regresses")
     rocket_kernels: int = field(10_000, "rocket task: MiniRocket features before the PCA (multiples of 84)")
+
+    # the optimiser
     batch_size: int = field(128, "windows per step (per process under torchrun)")
     lr: float = field(2e-3, "peak AdamW learning rate")
     min_lr_ratio: float = field(0.05, "cosine schedule ends at lr * this")
     weight_decay: float = field(1e-4, "AdamW weight decay (not on task-weighting parameters)")
     grad_clip: float = field(5.0, "max gradient norm; 0 disables clipping")
+
+    # the pretext tasks' inputs
     temperature: float = field(0.1, "NT-Xent temperature")
     mask_ratio: float = field(0.15, "share of each channel masked for reconstruction")
     mask_span: int = field(8, "length of one masked span, in samples")
     precompute: int = field(1, "1: precomputed views (fast); 0: augment each batch on the fly")
     n_variants: int = field(8, "precomputed augmented variants per window")
-    dwa_temperature: float = field(2.0, "DWA softmax temperature")
-    gradnorm_alpha: float = field(1.5, "GradNorm restoring-force strength")
-    cagrad_c: float = field(0.5, "CAGrad conflict-aversion radius")
-    task_weights: tuple[float, ...] = field((), "static weighting: one weight per active task, in their order")
-    famo_lr: float = field(0.025, "FAMO: Adam learning rate of the task logits")
-    famo_gamma: float = field(0.01, "FAMO: weight decay of the task logits")
-    device: str = field("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
-    precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere; bf16 works on CPU too",
-                           choices=PRECISIONS)
-    resume: int = field(0, "1: continue from the run folder's last checkpoint")
-    overwrite: int = field(0, "1: replace an earlier run of the same name (otherwise such a run is refused)")
 
     def check_values(self):
         if self.model_heads and (len(self.model_heads) != len(SEED_TASKS)
@@ -175,7 +188,7 @@ class SSLConfig(Config):
 
 
 @dataclasses.dataclass
-class PretrainConfig(SSLConfig):
+class ScheduleConfig(Config):
     epochs: int = field(30, "pretraining epochs")
     warmup_epochs: float = field(1.0, "linear warm-up before the cosine decay")
     monitor_every: int = field(5, "epochs between kNN and logistic probes of the val subjects' embeddings (and "
@@ -193,3 +206,6 @@ class PretrainConfig(SSLConfig):
             raise UserError("--monitor_every must be >= 0 (0: off) and --tensorboard 0 or 1")
         if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
             raise UserError(f"--warmup_epochs must be a non-negative number, got {self.warmup_epochs}")
+
+
+PretrainConfig = compose_config("PretrainConfig", __name__, (SSLConfig, ScheduleConfig))

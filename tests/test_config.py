@@ -19,14 +19,17 @@ def test_help_shows_the_whole_config_grouped_by_where_each_part_is_declared():
 
     from common.config import build_parser
     text = build_parser(HARPretrainConfig).format_help()
-    titles = ["HARPretrainConfig (HAR_centralized/config.py)", "HARDataConfig (common/har_task.py)",
-              "SSLConfig (common/pretrain_config.py)", "PretrainConfig (common/pretrain_config.py)"]
+    titles = ["SSLConfig (common/pretrain_config.py)", "ScheduleConfig (common/pretrain_config.py)",
+              "HARDataConfig (common/har_task.py)", "HARPretrainDataConfig (common/har_task.py)"]
     assert all(t in text for t in titles)
     assert all(f"--{f.name}" in text for f in dataclasses.fields(HARPretrainConfig))
-    # each under the class that declares it (output_dir: re-declared with HAR's default)
-    section = text.split("HARPretrainConfig (HAR_centralized/config.py)")[1].split("HARPretrainDataConfig")[0]
-    assert "--output_dir" in section and "--lr" not in section
+    # each under the group that declares it, with the experiment's default
+    section = text.split("ScheduleConfig (common/pretrain_config.py)")[1].split("HARDataConfig")[0]
+    assert "--epochs" in section and "--lr" not in section and "(default: 60)" in section
     assert "--lr" in text.split("SSLConfig (common/pretrain_config.py)")[1]
+    # the defaults the experiment's config.py changes are named
+    epilog = " ".join(text.split("HARPretrainConfig (HAR_centralized/config.py) changes the defaults of")[1].split())
+    assert epilog.startswith("--output_dir, --epochs, --pretrain_data, --pretrain_step.")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -52,10 +55,10 @@ def test_saved_config_round_trips():
         config_from_dict(HARPretrainConfig, {**values, "old_field": 1})
 
 
-def test_each_config_class_checks_its_own_fields_along_the_hierarchy():
+def test_a_composed_config_checks_each_group_once_in_order():
     import dataclasses as dc
 
-    from common.config import Config
+    from common.config import Config, compose_config
 
     seen = []
 
@@ -68,6 +71,9 @@ def test_each_config_class_checks_its_own_fields_along_the_hierarchy():
             if self.rate < 1:
                 raise UserError("--rate must be positive")
 
+        def check_machine(self):
+            seen.append("machine")
+
     @dc.dataclass
     class Schedule(Config):
         epochs: int = 3
@@ -75,12 +81,27 @@ def test_each_config_class_checks_its_own_fields_along_the_hierarchy():
         def check_values(self):
             seen.append("schedule")
 
-    @dc.dataclass
-    class Entry(Data, Schedule):
-        def check_machine(self):
-            seen.append("machine")
-
-    parse_config(Entry, [])
-    assert seen == ["schedule", "data", "machine"]  # base classes first, each once, then the machine
+    Entry = compose_config("Entry", __name__, (Schedule, Data), defaults={"epochs": 7})
+    assert parse_config(Entry, []).epochs == 7 and Schedule().epochs == 3
+    assert seen == ["schedule", "data", "machine"]  # groups in order, each once, then the machine
     with pytest.raises(UserError, match="--rate must be positive"):
         parse_config(Entry, ["--rate", "0"])
+
+
+def test_a_field_is_declared_once_and_a_changed_default_must_exist():
+    import dataclasses as dc
+
+    from common.config import Config, compose_config
+
+    @dc.dataclass
+    class A(Config):
+        epochs: int = 3
+
+    @dc.dataclass
+    class B(Config):
+        epochs: int = 5
+
+    with pytest.raises(TypeError, match="epochs is declared by A and B"):
+        compose_config("Twice", __name__, (A, B))
+    with pytest.raises(TypeError, match="declares epoch$"):
+        compose_config("Typo", __name__, (A,), defaults={"epoch": 4})
