@@ -38,6 +38,7 @@ class TaskWeighting(nn.Module):
     # True for a method that writes the combined encoder gradient itself from per-task gradients (DDP must
     # then not reduce them during backward)
     combines_task_gradients = False
+    CONFIG_FIELDS = ()  # the config fields its constructor takes after the task names
 
     def __init__(self, task_names):
         super().__init__()
@@ -45,8 +46,9 @@ class TaskWeighting(nn.Module):
 
     @classmethod
     def from_config(cls, task_names, config):
-        """The method built from a run's config: each method reads its own fields."""
-        return cls(task_names)
+        """The method built from a run's config: each method reads its own fields (CONFIG_FIELDS, passed to its
+        constructor in order)."""
+        return cls(task_names, *(getattr(config, name) for name in cls.CONFIG_FIELDS))
 
     def weights(self):
         return {name: 1.0 for name in self.task_names}
@@ -86,9 +88,7 @@ class UncertaintyWeighting(TaskWeighting):
 class DynamicWeightAverage(TaskWeighting):
     """w_i(t) = K softmax_i(r_i / T), r_i = L_i(t-1) / L_i(t-2) from epoch mean losses; 1 for two epochs."""
 
-    @classmethod
-    def from_config(cls, task_names, config):
-        return cls(task_names, config.dwa_temperature)
+    CONFIG_FIELDS = ("dwa_temperature",)
 
     def __init__(self, task_names, temperature=2.0):
         super().__init__(task_names)
@@ -115,9 +115,7 @@ class GradNormWeighting(TaskWeighting):
     """Learnt weights whose gradient norms at the last shared layer are pulled towards
     mean_norm * (relative inverse training rate)^alpha; weights renormalised to sum to K after each step."""
 
-    @classmethod
-    def from_config(cls, task_names, config):
-        return cls(task_names, config.gradnorm_alpha)
+    CONFIG_FIELDS = ("gradnorm_alpha",)
 
     def __init__(self, task_names, alpha=1.5):
         super().__init__(task_names)
@@ -247,9 +245,7 @@ class GradientCombination(TaskWeighting):
 class CAGradWeighting(GradientCombination):
     """Conflict-averse gradient descent (Liu et al., NeurIPS 2021): d = (g0 + lambda G^T w) / (1 + c)."""
 
-    @classmethod
-    def from_config(cls, task_names, config):
-        return cls(task_names, config.cagrad_c)
+    CONFIG_FIELDS = ("cagrad_c",)
 
     def __init__(self, task_names, c=0.5):
         super().__init__(task_names)
@@ -273,9 +269,7 @@ class UPGradWeighting(GradientCombination):
 class StaticWeighting(TaskWeighting):
     """Fixed weights, one per task (a tuned scalarisation: Kurin et al. 2022, Xin et al. 2022)."""
 
-    @classmethod
-    def from_config(cls, task_names, config):
-        return cls(task_names, config.task_weights)
+    CONFIG_FIELDS = ("task_weights",)
 
     def __init__(self, task_names, task_weights):
         super().__init__(task_names)
@@ -297,9 +291,7 @@ class FAMOWeighting(TaskWeighting):
     the same batch): no extra forward pass.
     """
 
-    @classmethod
-    def from_config(cls, task_names, config):
-        return cls(task_names, config.famo_lr, config.famo_gamma)
+    CONFIG_FIELDS = ("famo_lr", "famo_gamma")
 
     def __init__(self, task_names, lr=0.025, gamma=0.01, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(task_names)
