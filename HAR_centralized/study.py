@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.classification import METHODS, PROBE_MODES, load_pretrained_encoder, run_classification
+from common.classification import METHODS, PROBE_MODES, file_sha256, load_pretrained_encoder, run_classification
 from common.config import Config, config_to_dict, field, parse_config
 from common.encoders import embed
 from ground.errors import UserError
@@ -495,21 +495,33 @@ def finished(folder, config, marker):
     return matches(json.loads(recorded.read_text()), config)
 
 
+def uses_encoder(method):
+    """Whether a downstream method's scores depend on the pretrained weights (encoder, encoder+features, ...);
+    the baselines take only the data (split, standardisation) from the encoder their splits are aligned with."""
+    return "encoder" in method
+
+
 def encoder_fields_unused(method, encoder_config):
     """The encoder config's fields a unit's method does not depend on: a baseline (no "encoder" in its name)
     takes only the data (split, standardisation) from the encoder its splits are aligned with, so the default
     recipe changing leaves its record true."""
-    if "encoder" in method:
+    if uses_encoder(method):
         return ()
     return tuple(k for k in settings(encoder_config) if k not in HARDataConfig.__dataclass_fields__)
 
 
-def encoder_predates(run, unit_folder):
-    """Whether the encoder in the run folder was written before the unit started (its config.json): a
-    pretraining run again in the same folder (another recipe overwritten, a study on a new default) leaves
-    the units that scored the earlier weights behind."""
+def scored_this_encoder(run, unit_folder):
+    """Whether the unit in unit_folder scored the encoder now in the run folder: the sha256 its summary
+    records (units since the field existed), else whether the encoder was written before the unit started
+    (its config.json). A pretraining run again in the same folder (another recipe overwritten, a study on a
+    new default) leaves the units that scored the earlier weights behind."""
     weights = Path(run) / RunFolder.ENCODER
-    return weights.is_file() and weights.stat().st_mtime <= (Path(unit_folder) / RunFolder.CONFIG).stat().st_mtime
+    if not weights.is_file():
+        return False
+    scored = json.loads((Path(unit_folder) / "summary.json").read_text()).get("info", {}).get("encoder_sha256")
+    if scored:
+        return scored == file_sha256(weights)
+    return weights.stat().st_mtime <= (Path(unit_folder) / RunFolder.CONFIG).stat().st_mtime
 
 
 def plan(config, only, experiments=EXPERIMENTS, methods=()):
@@ -667,7 +679,7 @@ class Study:
                                       encoder_fields_unused(method, encoder_config)):
             self.stale.add(str(folder))  # its encoder is gone or of another recipe: the unit runs again
             return None
-        if "encoder" in method and not encoder_predates(run, folder):
+        if uses_encoder(method) and not scored_this_encoder(run, folder):
             self.stale.add(str(folder))  # scored an earlier encoder that a run of this recipe has replaced since
             return None
         summary = json.loads((folder / "summary.json").read_text())

@@ -77,6 +77,7 @@ class FederationConfig(Config):
     connect_wait_s: float = field(60.0, "how long the server waits for min_clients to connect")
 
     def check_values(self):
+        # the one check across groups: a federated run refuses HARPretrainDataConfig's centralized-only field
         if self.pretrain_extra:
             raise UserError("--pretrain_extra adds recordings to centralized pretraining: federated clients keep "
                             "their own data")

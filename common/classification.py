@@ -319,6 +319,8 @@ def run_classification(config, splits, encoder_path=None):
     if encoder_path is None and needs_encoder(config):
         encoder_path = resolve_encoder_path(config)
     input_shape = splits.train["x"].shape[1:]
+    # which weights were scored: a later pretraining into the same folder leaves this unit behind (the study)
+    encoder_sha256 = file_sha256(encoder_path) if encoder_path else None
     model_args, state_dict = load_pretrained_encoder(encoder_path, input_shape) if encoder_path else (None, None)
     out = Path(config.output_dir) if config.output_dir else default_results_dir(config, encoder_path)
     if out is None:
@@ -416,6 +418,7 @@ def run_classification(config, splits, encoder_path=None):
                   f"({row['seconds']:.1f} s)")
     summary = summarise(rows)
     write_results(results, rows, summary, {"encoder": str(encoder_path) if encoder_path else None,
+                                           "encoder_sha256": encoder_sha256,
                                            "seconds": round(time.time() - start, 1), "precision": precision,
                                            "representation_seconds": representations.seconds,
                                            "probe_choices": choices, **splits.info})
@@ -424,6 +427,10 @@ def run_classification(config, splits, encoder_path=None):
 
 
 PARTIAL = "rows.partial.jsonl"
+
+
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def scored_draws(results, config):

@@ -325,14 +325,16 @@ def test_a_unit_folder_that_scored_an_encoder_replaced_since_is_not_made_a_recor
     flags = tiny_part_flags(tmp_path, draws="2", fractions="0.1")
     reproduce.main(flags)
     shutil.rmtree(tmp_path / "study" / "units")  # only the run folders are left: records are made from them
-    encoders = sorted((tmp_path / "out").rglob("encoder.pt"))
+    encoders = {path: path.read_bytes() for path in sorted((tmp_path / "out").rglob("encoder.pt"))}
     later = max(p.stat().st_mtime for p in (tmp_path / "out").rglob("config.json")) + 60
-    for path in encoders:  # the same recipe pretrained again in its folder after the units scored it
+    for path, weights in encoders.items():  # the same recipe pretrained again in its folder: other weights
+        path.write_bytes(weights + b"retrained")
         os.utime(path, (later, later))
     study = Study(parse_config(StudyConfig, flags))
     assert study.records() == [] and len(study.stale) == 4
-    for path in encoders:
-        os.utime(path, (later - 3600, later - 3600))
+    for path, weights in encoders.items():  # the weights the units scored (the sha256 their summaries record),
+        path.write_bytes(weights)  # written after them: the digest decides, not the time
+        os.utime(path, (later, later))
     assert len(Study(parse_config(StudyConfig, flags)).records()) == 4
 
 
@@ -373,3 +375,27 @@ def test_a_baseline_record_depends_on_its_encoders_data_only():
     assert matches(earlier, default, unused) and not matches(earlier, default)
     other_data = json.loads(json.dumps(dict(config_to_dict(default), standardise="channel")))
     assert not matches(other_data, default, unused)
+
+
+def test_a_unit_counts_only_for_the_encoder_it_scored(tmp_path):
+    import json
+    import os
+
+    from common.classification import file_sha256
+    from HAR_centralized.study import scored_this_encoder
+    run, unit = tmp_path / "run", tmp_path / "unit"
+    run.mkdir(), unit.mkdir()
+    (run / "encoder.pt").write_bytes(b"weights one")
+    (unit / "config.json").write_text("{}")
+    (unit / "summary.json").write_text(json.dumps({"info": {"encoder_sha256": file_sha256(run / "encoder.pt")}}))
+    assert scored_this_encoder(run, unit)
+    (run / "encoder.pt").write_bytes(b"weights two")  # pretrained again into the same folder
+    assert not scored_this_encoder(run, unit)
+    # a unit from before the digest was recorded: the encoder must predate it
+    (unit / "summary.json").write_text(json.dumps({"info": {}}))
+    os.utime(run / "encoder.pt", (1, 1))
+    assert scored_this_encoder(run, unit)
+    os.utime(run / "encoder.pt", (4e9, 4e9))
+    assert not scored_this_encoder(run, unit)
+    (run / "encoder.pt").unlink()
+    assert not scored_this_encoder(run, unit)
