@@ -73,7 +73,7 @@ def main():
     ax.errorbar([sum(TSTCC_LINEAR[1]) / 2], [TSTCC_LINEAR[0]], xerr=[[(TSTCC_LINEAR[1][1] - TSTCC_LINEAR[1][0]) / 2]],
                 fmt="k^", label="TS-TCC linear, 100% (reference)")
     ax.axhline(TSTCC_SUPERVISED, color="k", linestyle=":", label="TS-TCC supervised, 100% (reference)")
-    ax.set_xlabel("pretraining seconds on this machine (2 CPU cores)")
+    ax.set_xlabel("pretraining seconds on this machine (2 CPU cores, as loaded while it ran)")
     ax.set_ylabel("macro-F1 on the test subjects")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
