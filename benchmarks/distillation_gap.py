@@ -21,13 +21,14 @@ import numpy as np
 from scipy import stats
 from sklearn.decomposition import PCA
 from sklearn.linear_model import Ridge
-from sklearn.metrics import r2_score
+from sklearn.metrics import f1_score, r2_score
 from sklearn.preprocessing import StandardScaler
 
 from common.classification import load_pretrained_encoder, saved_data_record
 from common.evaluation import frozen_embeddings, rebuild_encoder
 from common.har_task import har_labelled_splits, har_pretrain_data
 from common.probes import Probe, fit_probe, macro_f1
+from data_processing.har import CLASS_NAMES
 from data_processing.inputs import stratified_subset
 from data_processing.minirocket import minirocket_features
 from ground.errors import UserError, exit_on_user_error
@@ -82,15 +83,16 @@ def representations(run, dims):
 
 
 def score(representation, labels, fraction, draws):
-    """Test macro-F1 per label draw (one draw at 100%)."""
+    """(test macro-F1 per label draw, test F1 per class and draw (draws, classes)); one draw at 100%."""
     train, y = representation["train"], labels["train"]
     num_classes = int(labels["train"].max()) + 1
-    out = []
+    out, per_class = [], []
     for draw in range(1 if fraction >= 1 else draws):
         subset = stratified_subset(y, fraction, draw)
-        out.append(macro_f1(labels["test"], fit_probe(PROBE, train[subset], y[subset], train, num_classes)(
-            representation["test"])))
-    return np.array(out)
+        probabilities = fit_probe(PROBE, train[subset], y[subset], train, num_classes)(representation["test"])
+        out.append(macro_f1(labels["test"], probabilities))
+        per_class.append(f1_score(labels["test"], probabilities.argmax(1), average=None, labels=range(num_classes)))
+    return np.array(out), np.array(per_class)
 
 
 @exit_on_user_error
@@ -100,12 +102,15 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=20, help="label draws per fraction below 100%%")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     parser.add_argument("--dims", type=int, nargs="+", default=[128, 64], help="smaller PCAs of the features")
+    parser.add_argument("--per_class_fraction", type=float, default=0.1,
+                        help="the fraction (one of --fractions) whose F1 per class is tabled")
     parser.add_argument("--out", default="", help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     if args.draws < 2 or not all(0 < f <= 1 for f in args.fractions) or min(args.dims) < 1:
         raise UserError("--draws must be at least 2, --fractions in (0, 1], --dims positive")
     reps, labels, r2, config = representations(args.encoder, tuple(args.dims))
-    scores = {name: {f: score(rep, labels, f, args.draws) for f in args.fractions} for name, rep in reps.items()}
+    scored = {name: {f: score(rep, labels, f, args.draws) for f in args.fractions} for name, rep in reps.items()}
+    scores = {name: {f: s[0] for f, s in by.items()} for name, by in scored.items()}
     lines = [f"Encoder {args.encoder} (tasks {', '.join(config.active_tasks())}, {config.rocket_dim} components of "
              f"{config.rocket_kernels} MiniRocket features, seed {config.seed}); probe {PROBE.name} for every "
              f"representation; macro-F1 on the test subjects, mean [sd over {args.draws} label draws]; the "
@@ -126,6 +131,15 @@ def main(argv=None):
         lines.append(f"| {name} | {reps[name]['train'].shape[1]} | " + " | ".join(cells) + " |")
     lines += ["", f"Ridge regression (alpha 1) from the standardised embedding to the target: R^2 {r2['train']:.3f} on "
                   f"the train windows, {r2['test']:.3f} on the test windows (variance-weighted over the components)."]
+    # where the gap is: each class's F1 at the per-class fraction, for the teacher, the target and the student
+    f = args.per_class_fraction if args.per_class_fraction in args.fractions else max(args.fractions)
+    names = [n for n in ("minirocket", f"target (pca {config.rocket_dim})", "encoder") if n in scored]
+    lines += ["", f"F1 per class at {100 * f:g}% labels (mean over the draws); the student's difference to MiniRocket:",
+              "", "| class | " + " | ".join(names) + " | encoder - minirocket |", "|---|" + "---|" * (len(names) + 1)]
+    per_class = {n: scored[n][f][1].mean(0) for n in names}
+    for c, label in enumerate(CLASS_NAMES["har6"][:len(per_class["encoder"])]):
+        lines.append(f"| {label} | " + " | ".join(f"{per_class[n][c]:.3f}" for n in names)
+                     + f" | {per_class['encoder'][c] - per_class['minirocket'][c]:+.3f} |")
     print("\n".join(lines))
     if args.out:
         atomic_write_text(Path(args.out), "\n".join(lines) + "\n")

@@ -17,6 +17,7 @@ from ground.errors import UserError
 from common.monitor import knn_predict
 from common.run_folder import RunFolder
 from common.training import lr_factor, pretrain
+from data_processing.har import CLASS_NAMES
 from data_processing.inputs import ProbeSet
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_centralized import train_encoder
@@ -168,11 +169,18 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     table = tmp_path / "gap.md"
     distillation_gap.main(["--encoder", str(tmp_path / "cli_seed42_tasksrocket"), "--draws", "2", "--fractions", "0.1",
                            "--dims", "4", "--out", str(table)])
-    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table.read_text().splitlines()
+    representations_table, per_class_table = table.read_text().split("F1 per class")
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in representations_table.splitlines()
             if line.startswith("| ") and not line.startswith("| representation")}
     assert {k: v[0] for k, v in rows.items()} == {"minirocket": "840", "target (pca 256)": "256", "pca 4": "4",
                                                   "encoder": "8"}
-    assert all(0 < float(v[1].split()[0]) <= 1 for v in rows.values()) and "R^2" in table.read_text()
+    assert all(0 < float(v[1].split()[0]) <= 1 for v in rows.values()) and "R^2" in representations_table
+    # and where the gap is: each activity's F1 for teacher, target and student, and the student's difference
+    per_class = [line.split(" | ") for line in per_class_table.splitlines() if line.startswith("| ")][1:]
+    assert [r[0][2:] for r in per_class] == list(CLASS_NAMES["har6"])
+    for row in per_class:
+        teacher, _, student, difference = (float(v.strip(" |")) for v in row[1:])
+        assert 0 <= teacher <= 1 and 0 <= student <= 1 and difference == pytest.approx(student - teacher, abs=2e-3)
 
 
 @pytest.mark.parametrize("args, message", [
