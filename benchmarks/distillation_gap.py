@@ -74,6 +74,10 @@ def representations(run, dims):
     model_args, state_dict = load_pretrained_encoder(encoder_path)
     embedded = frozen_embeddings(rebuild_encoder(model_args, state_dict), {k: d["x"] for k, d in arrays.items()})
     out["encoder"] = {k: v.numpy() for k, v in embedded.items()}
+    # the per-class table's question: does the student lack the windows' mean levels (gravity on each axis)?
+    means = {k: d["x"].mean(-1) for k, d in arrays.items()}
+    out["channel means"] = means
+    out["encoder + channel means"] = {k: np.concatenate([out["encoder"][k], means[k]], 1) for k in arrays}
     scaler = StandardScaler().fit(out["encoder"]["train"])
     target = {k: v[:, :config.rocket_dim] for k, v in projected.items()}
     regression = Ridge(alpha=1.0).fit(scaler.transform(out["encoder"]["train"]), target["train"])
@@ -82,16 +86,18 @@ def representations(run, dims):
     return out, {k: d["y"] for k, d in arrays.items()}, r2, config
 
 
-def score(representation, labels, fraction, draws):
-    """(test macro-F1 per label draw, test F1 per class and draw (draws, classes)); one draw at 100%."""
+def score(representation, labels, fraction, draws, scored_on="test"):
+    """(macro-F1 on the `scored_on` subjects per label draw, F1 per class and draw (draws, classes)); one draw at
+    100%."""
     train, y = representation["train"], labels["train"]
     num_classes = int(labels["train"].max()) + 1
     out, per_class = [], []
     for draw in range(1 if fraction >= 1 else draws):
         subset = stratified_subset(y, fraction, draw)
-        probabilities = fit_probe(PROBE, train[subset], y[subset], train, num_classes)(representation["test"])
-        out.append(macro_f1(labels["test"], probabilities))
-        per_class.append(f1_score(labels["test"], probabilities.argmax(1), average=None, labels=range(num_classes)))
+        probabilities = fit_probe(PROBE, train[subset], y[subset], train, num_classes)(representation[scored_on])
+        out.append(macro_f1(labels[scored_on], probabilities))
+        per_class.append(f1_score(labels[scored_on], probabilities.argmax(1), average=None,
+                                  labels=range(num_classes)))
     return np.array(out), np.array(per_class)
 
 
@@ -102,6 +108,8 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=20, help="label draws per fraction below 100%%")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     parser.add_argument("--dims", type=int, nargs="+", default=[128, 64], help="smaller PCAs of the features")
+    parser.add_argument("--scored_on", default="test", choices=("test", "val"),
+                        help="the subjects the probes are scored on (the R^2 is always the test windows')")
     parser.add_argument("--per_class_fraction", type=float, default=0.1,
                         help="the fraction (one of --fractions) whose F1 per class is tabled")
     parser.add_argument("--out", default="", help="also write the table to this markdown file")
@@ -109,11 +117,12 @@ def main(argv=None):
     if args.draws < 2 or not all(0 < f <= 1 for f in args.fractions) or min(args.dims) < 1:
         raise UserError("--draws must be at least 2, --fractions in (0, 1], --dims positive")
     reps, labels, r2, config = representations(args.encoder, tuple(args.dims))
-    scored = {name: {f: score(rep, labels, f, args.draws) for f in args.fractions} for name, rep in reps.items()}
+    scored = {name: {f: score(rep, labels, f, args.draws, args.scored_on) for f in args.fractions}
+              for name, rep in reps.items()}
     scores = {name: {f: s[0] for f, s in by.items()} for name, by in scored.items()}
     lines = [f"Encoder {args.encoder} (tasks {', '.join(config.active_tasks())}, {config.rocket_dim} components of "
              f"{config.rocket_kernels} MiniRocket features, seed {config.seed}); probe {PROBE.name} for every "
-             f"representation; macro-F1 on the test subjects, mean [sd over {args.draws} label draws]; the "
+             f"representation; macro-F1 on the {args.scored_on} subjects, mean [sd over {args.draws} label draws]; the "
              "difference to MiniRocket's features paired by draw (95% t-interval over draws).", "",
              "| representation | dims | " + " | ".join(f"{100 * f:g}%" for f in args.fractions) + " |",
              "|---|---|" + "---|" * len(args.fractions)]
@@ -133,7 +142,8 @@ def main(argv=None):
                   f"the train windows, {r2['test']:.3f} on the test windows (variance-weighted over the components)."]
     # where the gap is: each class's F1 at the per-class fraction, for the teacher, the target and the student
     f = args.per_class_fraction if args.per_class_fraction in args.fractions else max(args.fractions)
-    names = [n for n in ("minirocket", f"target (pca {config.rocket_dim})", "encoder") if n in scored]
+    names = [n for n in ("minirocket", f"target (pca {config.rocket_dim})", "encoder", "encoder + channel means")
+             if n in scored]
     lines += ["", f"F1 per class at {100 * f:g}% labels (mean over the draws); the student's difference to MiniRocket:",
               "", "| class | " + " | ".join(names) + " | encoder - minirocket |", "|---|" + "---|" * (len(names) + 1)]
     per_class = {n: scored[n][f][1].mean(0) for n in names}

@@ -173,14 +173,16 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in representations_table.splitlines()
             if line.startswith("| ") and not line.startswith("| representation")}
     assert {k: v[0] for k, v in rows.items()} == {"minirocket": "840", "target (pca 256)": "256", "pca 4": "4",
-                                                  "encoder": "8"}
+                                                  "encoder": "8", "channel means": "9", "encoder + channel means": "17"}
     assert all(0 < float(v[1].split()[0]) <= 1 for v in rows.values()) and "R^2" in representations_table
     # and where the gap is: each activity's F1 for teacher, target and student, and the student's difference
-    per_class = [line.split(" | ") for line in per_class_table.splitlines() if line.startswith("| ")][1:]
-    assert [r[0][2:] for r in per_class] == list(CLASS_NAMES["har6"])
+    header, *per_class = [[v.strip(" |") for v in line.split(" | ")] for line in per_class_table.splitlines()
+                          if line.startswith("| ")]
+    assert [r[0] for r in per_class] == list(CLASS_NAMES["har6"])
     for row in per_class:
-        teacher, _, student, difference = (float(v.strip(" |")) for v in row[1:])
-        assert 0 <= teacher <= 1 and 0 <= student <= 1 and difference == pytest.approx(student - teacher, abs=2e-3)
+        values = dict(zip(header[1:], map(float, row[1:])))
+        assert all(0 <= values[n] <= 1 for n in ("minirocket", "encoder", "encoder + channel means"))
+        assert values["encoder - minirocket"] == pytest.approx(values["encoder"] - values["minirocket"], abs=2e-3)
 
 
 @pytest.mark.parametrize("args, message", [
