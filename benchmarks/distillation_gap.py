@@ -27,8 +27,8 @@ from sklearn.preprocessing import StandardScaler
 from common.classification import load_pretrained_encoder, saved_data_record
 from common.evaluation import frozen_embeddings, rebuild_encoder
 from common.har_task import har_labelled_splits, har_pretrain_data
-from common.probes import Probe, fit_probe, macro_f1
-from data_processing.har import CLASS_NAMES
+from common.probes import Probe, fit_probe
+from data_processing.har import CLASS_NAMES, load_har
 from data_processing.inputs import stratified_subset
 from data_processing.minirocket import minirocket_features
 from ground.errors import UserError, exit_on_user_error
@@ -83,22 +83,27 @@ def representations(run, dims):
     regression = Ridge(alpha=1.0).fit(scaler.transform(out["encoder"]["train"]), target["train"])
     r2 = {k: float(r2_score(target[k], regression.predict(scaler.transform(out["encoder"][k])),
                             multioutput="variance_weighted")) for k in ("train", "test")}
-    return out, {k: d["y"] for k, d in arrays.items()}, r2, config
+    labels = {k: d["y"] for k, d in arrays.items()}
+    labels.update({f"{k}_subject": load_har(k, config.data_source).subject for k in arrays})  # same windows, order
+    return out, labels, r2, config
 
 
 def score(representation, labels, fraction, draws, scored_on="test"):
-    """(macro-F1 on the `scored_on` subjects per label draw, F1 per class and draw (draws, classes)); one draw at
-    100%."""
+    """(macro-F1 on the `scored_on` subjects per label draw, F1 per class and draw (draws, classes), macro-F1 per
+    subject and draw {subject: (draws,)}); one draw at 100%."""
     train, y = representation["train"], labels["train"]
     num_classes = int(labels["train"].max()) + 1
-    out, per_class = [], []
+    truth, subject = labels[scored_on], labels[f"{scored_on}_subject"]
+    out, per_class, per_subject = [], [], {int(s): [] for s in np.unique(subject)}
     for draw in range(1 if fraction >= 1 else draws):
         subset = stratified_subset(y, fraction, draw)
-        probabilities = fit_probe(PROBE, train[subset], y[subset], train, num_classes)(representation[scored_on])
-        out.append(macro_f1(labels[scored_on], probabilities))
-        per_class.append(f1_score(labels[scored_on], probabilities.argmax(1), average=None,
-                                  labels=range(num_classes)))
-    return np.array(out), np.array(per_class)
+        predicted = fit_probe(PROBE, train[subset], y[subset], train, num_classes)(representation[scored_on]).argmax(1)
+        out.append(f1_score(truth, predicted, average="macro"))
+        per_class.append(f1_score(truth, predicted, average=None, labels=range(num_classes)))
+        for s, scores in per_subject.items():
+            mask = subject == s
+            scores.append(f1_score(truth[mask], predicted[mask], average="macro"))
+    return np.array(out), np.array(per_class), {s: np.array(v) for s, v in per_subject.items()}
 
 
 @exit_on_user_error
@@ -150,6 +155,13 @@ def main(argv=None):
     for c, label in enumerate(CLASS_NAMES["har6"][:len(per_class["encoder"])]):
         lines.append(f"| {label} | " + " | ".join(f"{per_class[n][c]:.3f}" for n in names)
                      + f" | {per_class['encoder'][c] - per_class['minirocket'][c]:+.3f} |")
+    # and in whom: each subject's macro-F1 at the same fraction, the student against its teacher
+    per_subject = {n: scored[n][f][2] for n in ("minirocket", "encoder")}
+    lines += ["", f"Macro-F1 per {args.scored_on} subject at {100 * f:g}% labels (mean over the draws):", "",
+              "| subject | minirocket | encoder | encoder - minirocket |", "|---|---|---|---|"]
+    for s in sorted(per_subject["encoder"]):
+        teacher, student = per_subject["minirocket"][s].mean(), per_subject["encoder"][s].mean()
+        lines.append(f"| {s} | {teacher:.3f} | {student:.3f} | {student - teacher:+.3f} |")
     print("\n".join(lines))
     if args.out:
         atomic_write_text(Path(args.out), "\n".join(lines) + "\n")

@@ -17,7 +17,7 @@ from ground.errors import UserError
 from common.monitor import knn_predict
 from common.run_folder import RunFolder
 from common.training import lr_factor, pretrain
-from data_processing.har import CLASS_NAMES
+from data_processing.har import CLASS_NAMES, load_har
 from data_processing.inputs import ProbeSet
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_centralized import train_encoder
@@ -170,6 +170,7 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     distillation_gap.main(["--encoder", str(tmp_path / "cli_seed42_tasksrocket"), "--draws", "2", "--fractions", "0.1",
                            "--dims", "4", "--out", str(table)])
     representations_table, per_class_table = table.read_text().split("F1 per class")
+    per_class_table, per_subject_table = per_class_table.split("Macro-F1 per test subject")
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in representations_table.splitlines()
             if line.startswith("| ") and not line.startswith("| representation")}
     assert {k: v[0] for k, v in rows.items()} == {"minirocket": "840", "target (pca 256)": "256", "pca 4": "4",
@@ -183,6 +184,9 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
         values = dict(zip(header[1:], map(float, row[1:])))
         assert all(0 <= values[n] <= 1 for n in ("minirocket", "encoder", "encoder + channel means"))
         assert values["encoder - minirocket"] == pytest.approx(values["encoder"] - values["minirocket"], abs=2e-3)
+    # and in whom: one row per test subject
+    subjects = [line.split(" | ") for line in per_subject_table.splitlines() if line.startswith("| ")][1:]
+    assert [int(r[0][2:]) for r in subjects] == np.unique(load_har("test").subject).tolist()
 
 
 @pytest.mark.parametrize("args, message", [
