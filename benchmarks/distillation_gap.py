@@ -90,20 +90,24 @@ def representations(run, dims):
 
 def score(representation, labels, fraction, draws, scored_on="test"):
     """(macro-F1 on the `scored_on` subjects per label draw, F1 per class and draw (draws, classes), macro-F1 per
-    subject and draw {subject: (draws,)}); one draw at 100%."""
+    subject and draw {subject: (draws,)}, confusion counts per subject summed over the draws {subject: (true,
+    predicted)}); one draw at 100%."""
     train, y = representation["train"], labels["train"]
     num_classes = int(labels["train"].max()) + 1
     truth, subject = labels[scored_on], labels[f"{scored_on}_subject"]
     out, per_class, per_subject = [], [], {int(s): [] for s in np.unique(subject)}
+    confusion = {s: np.zeros((num_classes, num_classes), dtype=np.int64) for s in per_subject}
     for draw in range(1 if fraction >= 1 else draws):
         subset = stratified_subset(y, fraction, draw)
         predicted = fit_probe(PROBE, train[subset], y[subset], train, num_classes)(representation[scored_on]).argmax(1)
+        for s in per_subject:
+            np.add.at(confusion[s], (truth[subject == s], predicted[subject == s]), 1)
         out.append(f1_score(truth, predicted, average="macro"))
         per_class.append(f1_score(truth, predicted, average=None, labels=range(num_classes)))
         for s, scores in per_subject.items():
             mask = subject == s
             scores.append(f1_score(truth[mask], predicted[mask], average="macro"))
-    return np.array(out), np.array(per_class), {s: np.array(v) for s, v in per_subject.items()}
+    return np.array(out), np.array(per_class), {s: np.array(v) for s, v in per_subject.items()}, confusion
 
 
 @exit_on_user_error
@@ -162,6 +166,21 @@ def main(argv=None):
     for s in sorted(per_subject["encoder"]):
         teacher, student = per_subject["minirocket"][s].mean(), per_subject["encoder"][s].mean()
         lines.append(f"| {s} | {teacher:.3f} | {student:.3f} | {student - teacher:+.3f} |")
+    # the subject the student loses most on: which activities it takes for which, against its teacher
+    gap = {s: per_subject["encoder"][s].mean() - per_subject["minirocket"][s].mean() for s in per_subject["encoder"]}
+    worst, classes = min(gap, key=gap.get), CLASS_NAMES["har6"]
+    lines += ["", f"Subject {worst}'s windows at {100 * f:g}% labels, summed over the draws: each activity the "
+              "student or its teacher errs on, and what they predicted instead:", ""]
+
+    def wrong(name, true):
+        counts = scored[name][f][3][worst][true]
+        return ", ".join(f"{classes[p]} {counts[p]}" for p in range(len(classes)) if p != true and counts[p]) or "-"
+
+    for true in range(len(classes)):
+        if scored["minirocket"][f][3][worst][true].sum() and (wrong("minirocket", true) != "-"
+                                                               or wrong("encoder", true) != "-"):
+            lines.append(f"- {classes[true]} ({scored['encoder'][f][3][worst][true].sum()} predictions): minirocket "
+                         f"{wrong('minirocket', true)}; encoder {wrong('encoder', true)}")
     print("\n".join(lines))
     if args.out:
         atomic_write_text(Path(args.out), "\n".join(lines) + "\n")

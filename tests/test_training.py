@@ -187,6 +187,9 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     # and in whom: one row per test subject
     subjects = [line.split(" | ") for line in per_subject_table.splitlines() if line.startswith("| ")][1:]
     assert [int(r[0][2:]) for r in subjects] == np.unique(load_har("test").subject).tolist()
+    # and, for the subject the student loses most on, what it predicted instead
+    worst = per_subject_table.split("Subject ")[1].split("'s windows at 10% labels")[0]
+    assert int(worst) in np.unique(load_har("test").subject)
 
 
 @pytest.mark.parametrize("args, message", [
