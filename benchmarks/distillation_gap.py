@@ -84,7 +84,8 @@ def representations(run, dims):
     r2 = {k: float(r2_score(target[k], regression.predict(scaler.transform(out["encoder"][k])),
                             multioutput="variance_weighted")) for k in ("train", "test")}
     labels = {k: d["y"] for k, d in arrays.items()}
-    labels.update({f"{k}_subject": load_har(k, config.data_source).subject for k in arrays})  # same windows, order
+    # the splits' own windows, in their order (the source they were loaded from)
+    labels.update({f"{k}_subject": load_har(k, splits.info["data_source"]).subject for k in arrays})
     return out, labels, r2, config
 
 
@@ -100,13 +101,12 @@ def score(representation, labels, fraction, draws, scored_on="test"):
     for draw in range(1 if fraction >= 1 else draws):
         subset = stratified_subset(y, fraction, draw)
         predicted = fit_probe(PROBE, train[subset], y[subset], train, num_classes)(representation[scored_on]).argmax(1)
-        for s in per_subject:
-            np.add.at(confusion[s], (truth[subject == s], predicted[subject == s]), 1)
         out.append(f1_score(truth, predicted, average="macro"))
         per_class.append(f1_score(truth, predicted, average=None, labels=range(num_classes)))
         for s, scores in per_subject.items():
             mask = subject == s
             scores.append(f1_score(truth[mask], predicted[mask], average="macro"))
+            np.add.at(confusion[s], (truth[mask], predicted[mask]), 1)
     return np.array(out), np.array(per_class), {s: np.array(v) for s, v in per_subject.items()}, confusion
 
 
@@ -125,6 +125,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.draws < 2 or not all(0 < f <= 1 for f in args.fractions) or min(args.dims) < 1:
         raise UserError("--draws must be at least 2, --fractions in (0, 1], --dims positive")
+    if args.per_class_fraction not in args.fractions:
+        raise UserError(f"--per_class_fraction {args.per_class_fraction} must be one of --fractions")
     reps, labels, r2, config = representations(args.encoder, tuple(args.dims))
     scored = {name: {f: score(rep, labels, f, args.draws, args.scored_on) for f in args.fractions}
               for name, rep in reps.items()}
@@ -150,7 +152,7 @@ def main(argv=None):
     lines += ["", f"Ridge regression (alpha 1) from the standardised embedding to the target: R^2 {r2['train']:.3f} on "
                   f"the train windows, {r2['test']:.3f} on the test windows (variance-weighted over the components)."]
     # where the gap is: each class's F1 at the per-class fraction, for the teacher, the target and the student
-    f = args.per_class_fraction if args.per_class_fraction in args.fractions else max(args.fractions)
+    f = args.per_class_fraction
     names = [n for n in ("minirocket", f"target (pca {config.rocket_dim})", "encoder", "encoder + channel means")
              if n in scored]
     lines += ["", f"F1 per class at {100 * f:g}% labels (mean over the draws); the student's difference to MiniRocket:",

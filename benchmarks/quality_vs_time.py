@@ -47,10 +47,10 @@ def main():
                                                   str(args.seed), "--output_dir", str(out), "--resume", "1",
                                                   "--experiment_name", f"w{width}_e{epochs}"])
         summary_file, config_file = config.run_dir() / "summary.json", config.run_dir() / "config.json"
-        finished = (summary_file.exists() and config_file.exists()
-                    and not recipe_differences(json.loads(config_file.read_text()), config))
-        if not finished:  # a run of an earlier default under the same name is replaced, never reused
-            config.resume, config.overwrite = 0, 1
+        recorded = json.loads(config_file.read_text()) if config_file.exists() else None
+        if recorded is not None and recipe_differences(recorded, config):
+            config.resume, config.overwrite = 0, 1  # an earlier default's run under this name: replaced, never reused
+        finished = recorded is not None and not config.overwrite and summary_file.exists()  # else run or resume
         summary = json.loads(summary_file.read_text()) if finished else pretrain(config, har_pretrain_data(config))
         probe = parse_config(HARClassifierConfig,
                              ["--encoder", str(config.run_dir()), "--methods", "encoder", "--modes",
