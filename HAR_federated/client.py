@@ -13,9 +13,14 @@ import math
 import ssl
 import threading
 
+import numpy as np
+import torch
+
 from common.checkpoint import atomic_torch_save, safe_torch_load
 from ground.errors import UserError
 from common.federated import LocalTrainer
+from data_processing.federated_minirocket import (STAGES, ClientRocket, RocketStatisticsError, checked_transform,
+                                                  transform_digest)
 from HAR_federated.protocol import ProtocolError, check_tensors, client_handshake, connect, line_log
 
 KEPT_ROUNDS = 3  # server checkpoint fallback (1 round) + a client one round ahead of the server's newest
@@ -46,6 +51,9 @@ class FederatedClient:
         self.state_dir = config.run_dir() / "clients"
         self.initial_state = copy.deepcopy(self.local.training_state(-1))
         self.state_round = None  # the round the training state in memory follows; None: not loaded yet
+        self.data = data
+        self.needs_rocket = "rocket" in self.local.model.tasks
+        self.rocket, self.rocket_digest = None, None  # ClientRocket (built at the first request), targets' digest
         if not config.resume:  # a fresh run never picks up an earlier run's client state
             for path in self._saved_states().values():
                 path.unlink(missing_ok=True)
@@ -99,6 +107,38 @@ class FederatedClient:
         self.state_round = needed if chosen is not None else -1
         return needed if chosen is not None else None
 
+    def _rocket(self):
+        if self.rocket is None:
+            config = self.config
+            self.rocket = ClientRocket(self.data.x, config.rocket_kernels, config.seed, config.rocket_dim)
+        return self.rocket
+
+    def _answer_rocket(self, channel, header, tensors):
+        """A stage of the federation's rocket PCA: this client's statistics (data_processing/
+        federated_minirocket.py), never its windows."""
+        stage = header.get("stage")
+        if not self.needs_rocket or stage not in STAGES:
+            raise ProtocolError(f"unexpected rocket stage {str(stage)[:40]!r}")
+        try:
+            answer = self._rocket().answer(stage, {k: v.double().numpy() for k, v in tensors.items()})
+        except RocketStatisticsError as err:
+            raise ProtocolError(f"the server's rocket {stage} request: {err}") from None
+        channel.send({"type": "rocket_stats", "stage": stage, "num_examples": self.local.num_examples},
+                     {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in answer.items()})
+
+    def _use_rocket_transform(self, header, tensors):
+        """The federation's rocket transform: this client's targets from then on."""
+        rocket = self._rocket()
+        try:
+            transform = checked_transform({k: v.double().numpy() for k, v in tensors.items()}, rocket.num_features,
+                                          self.config.rocket_dim)
+        except RocketStatisticsError as err:
+            raise ProtocolError(f"the server's rocket transform: {err}") from None
+        digest = transform_digest(transform)
+        if digest != self.rocket_digest:  # a rejoining client gets the same transform again: nothing to redo
+            self.local.use_targets({"rocket": rocket.targets(transform)})
+            self.rocket_digest = digest
+
     def _session(self):
         """One connection: the handshake, then train/update until "done". Returns True when the server is done."""
         sock = connect(self.address, self.config.io_timeout_s, self.tls_context)
@@ -118,6 +158,14 @@ class FederatedClient:
                     continue
                 if header["type"] == "done":
                     return True
+                if header["type"] == "rocket":
+                    self._answer_rocket(channel, header, tensors)
+                    continue
+                if header["type"] == "rocket_transform":
+                    self._use_rocket_transform(header, tensors)
+                    continue
+                if self.needs_rocket and self.rocket_digest is None:
+                    raise ProtocolError("the server asked for a round before sending the rocket task's transform")
                 round_index, rounds, local_epochs, mu, last_answered = check_train_header(header)
                 check_tensors(tensors, self.template)
                 from_round = self._training_state_before(round_index, last_answered)

@@ -26,7 +26,7 @@ class FederationConfig(Config):
                          choices=("socket", "flower"))
     role: str = field("local", "local: server + clients as threads of one process; server; client; enrol: write "
                                 "--client_keys (the server's file) and one key file per client", choices=ROLES)
-    # sized like centralized pretraining: rounds x local_epochs x client_fraction = 30 passes over the data
+    # sized like centralized pretraining: rounds x local_epochs x client_fraction = its epochs
     rounds: int = field(15, "federated rounds")
     local_epochs: int = field(2, "client epochs per round")
     client_fraction: float = field(1.0, "share of connected clients asked each round")
@@ -131,12 +131,17 @@ class FederationConfig(Config):
                 raise UserError(f"--{name} {path} does not exist or is not a file")
 
 
-# run.py's config: the run, model, tasks and optimiser (SSLConfig), the HAR data and the federation. A client
-# holds ~350 windows: batches of 128 would give it 2 steps an epoch (measured: 3.4 points of macro-F1 below
-# centralized at 10% labels); 32 gives 11 (0.6 points below)
+# run.py's config: the run, model, tasks and optimiser (SSLConfig), the HAR data and the federation. The
+# centralized default's recipe (HAR_centralized/config.py: the rocket task on the whole recordings at step 32;
+# its MiniRocket PCA is fit from the clients' statistics, data_processing/federated_minirocket.py), as many
+# passes over the data (rounds x local_epochs = its 60 epochs). A client of the seed's labelled windows holds
+# ~350: batches of 128 gave it 2 steps an epoch (measured: 3.4 points of macro-F1 below centralized at 10%
+# labels); 32 gives 11 (0.6 points below)
 FederatedConfig = compose_config(
     "FederatedConfig", __name__, (SSLConfig, HARDataConfig, HARPretrainDataConfig, FederationConfig),
-    defaults={"output_dir": "HAR_federated/outputs", "experiment_name": "fedavg", "batch_size": 32})
+    defaults={"output_dir": "HAR_federated/outputs", "experiment_name": "fedavg", "batch_size": 32, "rounds": 30,
+              "pretrain_data": "all", "pretrain_step": 32},
+    DEFAULT_TASKS=("rocket",))
 
 
 def server_address(text):

@@ -9,11 +9,16 @@ module needs Flower (`pip install -e .[flower]`): only Flower's processes and th
 import json
 import time
 
+import numpy as np
+import torch
+
 from common.config import config_from_dict
 from common.federated import LocalTrainer
 from common.har_task import encoder_data_record, har_client_datasets, har_model, input_shape
 from common.run_folder import RunFolder
 from HAR_federated.config import FederatedConfig
+from data_processing.federated_minirocket import (STAGES, ClientRocket, RocketPCA, RocketStatisticsError,
+                                                  checked_transform, transform_digest)
 from HAR_federated.protocol import ProtocolError, check_tensors
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -67,6 +72,65 @@ server_app = ServerApp()
 client_app = ClientApp()
 _trainers = {}  # one LocalTrainer per client and config, kept while the ClientApp process lives
 
+
+def _arrays(values):
+    return ArrayRecord({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in values.items()})
+
+
+def _numpy(record):
+    return {k: v.double().numpy() for k, v in record.to_torch_state_dict().items()}
+
+
+def _node_ids(grid, config):
+    """The connected SuperNodes' ids, once at least min_clients are there (within --connect_wait_s)."""
+    deadline = time.time() + config.connect_wait_s
+    while len(nodes := list(grid.get_node_ids())) < config.min_clients:
+        if time.time() > deadline:
+            raise ProtocolError(f"fewer than {config.min_clients} SuperNodes connected within "
+                                f"{config.connect_wait_s:.0f} s")
+        time.sleep(1.0)
+    return sorted(nodes)
+
+
+def fit_rocket(grid, config, config_json, rejected):
+    """The rocket task's shared MiniRocket transform and PCA from the SuperNodes' statistics, the socket
+    server's three stages (data_processing/federated_minirocket.py), then sent to every node ("query.rocket")."""
+    fit, start = RocketPCA(input_shape(config), config.rocket_kernels, config.seed, config.rocket_dim), time.time()
+    clients = {}
+    for stage in STAGES:
+        request = _arrays(fit.request(stage))
+        messages = [Message(content=RecordDict({"arrays": request, "config": ConfigRecord(
+            {"stage": stage, "config-json": config_json})}), dst_node_id=node, message_type="query.rocket")
+            for node in _node_ids(grid, config)]
+        answers = []
+        for reply in grid.send_and_receive(messages, timeout=config.round_timeout_s):
+            try:
+                if reply.has_error():
+                    raise ProtocolError(f"an error reply ({reply.error.reason[:200]})")
+                count = reply.content["metrics"]["num-examples"]
+                if type(count) is not int or not 1 <= count <= config.max_examples:
+                    raise ProtocolError(f"num-examples {count!r} is not an integer in 1..{config.max_examples}")
+                answer = _numpy(reply.content["arrays"])
+                fit.check_answer(stage, answer, count)
+                answers.append((answer, count))
+            except (ProtocolError, RocketStatisticsError, KeyError, TypeError, ValueError) as err:
+                rejected.append(f"rejected the rocket {stage} statistics of node {reply.metadata.src_node_id}: {err}")
+        if len(answers) < config.min_clients:
+            raise ProtocolError(f"the rocket task's {stage} statistics: only {len(answers)} nodes answered "
+                                f"(min_clients {config.min_clients})")
+        fit.combine(stage, answers)
+        clients[stage] = len(answers)
+    transform = fit.transform
+    messages = [Message(content=RecordDict({"arrays": _arrays(transform), "config": ConfigRecord(
+        {"stage": "transform", "config-json": config_json})}), dst_node_id=node, message_type="query.rocket")
+        for node in _node_ids(grid, config)]
+    for reply in grid.send_and_receive(messages, timeout=config.round_timeout_s):
+        if reply.has_error():
+            rejected.append(f"node {reply.metadata.src_node_id} failed to take the rocket transform: "
+                            f"{reply.error.reason[:200]}")
+    return transform_digest(transform), {"clients": clients, "windows": fit.total, "components": fit.available,
+                                         "features": fit.num_features, "seconds": round(time.time() - start, 2)}
+
 @server_app.main()
 def server_main(grid: Grid, context: Context) -> None:
     config = _config(context.run_config["config-json"])
@@ -79,8 +143,13 @@ def server_main(grid: Grid, context: Context) -> None:
     strategy = (CheckedFedProx(template, config.max_abs_weight, proximal_mu=config.proximal_mu, **common)
                 if config.proximal_mu > 0 else CheckedFedAvg(template, config.max_abs_weight, **common))
     start = time.time()
+    train_config = {"config-json": context.run_config["config-json"]}
+    rocket_setup = {}
+    if "rocket" in model.tasks:  # one MiniRocket PCA for every client, before round 1
+        train_config["rocket-digest"], rocket_setup = fit_rocket(grid, config, context.run_config["config-json"],
+                                                                 strategy.rejected)
     result = strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=config.rounds,
-                            train_config=ConfigRecord({"config-json": context.run_config["config-json"]}))
+                            train_config=ConfigRecord(train_config))
     state = result.arrays.to_torch_state_dict()
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
     for server_round, metrics in sorted(result.train_metrics_clientapp.items()):
@@ -88,18 +157,49 @@ def server_main(grid: Grid, context: Context) -> None:
     run.save_encoder(model.encoder, input_shape(config), encoder_data_record(config))
     metrics = {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()}
     run.write_summary({"run": config.run_name(), "backend": "flower", "rounds": config.rounds,
-                       "rejected": strategy.rejected[-20:],
+                       "rejected": strategy.rejected[-20:], **({"rocket_setup": rocket_setup} if rocket_setup else {}),
                        "train_seconds": round(time.time() - start, 2), "train_metrics": metrics})
 
-@client_app.train()
-def client_train(msg: Message, context: Context) -> Message:
+def _trainer(msg, context):
+    """(config, key, this node's LocalTrainer) for the config the message carries."""
     config_json = msg.content["config"]["config-json"]
     config = _config(config_json)
     client_id = int(context.node_config["partition-id"])
     key = (client_id, config_json)
     if key not in _trainers:
         _trainers[key] = LocalTrainer(config, har_client_datasets(config)[client_id], client_id)
-    local = _trainers[key]
+    return config, key, _trainers[key]
+
+
+@client_app.query("rocket")
+def client_rocket(msg: Message, context: Context) -> Message:
+    """A stage of the rocket task's shared PCA: this node's statistics; or ("transform") the result, which
+    becomes its targets."""
+    config, _, local = _trainer(msg, context)
+    rocket = ClientRocket(local.data.x, config.rocket_kernels, config.seed, config.rocket_dim)
+    stage, request = msg.content["config"]["stage"], _numpy(msg.content["arrays"])
+    if stage == "transform":
+        # a ClientApp may be a fresh process for each message: the targets live in the node's run state
+        transform = checked_transform(request, rocket.num_features, config.rocket_dim)
+        context.state["rocket-targets"] = _arrays({"rocket": rocket.targets(transform)})
+        context.state["rocket"] = ConfigRecord({"digest": transform_digest(transform)})
+        return Message(content=RecordDict({"metrics": MetricRecord({"num-examples": local.num_examples})}),
+                       reply_to=msg)
+    if stage not in STAGES:
+        raise ProtocolError(f"unknown rocket stage {str(stage)[:40]!r}")
+    return Message(content=RecordDict({"arrays": _arrays(rocket.answer(stage, request)),
+                                       "metrics": MetricRecord({"num-examples": local.num_examples})}), reply_to=msg)
+
+
+@client_app.train()
+def client_train(msg: Message, context: Context) -> Message:
+    config, _, local = _trainer(msg, context)
+    digest = msg.content["config"].get("rocket-digest")
+    if digest is not None:
+        if "rocket" not in context.state or context.state["rocket"]["digest"] != digest:
+            # a node that joined after the rocket fit has no shared targets: no update from it
+            raise ProtocolError("this node has not got the federation's rocket transform")
+        local.use_targets({"rocket": context.state["rocket-targets"]["rocket"].numpy().astype(np.float32)})
     server_round = int(msg.content["config"].get("server-round", 1))
     state, count, losses = local.local_update(msg.content["arrays"].to_torch_state_dict(), server_round - 1,
                                               config.rounds, config.local_epochs,

@@ -2,7 +2,8 @@
 
 Frame = prefix | header | payload | mac
   prefix  b"MTFL", version (1 byte), header length (4 bytes), payload length (8 bytes), big-endian
-  header  JSON object: "type" (hello, challenge, proof, welcome, train, update, done), "dir" ("c2s" client
+  header  JSON object: "type" (hello, challenge, proof, welcome, train, update, done; rocket, rocket_stats,
+          rocket_transform: the rocket task's shared PCA, HAR_federated/server.py), "dir" ("c2s" client
           to server, "s2c" server to client), "seq" (the frame's number in its direction: 0 for the hello
           and the challenge, then 1, 2, ... each exactly one more than the last), "session" (after the
           handshake), and the message's own fields

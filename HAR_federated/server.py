@@ -14,11 +14,13 @@ import threading
 import time
 
 import numpy as np
+import torch
 
 from common.config import config_to_dict
 from ground.errors import UserError
 from common.federated import aggregate, aggregate_integer_buffers, clip_update, screen_updates
 from common.har_task import encoder_data_record, input_shape
+from data_processing.federated_minirocket import STAGES, RocketPCA, RocketStatisticsError, transform_digest
 from HAR_federated.protocol import MemoryBudget, ProtocolError, check_tensors, line_log, server_handshake
 
 
@@ -26,6 +28,7 @@ class ClientConnection:
     def __init__(self, channel, client_id, num_examples):
         self.channel, self.sock, self.client_id, self.num_examples = channel, channel.sock, client_id, num_examples
         self.busy = False  # in a round's exchange: no keep-alive then
+        self.rocket_sent = None  # digest of the rocket transform this session has received
 
     def close(self):
         try:  # shutdown first: close alone leaves a thread blocked in recv on this socket waiting
@@ -69,6 +72,10 @@ class FederatedServer:
         self.history = []
         self.last_answered = {}  # client id -> the last round it answered: a client without that state is not exact
         self.finished = False  # a resumed run that had already finished: run() changes nothing
+        # the rocket task regresses one MiniRocket PCA for all: fit from the clients' statistics before round 1
+        self.rocket_fit = RocketPCA(input_shape(config), config.rocket_kernels, config.seed, config.rocket_dim) \
+            if "rocket" in self.task_names else None
+        self.rocket_transform, self.rocket_setup = None, {}
 
     # ------------------------------------------------------------------ connections
     def serve_forever(self):
@@ -177,6 +184,95 @@ class FederatedServer:
             time.sleep(0.05)
         return False
 
+    # ------------------------------------------------------------------ the rocket task's shared targets
+    def _asked_clients(self, fraction=1.0, rng=None):
+        with self.lock:
+            connected = sorted(self.clients)
+        if rng is None:
+            return connected
+        count = max(1, int(round(fraction * len(connected))))
+        return sorted(rng.choice(connected, size=min(count, len(connected)), replace=False).tolist())
+
+    def _query_rocket(self, connection, stage, request, results, traffic):
+        """One client's answer to a stage of the rocket PCA (data_processing/federated_minirocket.py), checked
+        like an update: a malformed or out-of-range answer drops the client, never the stage."""
+        connection.busy = True
+        try:
+            connection.sock.settimeout(self.config.io_timeout_s)
+            sent = connection.channel.send({"type": "rocket", "stage": stage},
+                                           {k: torch.from_numpy(v) for k, v in request.items()})
+            connection.sock.settimeout(self.config.round_timeout_s)
+            reply, tensors, received = connection.channel.receive(self.max_payload, self.config.io_timeout_s,
+                                                                  self.budget)
+            with self.lock:
+                traffic["sent"] += sent
+                traffic["received"] += received
+            if reply.get("type") != "rocket_stats" or reply.get("stage") != stage:
+                raise ProtocolError(f"expected the rocket {stage} statistics, got {reply.get('type')!r} "
+                                    f"{str(reply.get('stage'))[:40]!r}")
+            count = _positive_int(reply.get("num_examples"), "num_examples", connection.num_examples)
+            answer = {k: v.double().numpy() if v.is_floating_point() else v.numpy() for k, v in tensors.items()}
+            try:
+                self.rocket_fit.check_answer(stage, answer, count)
+            except RocketStatisticsError as err:
+                raise ProtocolError(str(err)) from None
+            with self.lock:
+                results[connection.client_id] = (answer, count)
+        except Exception as err:
+            self._drop(connection, err if isinstance(err, (ProtocolError, OSError)) else f"{type(err).__name__}: {err}")
+        finally:
+            connection.busy = False
+
+    def fit_rocket(self):
+        """The rocket task's MiniRocket transform and PCA, fit from the connected clients' statistics in three
+        stages (each retried like a round when fewer than min_clients answer)."""
+        start, traffic, clients = time.time(), {"sent": 0, "received": 0}, {}
+        for stage in STAGES:
+            for attempt in range(self.config.max_round_retries + 1):
+                request = self.rocket_fit.request(stage)
+                asked, results, threads = self._asked_clients(), {}, []
+                for client_id in asked:
+                    with self.lock:
+                        connection = self.clients.get(client_id)
+                    if connection is not None:
+                        threads.append(threading.Thread(target=self._query_rocket,
+                                                        args=(connection, stage, request, results, traffic)))
+                        threads[-1].start()
+                self._wait_for_round(asked, threads, results, time.time())
+                for thread in threads:
+                    thread.join()
+                if len(results) >= self.config.min_clients:
+                    break
+                self.log(f"rocket {stage}: only {len(results)} clients answered "
+                         f"(min_clients {self.config.min_clients})")
+                self.wait_for_clients(self.config.min_clients, self.config.connect_wait_s)
+            else:
+                raise UserError(f"the rocket task's {stage} statistics failed {attempt + 1} times: too few clients "
+                                f"answer")
+            self.rocket_fit.combine(stage, [results[c] for c in sorted(results)])
+            clients[stage] = len(results)
+        self.rocket_transform = self.rocket_fit.transform
+        self.rocket_setup = {"clients": clients, "windows": self.rocket_fit.total,
+                             "components": self.rocket_fit.available, "features": self.rocket_fit.num_features,
+                             "bytes_sent": traffic["sent"], "bytes_received": traffic["received"],
+                             "seconds": round(time.time() - start, 2),
+                             "digest": transform_digest(self.rocket_transform)}
+        self.log(f"rocket task: one MiniRocket PCA for all ({self.rocket_fit.available} components of "
+                 f"{self.rocket_fit.num_features} features, {self.rocket_fit.total} windows of {clients['rotate']} "
+                 f"clients; sent {traffic['sent'] / 2**20:.1f} MiB, received {traffic['received'] / 2**20:.1f} MiB, "
+                 f"{self.rocket_setup['seconds']:.1f} s)")
+
+    def _send_rocket_transform(self, connection):
+        """The shared rocket transform, once per session, before the session's first train frame."""
+        if self.rocket_transform is None:
+            return
+        digest = self.rocket_setup["digest"]
+        if connection.rocket_sent != digest:
+            connection.channel.send({"type": "rocket_transform", "digest": digest},
+                                    {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+                                     for k, v in self.rocket_transform.items()})
+            connection.rocket_sent = digest
+
     # ------------------------------------------------------------------ rounds
     def _ask(self, connection, round_index, results, traffic):
         header = {"type": "train", "round": round_index, "rounds": self.config.rounds,
@@ -185,6 +281,7 @@ class FederatedServer:
         connection.busy = True
         try:
             connection.sock.settimeout(self.config.io_timeout_s)
+            self._send_rocket_transform(connection)
             sent = connection.channel.send(header, self.global_state)
             connection.sock.settimeout(self.config.round_timeout_s)
             reply, tensors, received = connection.channel.receive(self.max_payload, self.config.io_timeout_s,
@@ -223,11 +320,7 @@ class FederatedServer:
     def run_round(self, round_index):
         """One round: returns the metrics row, or None when fewer than min_clients answered."""
         start = time.time()
-        with self.lock:
-            connected = sorted(self.clients)
-        rng = np.random.default_rng([self.config.seed, round_index])
-        count = max(1, int(round(self.config.client_fraction * len(connected))))
-        asked = sorted(rng.choice(connected, size=min(count, len(connected)), replace=False).tolist())
+        asked = self._asked_clients(self.config.client_fraction, np.random.default_rng([self.config.seed, round_index]))
         results, traffic, threads = {}, {"sent": 0, "received": 0}, []
         for client_id in asked:
             with self.lock:
@@ -318,6 +411,14 @@ class FederatedServer:
                                   if type(r) is int and -1 <= r <= round_index}
         except (TypeError, ValueError, AttributeError):
             raise UserError(f"{path}: field 'last_answered_json' is damaged") from None
+        if self.rocket_fit is not None:
+            try:
+                self.rocket_transform = self.rocket_fit.checked_transform(
+                    {k: v.numpy() for k, v in state["rocket_transform"].items()})
+                self.rocket_setup = json.loads(state["rocket_setup_json"])
+                self.rocket_setup["digest"] = transform_digest(self.rocket_transform)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise UserError(f"{path}: field 'rocket_transform' is missing or damaged ({str(err)[:80]})") from None
         self.global_state, self.start_round, self.history = state["model"], round_index + 1, history
         self.log(f"resumed after round {self.start_round}")
 
@@ -334,6 +435,8 @@ class FederatedServer:
             if not self.wait_for_clients(self.config.min_clients, self.config.connect_wait_s):
                 raise UserError(f"fewer than {self.config.min_clients} clients connected within "
                                 f"{self.config.connect_wait_s:.0f} s")
+            if self.rocket_fit is not None and self.rocket_transform is None:
+                self.fit_rocket()
             round_index = self.start_round
             retries = 0
             while round_index < self.config.rounds:
@@ -367,6 +470,10 @@ class FederatedServer:
         checkpoint = {"model": self.global_state, "round": round_index,
                       "history_json": json.dumps(self.history, allow_nan=False),
                       "last_answered_json": json.dumps(self.last_answered), "config": config_to_dict(self.config)}
+        if self.rocket_transform is not None:  # a resumed run trains on the same targets
+            checkpoint["rocket_transform"] = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+                                              for k, v in self.rocket_transform.items()}
+            checkpoint["rocket_setup_json"] = json.dumps(self.rocket_setup)
         for write in (lambda: self.run_folder.log(self.history[-1]),
                       lambda: self.run_folder.save_checkpoint(checkpoint)):
             for attempt in range(3):
@@ -395,7 +502,8 @@ class FederatedServer:
                    "bytes_sent": sum(r["bytes_sent"] for r in self.history),
                    "bytes_received": sum(r["bytes_received"] for r in self.history),
                    "train_seconds": round(sum(r["seconds"] for r in self.history), 2),
-                   "rejected": self.rejected[-20:]}
+                   "rejected": self.rejected[-20:],
+                   **({"rocket_setup": self.rocket_setup} if self.rocket_setup else {})}
         self.run_folder.write_summary(summary)
 
     def stop(self):

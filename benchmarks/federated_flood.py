@@ -55,7 +55,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         config = parse_config(FederatedConfig, ["--output_dir", tmp, "--rounds", str(args.rounds), "--num_clients", "2",
                                                 "--min_clients", "2", "--encoder_width", "8", "--embedding_dim", "16",
-                                                "--n_variants", "1", "--io_timeout_s", "5", "--device", "cpu"])
+                                                "--n_variants", "1", "--io_timeout_s", "5", "--device", "cpu",
+                                                "--pretrain_data", "labelled", "--tasks", "augmentation",
+                                                "reconstruction", "contrastive", "features"])  # as measured
         datasets = har_client_datasets(config)
         original, peak, flood = run_module.make_server, {"open": 0}, {}
         prefix = PREFIX.pack(MAGIC, VERSION, 100, 60 * 2**20).hex()

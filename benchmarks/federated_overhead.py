@@ -81,8 +81,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         run_config = dataclasses.replace(config, rounds=args.rounds, output_dir=tmp, experiment_name="bench")
         start = time.perf_counter()
-        _, history = run_local(run_config, har_client_datasets(run_config), log=lambda *_: None)
+        server, history = run_local(run_config, har_client_datasets(run_config), log=lambda *_: None)
         total = time.perf_counter() - start
+    if server.rocket_setup:  # the rocket task's shared MiniRocket PCA, once before round 1
+        setup = server.rocket_setup
+        print(f"rocket task's shared PCA: {setup['components']} components of {setup['features']} features from "
+              f"{setup['windows']} windows of {setup['clients']['rotate']} clients; sent "
+              f"{setup['bytes_sent'] / 2**20:.1f} MiB, received {setup['bytes_received'] / 2**20:.1f} MiB, "
+              f"{setup['seconds']:.1f} s")
     for row in history:
         print(f"round {row['round']}: {row['seconds']:.1f} s, asked {row['asked']}, answered {row['answered']}, "
               f"sent {row['bytes_sent'] / 2**20:.1f} MiB, received {row['bytes_received'] / 2**20:.1f} MiB")

@@ -179,9 +179,20 @@ class LocalTrainer:
         self.trainer = MultiTaskTrainer(config, self.model, self.device)
         self.proximal = ProximalTerm(0.0)
         self.trainer.gradient_hooks.append(self.proximal)
-        self.batches = data.batches(task_classes(config), config.batch_size, bool(config.precompute),
-                                    device=self.device, config=config)
+        self.data, self._batches = data, None  # built at the first round: the targets may come from the server
         self.num_examples = len(data.x)
+
+    @property
+    def batches(self):
+        if self._batches is None:
+            self._batches = self.data.batches(task_classes(self.config), self.config.batch_size,
+                                              bool(self.config.precompute), device=self.device, config=self.config)
+        return self._batches
+
+    def use_targets(self, targets):
+        """Train on these dataset-wide targets ({batch key: (N, D) array}, e.g. the federation's rocket targets)
+        instead of the tasks' own."""
+        self.data.given_targets, self._batches = targets, None
 
     def training_state(self, round_index):
         """What the client carries from round to round besides the global weights: optimiser and weighting

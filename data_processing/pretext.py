@@ -226,10 +226,18 @@ class PretrainData:
     probe: object = None  # a ProbeSet for the training monitor (--monitor_every), or None
     record: dict = None  # what the encoder keeps of its data (split, standardisation, ...); the classifier reads it
     cache_dir: object = None  # where the precomputed views go (--cache_dir); None: data/cache
+    given_targets: dict = None  # dataset-wide targets made elsewhere (a federated client's rocket targets, from
+    # the federation's shared MiniRocket transform): used instead of the tasks' own
 
     def dataset_targets(self, tasks, config):
         """{key: array}: the tasks' targets made once from the whole set (the rocket task's MiniRocket PCA)."""
-        return {key: array for task in tasks for key, array in task.dataset_targets(self, config).items()}
+        given = self.given_targets or {}
+        targets = {}
+        for task in tasks:
+            keys = task.dataset_target_keys
+            targets.update({k: given[k] for k in keys} if keys and set(keys) <= set(given)
+                           else task.dataset_targets(self, config))
+        return targets
 
     def batches(self, tasks, batch_size, precompute=True, rank=0, world_size=1, device="cpu", verbose=False,
                 config=None):

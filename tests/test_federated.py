@@ -42,7 +42,8 @@ def cache_in_tmp(tmp_path, monkeypatch):
 def tiny_config(tmp_path, **overrides):
     values = dict(output_dir=str(tmp_path / "runs"), rounds=2, local_epochs=1, num_clients=3, min_clients=2,
                   batch_size=16, encoder_width=4, embedding_dim=8, n_variants=1, device="cpu",
-                  io_timeout_s=10.0, round_timeout_s=30.0, connect_wait_s=20.0, experiment_name="fed")
+                  io_timeout_s=10.0, round_timeout_s=30.0, connect_wait_s=20.0, experiment_name="fed",
+                  tasks=("augmentation", "reconstruction", "contrastive", "features"))  # the rocket task: below
     values.update(overrides)
     config = FederatedConfig(**values)
     config.validate()
@@ -963,3 +964,90 @@ def test_a_silent_insider_costs_a_round_seconds_not_the_round_timeout(tmp_path, 
     held = [r for r in history if r["asked"] == 3]  # the round(s) the insider was asked in
     assert len(history) == 2 and held and all(r["answered"] == 2 and r["seconds"] < 30 for r in held)
     assert any("grace period" in r for r in server.rejected)
+
+
+# --------------------------------------------------------------------------- the rocket task's shared PCA
+def sine_windows(n, seed):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 8 * np.pi, 128)
+    return (np.sin(rng.uniform(0.5, 3, (n, 1, 1)) * t + rng.uniform(0, 6, (n, 3, 1)))
+            + 0.3 * rng.standard_normal((n, 3, 128))).astype(np.float32)
+
+
+def test_the_federated_rocket_pca_is_the_pca_of_the_pooled_features():
+    from data_processing.federated_minirocket import (STAGES, ClientRocket, RocketPCA, RocketStatisticsError,
+                                                      checked_transform, layout_digest)
+    clients = [ClientRocket(sine_windows(30 + 5 * i, i), 84, 7, 68) for i in range(3)]
+    server = RocketPCA((3, 128), 84, 7, 68)  # rank 68 + 16 = all 84 features: the PCA is exact
+    assert server.layout == layout_digest(clients[0].transform.parameters)  # kernels fixed by the seed alone
+    for stage in STAGES:
+        request, answers = server.request(stage), []
+        for client in clients:
+            answer = client.answer(stage, request)
+            server.check_answer(stage, answer, len(client.x))
+            answers.append((answer, len(client.x)))
+        server.combine(stage, answers)
+    # one client's wild biases do not move the median
+    assert np.array_equal(server.biases, np.median([c.own_biases for c in clients], 0))
+    transform = checked_transform(server.transform, 84, 68)
+    targets = np.concatenate([c.targets(transform) for c in clients])
+    pooled = np.concatenate([c.features(server.biases) for c in clients]).astype(np.float64)
+    centred = pooled - pooled.mean(0)
+    reference = centred @ np.linalg.svd(centred, full_matrices=False)[2][:5].T
+    reference /= np.sqrt((centred @ np.linalg.svd(centred, full_matrices=False)[2][:68].T).var(0).mean())
+    for j in range(5):  # the leading components, up to their sign
+        assert abs(np.corrcoef(targets[:, j], reference[:, j])[0, 1]) > 0.9999
+        assert np.allclose(np.abs(targets[:, j]), np.abs(reference[:, j]), atol=1e-3)
+    assert targets.var(0).mean() == pytest.approx(1.0, rel=1e-4)
+    # statistics real data cannot have are refused, and so is a damaged transform
+    good = clients[0].answer("rotate", server.request("rotate"))
+    for bad, reason in (({**good, "sum": good["sum"] + 1e6}, "beyond"), ({**good, "sum": -good["sum"] - 1}, "negative"),
+                        ({"sum": good["sum"]}, "must hold"), ({**good, "product": good["product"][:, :3]}, "shape"),
+                        ({**good, "product": np.full_like(good["product"], np.nan)}, "finite")):
+        with pytest.raises(RocketStatisticsError, match=reason):
+            server.check_answer("rotate", bad, len(clients[0].x))
+    with pytest.raises(RocketStatisticsError, match="scale"):
+        checked_transform({**server.transform, "scale": np.zeros(1)}, 84, 68)
+
+
+def test_a_federated_rocket_run_shares_one_transform_and_resumes_with_it(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path, rounds=2, tasks=("rocket",), rocket_kernels=84, rocket_dim=8)
+
+    def kill_after_first_round(round_index):
+        raise Stop
+
+    with pytest.raises(Stop):
+        run_local(config, tiny_datasets(), KEY, on_round_end=kill_after_first_round, log=quiet)
+    saved = torch.load(config.run_dir() / "checkpoint.pt", weights_only=True)
+    assert saved["rocket_transform"]["basis"].shape == (84, 8)
+    digest = json.loads(saved["rocket_setup_json"])["digest"]
+    monkeypatch.setattr(FederatedServer, "fit_rocket", lambda self: pytest.fail("a resumed run refits the PCA"))
+    used = []
+    original = LocalTrainer.use_targets
+    monkeypatch.setattr(LocalTrainer, "use_targets",
+                        lambda self, targets: used.append(targets) or original(self, targets))
+    server, history = run_local(dataclasses.replace(config, resume=1), tiny_datasets(), KEY, log=quiet)
+    assert [r["round"] for r in history] == [1, 2] and history[1]["answered"] == 3
+    assert server.rocket_setup["digest"] == digest and server.rocket_setup["clients"]["rotate"] == 3
+    assert len(used) == 3 and all(t["rocket"].shape == (32, 8) for t in used)  # each client: its windows' targets
+    summary = json.loads((config.run_dir() / "summary.json").read_text())
+    assert summary["rocket_setup"]["components"] == 8
+
+
+def test_an_insider_poisoning_the_rocket_statistics_is_dropped_and_the_run_completes(tmp_path, monkeypatch):
+    from data_processing.federated_minirocket import ClientRocket
+    honest = ClientRocket.answer
+
+    def answer(self, stage, request):
+        out = honest(self, stage, request)
+        return {**out, "sum": out["sum"] * 1e6} if len(self.x) == 33 and "sum" in out else out
+
+    monkeypatch.setattr(ClientRocket, "answer", answer)
+    datasets = tiny_datasets()
+    datasets[2] = PretrainData(np.concatenate([datasets[2].x, datasets[2].x[:1]]),
+                               np.concatenate([datasets[2].features, datasets[2].features[:1]]), datasets[2].spec, {})
+    config = tiny_config(tmp_path, tasks=("rocket",), rocket_kernels=84, rocket_dim=8)
+    server, history = run_local(config, datasets, KEY, log=quiet)
+    assert server.rocket_setup["clients"] == {"biases": 3, "sketch": 2, "rotate": 2}
+    assert any("client 2" in r and "sum holds values beyond" in r for r in server.rejected)
+    assert len(history) == 2 and all(r["answered"] >= 2 for r in history)  # the honest two trained every round

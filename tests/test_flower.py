@@ -13,16 +13,21 @@ from HAR_federated.flower_app import checked_replies
 from HAR_federated.flower_launch import run_flower, toml_string
 
 TINY = dict(backend="flower", num_clients=2, rounds=1, local_epochs=1, encoder_width=4, embedding_dim=8, n_variants=1,
-            batch_size=256, experiment_name="flwr")
+            batch_size=256, experiment_name="flwr", pretrain_data="labelled",
+            tasks=("augmentation", "reconstruction", "contrastive", "features"))
 
 
 def test_two_clients_one_round_through_flower(tmp_path, har_cache):
-    config = FederatedConfig(**TINY, output_dir=str(tmp_path))
+    # with the rocket task: its shared MiniRocket PCA is fit from both nodes' statistics before round 1
+    config = FederatedConfig(**{**TINY, "tasks": ("contrastive", "rocket")}, output_dir=str(tmp_path),
+                             rocket_kernels=84, rocket_dim=8)
     config.validate()
     run_dir = run_flower(config, timeout_s=600)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["backend"] == "flower" and "1" in summary["train_metrics"]
     assert summary["train_metrics"]["1"]["loss-contrastive"] > 0 and summary["rejected"] == []
+    assert summary["train_metrics"]["1"]["loss-rocket"] > 0
+    assert summary["rocket_setup"]["clients"] == {"biases": 2, "sketch": 2, "rotate": 2}
     model_args, _ = load_pretrained_encoder(run_dir / "encoder.pt")  # loadable by train_classifier.py
     assert model_args["embedding_dim"] == 8
 

@@ -135,7 +135,7 @@ def test_the_federated_part_pretrains_through_the_federated_engine(tmp_path, har
     flags = ["--part", "federated", "--pretrain_seeds", "1", "--draws", "1", "--full_draws", "1",
              "--label_fractions", "1.0", "--classifier_flags", "probe=logistic:1",
              "--pretrain_flags", "rounds=1 local_epochs=1 num_clients=2 epochs=1 encoder_width=4 embedding_dim=8 "
-                                 "n_variants=1 batch_size=256",
+                                 "n_variants=1 batch_size=256 pretrain_data=labelled rocket_kernels=84 rocket_dim=8",
              "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "study"),
              "--figures_dir", str(tmp_path / "figures")]
     reproduce.main(flags)
@@ -204,8 +204,9 @@ def test_the_study_names_an_unknown_method_in_one_line(tmp_path):
     with pytest.raises(UserError, match="--experiments: unknown experiment"):
         parse_config(StudyConfig, ["--experiments", "mtl_defualt"])
     # --experiments narrows the units to those experiments (the default encoder stays reachable)
-    study = Study(parse_config(StudyConfig, ["--experiments", "mtl_default_cotrain", "--output_dir", str(tmp_path)]))
-    assert [e.id for e in study.experiments] == ["mtl_default_cotrain"]
+    study = Study(parse_config(StudyConfig, ["--experiments", "mtl_default_cotrain", "mtl_default_cotrain_minirocket",
+                                             "--output_dir", str(tmp_path)]))
+    assert [e.id for e in study.experiments] == ["mtl_default_cotrain", "mtl_default_cotrain_minirocket"]
     assert {u[2] for u in plan(study.config, "all", study.experiments)} == {"encoder+minirocket", "encoder+features"}
 
 

@@ -60,6 +60,8 @@ class PretextTask(nn.Module):
         """Images get the windows' targets unless the task has its own."""
         return cls.sensor_targets(x, generator, spec)
 
+    dataset_target_keys = ()  # the batch keys dataset_targets makes
+
     @classmethod
     def dataset_targets(cls, data, config):
         """{batch key: (N, D) float32 array}: targets made once from the whole pretraining set (a PretrainData)

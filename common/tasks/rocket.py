@@ -4,7 +4,8 @@ MiniRocket (Dempster et al. 2021: 10,000 random dilated kernels, pooled as propo
 is the strongest training-free baseline on this data; its kernels see every scale at once, which three
 conv blocks and a 128-d embedding do not. The targets are its features' first --rocket_dim principal
 components, the transform and the PCA fit on the pretraining windows without labels (data_processing/
-minirocket.py, cached; a federated client fits them on its own windows). The expert-features task's idea
+minirocket.py, cached; in a federation the server fixes one transform and PCA for every client from their
+statistics, data_processing/federated_minirocket.py). The expert-features task's idea
 with a stronger target. Sensor windows only.
 """
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ class RocketRegressionTask(PretextTask):
     name = "rocket"
     inputs = ("x",)
     loss_label = "MSE"
+    dataset_target_keys = ("rocket",)
 
     @classmethod
     def dataset_targets(cls, data, config):
