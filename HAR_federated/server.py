@@ -193,20 +193,25 @@ class FederatedServer:
         count = max(1, int(round(fraction * len(connected))))
         return sorted(rng.choice(connected, size=min(count, len(connected)), replace=False).tolist())
 
+    def _exchange(self, connection, header, tensors, traffic):
+        """Send one frame to a client and read its answer (the send under the I/O timeout, the answer under the
+        round's); bytes counted in `traffic`. Returns (header, tensors) of the answer."""
+        connection.sock.settimeout(self.config.io_timeout_s)
+        sent = connection.channel.send(header, tensors)
+        connection.sock.settimeout(self.config.round_timeout_s)
+        reply, answer, received = connection.channel.receive(self.max_payload, self.config.io_timeout_s, self.budget)
+        with self.lock:
+            traffic["sent"] += sent
+            traffic["received"] += received
+        return reply, answer
+
     def _query_rocket(self, connection, stage, request, results, traffic):
         """One client's answer to a stage of the rocket PCA (data_processing/federated_minirocket.py), checked
         like an update: a malformed or out-of-range answer drops the client, never the stage."""
         connection.busy = True
         try:
-            connection.sock.settimeout(self.config.io_timeout_s)
-            sent = connection.channel.send({"type": "rocket", "stage": stage},
-                                           {k: torch.from_numpy(v) for k, v in request.items()})
-            connection.sock.settimeout(self.config.round_timeout_s)
-            reply, tensors, received = connection.channel.receive(self.max_payload, self.config.io_timeout_s,
-                                                                  self.budget)
-            with self.lock:
-                traffic["sent"] += sent
-                traffic["received"] += received
+            reply, tensors = self._exchange(connection, {"type": "rocket", "stage": stage},
+                                            {k: torch.from_numpy(v) for k, v in request.items()}, traffic)
             if reply.get("type") != "rocket_stats" or reply.get("stage") != stage:
                 raise ProtocolError(f"expected the rocket {stage} statistics, got {reply.get('type')!r} "
                                     f"{str(reply.get('stage'))[:40]!r}")
@@ -282,13 +287,7 @@ class FederatedServer:
         try:
             connection.sock.settimeout(self.config.io_timeout_s)
             self._send_rocket_transform(connection)
-            sent = connection.channel.send(header, self.global_state)
-            connection.sock.settimeout(self.config.round_timeout_s)
-            reply, tensors, received = connection.channel.receive(self.max_payload, self.config.io_timeout_s,
-                                                                  self.budget)
-            with self.lock:
-                traffic["sent"] += sent
-                traffic["received"] += received
+            reply, tensors = self._exchange(connection, header, self.global_state, traffic)
             round_answered = reply.get("round")
             if reply.get("type") != "update" or round_answered != round_index or type(round_answered) is not int:
                 raise ProtocolError(f"expected the update of round {round_index}, got {reply.get('type')!r} "

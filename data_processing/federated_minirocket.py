@@ -108,16 +108,17 @@ class RocketPCA:
         self.dim, self.seed = dim, seed
         self.rank = min(dim + OVERSAMPLING, self.num_features)
         self.biases = self.basis = None
+        self.probes = {}  # stage -> the matrix sent with it
 
     def request(self, stage):
         """{name: float32 array} the server sends with `stage`."""
         if stage == "biases":
             return {}
-        if stage == "sketch":
-            probe = np.random.default_rng([self.seed, 1]).standard_normal((self.num_features, self.rank))
-        else:
-            probe = self.basis
-        return {"biases": self.biases, "probe": probe.astype(np.float32)}
+        if stage not in self.probes:  # made once: every client's answer is checked and combined against it
+            probe = np.random.default_rng([self.seed, 1]).standard_normal((self.num_features, self.rank)) \
+                if stage == "sketch" else self.basis
+            self.probes[stage] = probe.astype(np.float32)
+        return {"biases": self.biases, "probe": self.probes[stage]}
 
     def check_answer(self, stage, answer, count):
         """The answer of a client holding `count` windows, refused (RocketStatisticsError) unless it has the
