@@ -61,16 +61,79 @@ def minirocket_pca(x, dim, n_kernels=10_000, seed=0, cache_dir=None):
                 return cached
         except (OSError, ValueError):
             pass  # unreadable: rebuilt below
-    features = minirocket_features(x, {"x": x}, n_kernels, seed)[0]["x"]
-    # a small dataset (own recordings, a federated client) has fewer components than --rocket_dim: the rest of
-    # the targets are 0 (nothing left to explain), so the head and the default recipe work at any size
-    available = max(1, min(dim, len(x) - 1, features.shape[1]))  # N centred windows span N - 1 directions
-    if available < dim:
-        print(f"rocket task: {len(x)} windows give {available} principal components of MiniRocket's features; "
-              f"the other {dim - available} of --rocket_dim {dim} are 0")
-    components = PCA(available, svd_solver="randomized", random_state=seed).fit_transform(features)
-    components = components / np.sqrt(components.var(0).mean())
-    components = np.pad(components, ((0, 0), (0, dim - available))).astype(np.float32)
+    components = _fit_teacher(x, dim, n_kernels, seed).clean
     with atomic_open(path) as f:
         np.save(f, components, allow_pickle=False)
     return components
+
+
+class _Teacher:
+    """MiniRocket fit on windows x and the PCA of their features: project(windows) -> (N, dim) targets, scaled
+    and padded like the clean windows' (`clean`)."""
+
+    def __init__(self, x, dim, n_kernels, seed):
+        self.transform = _minirocket_class()(n_kernels=n_kernels, random_state=seed, n_jobs=torch.get_num_threads())
+        self.transform.fit(x)
+        features = np.asarray(self.transform.transform(x), dtype=np.float32)
+        # a small dataset (own recordings, a federated client) has fewer components than --rocket_dim: the rest of
+        # the targets are 0 (nothing left to explain), so the head and the default recipe work at any size
+        self.available = max(1, min(dim, len(x) - 1, features.shape[1]))  # N centred windows span N - 1 directions
+        if self.available < dim:
+            print(f"rocket task: {len(x)} windows give {self.available} principal components of MiniRocket's "
+                  f"features; the other {dim - self.available} of --rocket_dim {dim} are 0")
+        self.dim = dim
+        self.pca = PCA(self.available, svd_solver="randomized", random_state=seed)
+        components = self.pca.fit_transform(features)
+        self.scale = float(np.sqrt(components.var(0).mean()))
+        self.clean = self._finish(components)
+
+    def _finish(self, components):
+        return np.pad(components / self.scale, ((0, 0), (0, self.dim - self.available))).astype(np.float32)
+
+    def project(self, windows):
+        features = np.asarray(self.transform.transform(np.asarray(windows, dtype=np.float32)), dtype=np.float32)
+        return self._finish(self.pca.transform(features))
+
+
+def _fit_teacher(x, dim, n_kernels, seed):
+    return _Teacher(np.asarray(x, dtype=np.float32), dim, n_kernels, seed)
+
+
+VIEWS_VERSION = 1  # bump when minirocket_view_targets' recipe changes: cached views are then rebuilt
+
+
+def minirocket_view_targets(x, view_transforms, n_views, dim, n_kernels=10_000, seed=0, cache_dir=None):
+    """(views (N, n_views, C, T) float16, targets (N, n_views, dim) float32): n_views random augmented views of
+    every window (the contrastive views' compositions of `view_transforms`, seeded by `seed` and the view's
+    index) and MiniRocket's representation of each view, projected like minirocket_pca's targets (the
+    transform and the PCA fit on the clean windows). The rocket_views task's function matching: the teacher
+    answers for the very input the student sees. Cached under data/cache like minirocket_pca's targets."""
+    from data_processing.augmentations import random_view
+    from data_processing.pretext import generator_for
+
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3:
+        raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
+    digest = content_digest(x)
+    digest.update(json.dumps({"dim": dim, "kernels": n_kernels, "seed": seed, "views": n_views,
+                              "transforms": list(view_transforms), "version": [PCA_VERSION, VIEWS_VERSION]}).encode())
+    path = Path(cache_dir or CACHE_DIR) / f"minirocket_views_{digest.hexdigest()}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                views, targets = cached["views"], cached["targets"]
+            if views.shape == (len(x), n_views, *x.shape[1:]) and targets.shape == (len(x), n_views, dim) \
+                    and np.isfinite(targets).all():
+                return views, targets
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: rebuilt below
+    teacher = _fit_teacher(x, dim, n_kernels, seed)
+    views = np.empty((len(x), n_views, *x.shape[1:]), dtype=np.float16)
+    targets = np.empty((len(x), n_views, dim), dtype=np.float32)
+    for v in range(n_views):
+        view = random_view(torch.from_numpy(x), generator_for("rocket_views", seed, v), view_transforms).numpy()
+        views[:, v] = view
+        targets[:, v] = teacher.project(view.astype(np.float16).astype(np.float32))  # what the student sees
+    with atomic_open(path) as f:
+        np.savez(f, views=views, targets=targets)
+    return views, targets

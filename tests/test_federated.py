@@ -300,6 +300,9 @@ def test_the_federated_config_has_no_flag_it_ignores(tmp_path):
     # device and precision reach the clients' trainers
     client = LocalTrainer(tiny_config(tmp_path, precision="bf16"), tiny_datasets(1)[0], 0)
     assert client.device.type == "cpu" and client.trainer.precision == "bf16"
+    # the teacher's answers on each client's own views would differ from client to client: centralized only
+    with pytest.raises(UserError, match="rocket_views is centralized only"):
+        parse_config(FederatedConfig, ["--tasks", "rocket_views"])
 
 
 def test_fedprox_is_a_gradient_hook_that_pulls_towards_the_global_weights():

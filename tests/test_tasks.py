@@ -129,7 +129,7 @@ def test_the_rocket_task_regresses_minirocket_components_made_once_and_cached(tm
     assert targets.shape == (48, 6) and targets.dtype == np.float32
     np.testing.assert_allclose(targets.var(0).mean(), 1.0, rtol=1e-4)  # scaled as a whole, the order kept
     assert targets.var(0)[0] >= targets.var(0)[-1]
-    monkeypatch.setattr(minirocket, "minirocket_features", lambda *a, **k: pytest.fail("recomputed, not cached"))
+    monkeypatch.setattr(minirocket, "_fit_teacher", lambda *a, **k: pytest.fail("recomputed, not cached"))
     np.testing.assert_array_equal(minirocket.minirocket_pca(data.x, 6, 84, 42, data.cache_dir), targets)
     (cached,) = data.cache_dir.glob("minirocket_pca_*.npy")
     cached.write_bytes(b"not an array")
@@ -140,3 +140,35 @@ def test_the_rocket_task_regresses_minirocket_components_made_once_and_cached(tm
     # fewer windows than components (own recordings, a federated client): the components there are, then 0s
     few = minirocket.minirocket_pca(data.x[:5], 8, 84, 42, data.cache_dir)
     assert few.shape == (5, 8) and not few[:, 4:].any() and few[:, :4].var(0).min() > 1e-3
+
+
+def test_rocket_views_regress_the_teachers_answer_on_the_view_the_student_sees(tmp_path, monkeypatch):
+    from data_processing import minirocket
+
+    data = tiny_data()
+    data.cache_dir = tmp_path / "cache"
+    config = parse_config(HARPretrainConfig, ["--tasks", "rocket_views", "--epochs", "2", "--batch_size", "16",
+                                              "--encoder_width", "4", "--embedding_dim", "8", "--rocket_dim", "6",
+                                              "--rocket_kernels", "84", "--n_variants", "3", "--device", "cpu",
+                                              "--output_dir", str(tmp_path), "--experiment_name", "views"])
+    pretrain(config, data)
+    rows = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss/rocket_views"]) for r in rows)
+    views, targets = minirocket.minirocket_view_targets(data.x, data.spec.view_transforms, 3, 6, 84, 42,
+                                                        data.cache_dir)
+    assert views.shape == (48, 3, *data.x.shape[1:]) and targets.shape == (48, 3, 6)
+    assert not np.allclose(views[:, 0], data.x, atol=1e-2) and not np.allclose(views[:, 0], views[:, 1], atol=1e-2)
+    # each view's target is MiniRocket's answer on that view, in the clean windows' components
+    teacher = minirocket._fit_teacher(data.x, 6, 84, 42)
+    np.testing.assert_allclose(teacher.clean, minirocket.minirocket_pca(data.x, 6, 84, 42, data.cache_dir),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(targets[:, 1], teacher.project(views[:, 1].astype(np.float32)), rtol=1e-4, atol=1e-4)
+    assert np.abs(targets[:, 1] - teacher.clean).mean() > 0.1 * np.abs(teacher.clean).mean()
+    monkeypatch.setattr(minirocket, "_fit_teacher", lambda *a, **k: pytest.fail("recomputed, not cached"))
+    again = minirocket.minirocket_view_targets(data.x, data.spec.view_transforms, 3, 6, 84, 42, data.cache_dir)
+    np.testing.assert_array_equal(again[1], targets)
+    batch = {"rocket_views_x": torch.as_tensor(views[:5]), "rocket_views": torch.as_tensor(targets[:5])}
+    TASKS["rocket_views"].complete(batch)
+    for i in range(5):  # the input and its target come from the same view
+        (match,) = [v for v in range(3) if np.array_equal(batch["rocket_view_target"][i].numpy(), targets[i, v])]
+        np.testing.assert_array_equal(batch["rocket_view"][i].numpy(), views[i, match].astype(np.float32))
