@@ -113,17 +113,22 @@ def test_head_sizes_are_config_fields_recorded_with_the_run():
     assert config_to_dict(config)["projection_dim"] == 8  # what config.json records
 
 
+def pretrain_tiny_rocket(tmp_path, tasks, n_variants):
+    """(data, metrics rows) of 2 epochs of `tasks` on tiny data: 6 components of 84 MiniRocket features."""
+    data = tiny_data()
+    data.cache_dir = tmp_path / "cache"
+    config = parse_config(HARPretrainConfig, ["--tasks", *tasks, "--epochs", "2", "--batch_size", "16",
+                                              "--encoder_width", "4", "--embedding_dim", "8", "--rocket_dim", "6",
+                                              "--rocket_kernels", "84", "--n_variants", str(n_variants), "--device",
+                                              "cpu", "--output_dir", str(tmp_path), "--experiment_name", "rocket"])
+    pretrain(config, data)
+    return data, [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_the_rocket_task_regresses_minirocket_components_made_once_and_cached(tmp_path, monkeypatch):
     from data_processing import minirocket
 
-    data = tiny_data()
-    data.cache_dir = tmp_path / "cache"
-    config = parse_config(HARPretrainConfig, ["--tasks", "rocket", "features", "--epochs", "2", "--batch_size", "16",
-                                              "--encoder_width", "4", "--embedding_dim", "8", "--rocket_dim", "6",
-                                              "--rocket_kernels", "84", "--n_variants", "2", "--device", "cpu",
-                                              "--output_dir", str(tmp_path), "--experiment_name", "rocket"])
-    pretrain(config, data)
-    rows = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    data, rows = pretrain_tiny_rocket(tmp_path, ("rocket", "features"), 2)
     assert all(np.isfinite(r["loss/rocket"]) for r in rows)
     targets = minirocket.minirocket_pca(data.x, 6, 84, 42, data.cache_dir)
     assert targets.shape == (48, 6) and targets.dtype == np.float32
@@ -145,14 +150,7 @@ def test_the_rocket_task_regresses_minirocket_components_made_once_and_cached(tm
 def test_rocket_views_regress_the_teachers_answer_on_the_view_the_student_sees(tmp_path, monkeypatch):
     from data_processing import minirocket
 
-    data = tiny_data()
-    data.cache_dir = tmp_path / "cache"
-    config = parse_config(HARPretrainConfig, ["--tasks", "rocket_views", "--epochs", "2", "--batch_size", "16",
-                                              "--encoder_width", "4", "--embedding_dim", "8", "--rocket_dim", "6",
-                                              "--rocket_kernels", "84", "--n_variants", "3", "--device", "cpu",
-                                              "--output_dir", str(tmp_path), "--experiment_name", "views"])
-    pretrain(config, data)
-    rows = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    data, rows = pretrain_tiny_rocket(tmp_path, ("rocket_views",), 3)
     assert all(np.isfinite(r["loss/rocket_views"]) for r in rows)
     views, targets = minirocket.minirocket_view_targets(data.x, data.spec.view_transforms, 3, 6, 84, 42,
                                                         data.cache_dir)
