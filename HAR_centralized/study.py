@@ -171,7 +171,8 @@ RECIPES = {  # name -> train_encoder.py flags, or the id of the experiment that 
     # added after the winner's test confirmation (sequential; chosen on val like the others): the student
     # reproduces its fixed targets less well on new subjects (R^2 0.93 train, 0.91 test), and distillation
     # with a teacher answering on the student's augmented view (function matching, Beyer et al. 2022) is what
-    # closes such gaps in images. The winner's recipe with rocket_views instead of rocket (common/tasks/rocket.py)
+    # closes such gaps in images. The winner's recipe with rocket_views instead of rocket (common/tasks/rocket.py).
+    # Scored 0.914 on val against the winner's 0.930 (probe -0.027 at 1%, -0.020 at 10%, paired)
     "rocket_views_dense_epochs60": ("--tasks", "rocket_views", "--rocket_dim", "256", "--pretrain_data", "all",
                                     "--pretrain_step", "32", "--epochs", "60"),
 }
