@@ -81,7 +81,7 @@ class FederationConfig(Config):
         if self.pretrain_extra:
             raise UserError("--pretrain_extra adds recordings to centralized pretraining: federated clients keep "
                             "their own data")
-        if "rocket_views" in getattr(self, "tasks", ()):  # its views' targets need the teacher on every client's windows
+        if "rocket_views" in getattr(self, "tasks", ()):  # its targets: the teacher on every client's views
             raise UserError("--tasks rocket_views is centralized only: a federation shares the rocket task's "
                             "MiniRocket PCA, not the teacher's answers on each client's views")
         for name in ("rounds", "local_epochs", "num_clients", "min_clients"):
