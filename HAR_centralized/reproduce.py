@@ -11,9 +11,11 @@ Usage:
     python HAR_centralized/reproduce.py --report 1 --partial 1   # the report of what has finished so far
     python HAR_centralized/reproduce.py                    # everything, then the report: resources/ and the
                                                            #   README's results block (days on 2 cores)
-Every unit not yet finished runs; a finished one is reused (study.finished: one rule), a killed pretraining
-resumes. Scores are macro-F1 on the test subjects over --pretrain_seeds x --draws label draws, reported
-with both spreads and nested intervals (common/report.py).
+A part, --experiments, --methods or --only reports what it ran under <output_dir>/report; only the whole
+study (run, or --report 1) writes resources/ and the README's block. Every unit not yet finished runs; a
+finished one is reused (study.finished: one rule), a killed pretraining resumes. Scores are macro-F1 on the
+test subjects over --pretrain_seeds x --draws label draws, reported with both spreads and nested intervals
+(common/report.py).
 """
 import dataclasses
 import sys
@@ -53,7 +55,7 @@ def main(argv=None):
         if not config.report:
             study.run()
         study.report()
-        if config.part == "all" and not config.partial:
+        if study.whole and not config.partial:
             study.draw_model_figures()
     print(f"total {(time.time() - start) / 60:.1f} min")
 

@@ -584,12 +584,19 @@ class Study:
                             and (not config.experiments or e.id in config.experiments)]
         self.out = Path(config.output_dir) if config.output_dir else REPO_ROOT / "HAR_centralized" / "outputs" / (
             "demo" if quick else "study")
+        # the whole study reports into resources/ and the README's block; a subset (a part, --experiments,
+        # --methods, --only) reports what it ran under its output folder and never overwrites them. The unit
+        # records are the study's either way (resources/study/units, or --results_dir's)
+        self.whole = (config.part == "all" and not config.experiments and not config.methods
+                      and config.only == "all" and not quick)
+        subset_report = self.out / "report"
         self.figures = Path(config.figures_dir) if config.figures_dir else (
-            self.out / "figures" if quick else REPO_ROOT / "resources")
+            self.out / "figures" if quick else REPO_ROOT / "resources" if self.whole else subset_report)
+        self.records_dir = (Path(config.results_dir) if config.results_dir else
+                        self.figures if quick else REPO_ROOT / "resources" / "study") / "units"
         self.results = Path(config.results_dir) if config.results_dir else (
-            self.figures if quick else REPO_ROOT / "resources" / "study")
-        self.readme = Path(config.readme) if config.readme else (
-            REPO_ROOT / "README.md" if config.part == "all" and not quick else None)
+            self.figures if quick else REPO_ROOT / "resources" / "study" if self.whole else subset_report)
+        self.readme = Path(config.readme) if config.readme else (REPO_ROOT / "README.md" if self.whole else None)
         self._splits = {}
         self.stale = set()  # records and run folders of settings the study has changed since
 
@@ -660,7 +667,7 @@ class Study:
         return self.record(experiment, seed, method, modes)
 
     def record_path(self, experiment, seed, method, modes):
-        return self.results / "units" / experiment.id / f"seed{seed}_{method}_{'_'.join(modes)}.json"
+        return self.records_dir / experiment.id / f"seed{seed}_{method}_{'_'.join(modes)}.json"
 
     def record(self, experiment, seed, method, modes):
         """A finished unit's record, or None: its file in the results folder (units/, committed with the report,
@@ -870,7 +877,7 @@ class Study:
             if finished(config.run_dir(), config, RunFolder.SUMMARY):
                 seconds.append(sum(seconds_by_epoch(config.run_dir()).values()) or None)
                 continue
-            for path in sorted((self.results / "units" / experiment.id).glob(f"seed{seed}_*.json")):
+            for path in sorted((self.records_dir / experiment.id).glob(f"seed{seed}_*.json")):
                 record = json.loads(path.read_text())  # the run folder is gone: a unit's record of its encoder
                 if matches(record["encoder_config"], config):
                     seconds.append(sum(record["pretrain_seconds_by_epoch"].values()) or None)
@@ -886,7 +893,7 @@ class Study:
             raise UserError(f"no unit of the study has finished yet under {self.out}: run it first")
         table = aggregate(rows)
         present = {(r["method"], r["mode"]) for r in rows}
-        if self.config.part != "all":  # a part's report: the claims it can answer alone; the whole study's: all
+        if not self.whole:  # a subset's report: the claims it can answer alone; the whole study's: all
             claims = [c for c in claims if {tuple(m) for m in [c["a"], *c.get("b_best_of", [c.get("b")])]} <= present]
         claims = evaluate_claims(rows, claims, partial=bool(self.config.partial))
         choices = self.choices(val_rows)

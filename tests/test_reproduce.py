@@ -81,6 +81,21 @@ def test_a_claim_against_the_best_of_several_takes_the_best_at_each_fraction():
         evaluate_claims(rows, [dict(claim, b_best_of=(("absent", "linear"),))])
 
 
+def test_only_the_whole_study_writes_resources_and_the_readme(tmp_path):
+    # one experiment, one part or one method reports under its output folder: running it must not replace the
+    # whole study's report, figures or README block with its own few rows; its unit records stay the study's
+    whole = Study(StudyConfig(output_dir=str(tmp_path)))
+    assert whole.readme.name == "README.md" and whole.results.parts[-2:] == ("resources", "study")
+    for subset in ({"experiments": ("baselines",)}, {"part": "federated"}, {"methods": ("resnet",)},
+                   {"only": "probes"}):
+        study = Study(StudyConfig(output_dir=str(tmp_path), **subset))
+        assert study.readme is None and study.results == study.figures == tmp_path / "report"
+        assert study.records_dir == whole.records_dir
+    assert whole.records_dir.parts[-3:] == ("resources", "study", "units")
+    elsewhere = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "r")))
+    assert elsewhere.records_dir == tmp_path / "r" / "units"
+
+
 def val_rows_of(choice, scores):
     return [dict(r, experiment=choice.candidate_id(v), downstream="encoder") for v in choice.candidates
             for r in rows_of("mtl_default", [[scores[v], scores[v]]])]
