@@ -1037,6 +1037,20 @@ def test_a_federated_rocket_run_shares_one_transform_and_resumes_with_it(tmp_pat
     assert summary["rocket_setup"]["components"] == 8
 
 
+def test_the_rocket_pca_waits_for_the_fleet_so_a_late_client_is_in_it(tmp_path, monkeypatch):
+    original = FederatedClient.run
+
+    def late(self):
+        if self.client_id == 2:
+            time.sleep(2.0)  # the other two are connected: min_clients would let the PCA start without it
+        return original(self)
+
+    monkeypatch.setattr(FederatedClient, "run", late)
+    config = tiny_config(tmp_path, rounds=1, tasks=("rocket",), rocket_kernels=84, rocket_dim=8)
+    server, history = run_local(config, tiny_datasets(), KEY, log=quiet)
+    assert server.rocket_setup["clients"] == {"biases": 3, "sketch": 3, "rotate": 3} and history[0]["answered"] == 3
+
+
 def test_an_insider_poisoning_the_rocket_statistics_is_dropped_and_the_run_completes(tmp_path, monkeypatch):
     from data_processing.federated_minirocket import ClientRocket
     honest = ClientRocket.answer
