@@ -16,7 +16,8 @@ from sklearn.decomposition import PCA
 from ground.errors import UserError
 from ground.io import atomic_open
 from ground.paths import CACHE_DIR
-from data_processing.pretext import content_digest
+from data_processing.augmentations import random_view
+from data_processing.pretext import content_digest, generator_for
 
 PCA_VERSION = 1  # bump when minirocket_pca's recipe changes: cached targets are then rebuilt
 
@@ -108,9 +109,6 @@ def minirocket_view_targets(x, view_transforms, n_views, dim, n_kernels=10_000, 
     index) and MiniRocket's representation of each view, projected like minirocket_pca's targets (the
     transform and the PCA fit on the clean windows). The rocket_views task's function matching: the teacher
     answers for the very input the student sees. Cached under data/cache like minirocket_pca's targets."""
-    from data_processing.augmentations import random_view
-    from data_processing.pretext import generator_for
-
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
