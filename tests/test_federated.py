@@ -135,7 +135,8 @@ def test_tensors_must_match_the_model():
 
 # --------------------------------------------------------------------------- end to end on loopback
 def test_three_clients_two_rounds_end_to_end(tmp_path):
-    config = tiny_config(tmp_path)
+    # min_clients 3: every round waits for all three (with 2, a loaded CI may start a round without one)
+    config = tiny_config(tmp_path, min_clients=3)
     server, history = run_local(config, tiny_datasets(), KEY, log=quiet)
     assert [r["answered"] for r in history] == [3, 3] and all(r["bytes_sent"] > 0 for r in history)
     run = config.run_dir()
@@ -1029,7 +1030,8 @@ def test_a_federated_rocket_run_shares_one_transform_and_resumes_with_it(tmp_pat
     original = LocalTrainer.use_targets
     monkeypatch.setattr(LocalTrainer, "use_targets",
                         lambda self, targets: used.append(targets) or original(self, targets))
-    server, history = run_local(dataclasses.replace(config, resume=1), tiny_datasets(), KEY, log=quiet)
+    # min_clients 3: the resumed round waits for the whole fleet (with 2, a loaded CI may start without one)
+    server, history = run_local(dataclasses.replace(config, resume=1, min_clients=3), tiny_datasets(), KEY, log=quiet)
     assert [r["round"] for r in history] == [1, 2] and history[1]["answered"] == 3
     assert server.rocket_setup["digest"] == digest and server.rocket_setup["clients"]["rotate"] == 3
     assert len(used) == 3 and all(t["rocket"].shape == (32, 8) for t in used)  # each client: its windows' targets
