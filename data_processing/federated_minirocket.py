@@ -24,7 +24,7 @@ import hashlib
 
 import numpy as np
 
-from data_processing.minirocket import _minirocket_class
+from data_processing.minirocket import new_minirocket
 
 STAGES = ("biases", "sketch", "rotate")
 OVERSAMPLING = 16  # random directions beyond --rocket_dim: the randomised PCA's accuracy margin
@@ -36,7 +36,7 @@ class RocketStatisticsError(ValueError):
 
 def fitted_minirocket(x, n_kernels, seed):
     """aeon's MiniRocket fit on the windows x (N, C, T) with `seed`."""
-    transform = _minirocket_class()(n_kernels=n_kernels, random_state=seed, n_jobs=1)
+    transform = new_minirocket(n_kernels, seed, n_jobs=1)
     return transform.fit(np.asarray(x, dtype=np.float32))
 
 

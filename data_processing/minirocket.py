@@ -22,13 +22,35 @@ from data_processing.pretext import content_digest, generator_for
 PCA_VERSION = 1  # bump when minirocket_pca's recipe changes: cached targets are then rebuilt
 
 
-def _minirocket_class():
+def new_minirocket(n_kernels, seed, n_jobs=None):
+    """aeon's MiniRocket, unfit; on as many threads as torch unless n_jobs says (the features do not depend on it)."""
     try:
         from aeon.transformations.collection.convolution_based import MiniRocket
     except ImportError:
         raise UserError("the minirocket methods need aeon: pip install -e \".[baselines]\" (make demo and make test "
                         "install it)") from None
-    return MiniRocket
+    return MiniRocket(n_kernels=n_kernels, random_state=seed, n_jobs=n_jobs or torch.get_num_threads())
+
+
+def _windows_and_cache_path(x, name, settings, suffix, cache_dir=None):
+    """(x as float32 windows, the cache file of `name` for their content and `settings`); one line for non-windows."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3:
+        raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
+    digest = content_digest(x)
+    digest.update(json.dumps(settings).encode())
+    return x, Path(cache_dir or CACHE_DIR) / f"{name}_{digest.hexdigest()}.{suffix}"
+
+
+def _load_cached(path, read, is_whole):
+    """What read(path) gives when the file is there, readable and is_whole(it); else None (it is rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        cached = read(path)
+    except (OSError, ValueError, KeyError):
+        return None
+    return cached if is_whole(cached) else None
 
 
 def minirocket_features(fit_x, arrays, n_kernels=10_000, seed=0):
@@ -36,7 +58,7 @@ def minirocket_features(fit_x, arrays, n_kernels=10_000, seed=0):
     n_features is n_kernels rounded down to a multiple of 84 (aeon's kernel count). The transform runs on as many
     threads as torch (OMP_NUM_THREADS): the features do not depend on it, its time halves on 2 cores."""
     start = time.time()
-    transform = _minirocket_class()(n_kernels=n_kernels, random_state=seed, n_jobs=torch.get_num_threads())
+    transform = new_minirocket(n_kernels, seed)
     transform.fit(np.asarray(fit_x, dtype=np.float32))
     out = {name: np.asarray(transform.transform(np.asarray(x, dtype=np.float32)), dtype=np.float32)
            for name, x in arrays.items()}
@@ -49,19 +71,12 @@ def minirocket_pca(x, dim, n_kernels=10_000, seed=0, cache_dir=None):
     variance is 1 (their relative sizes kept: the leading ones matter most to an MSE). The rocket pretext
     task's targets; cached under data/cache by the windows' content and the three settings. Fewer windows than
     `dim` give fewer components: the remaining columns are 0."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 3:
-        raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
-    digest = content_digest(x)
-    digest.update(json.dumps({"dim": dim, "kernels": n_kernels, "seed": seed, "version": PCA_VERSION}).encode())
-    path = Path(cache_dir or CACHE_DIR) / f"minirocket_pca_{digest.hexdigest()}.npy"
-    if path.is_file():
-        try:
-            cached = np.load(path, allow_pickle=False)
-            if cached.shape == (len(x), dim) and np.isfinite(cached).all():
-                return cached
-        except (OSError, ValueError):
-            pass  # unreadable: rebuilt below
+    x, path = _windows_and_cache_path(x, "minirocket_pca", {"dim": dim, "kernels": n_kernels, "seed": seed,
+                                                             "version": PCA_VERSION}, "npy", cache_dir)
+    cached = _load_cached(path, lambda p: np.load(p, allow_pickle=False),
+                          lambda c: c.shape == (len(x), dim) and np.isfinite(c).all())
+    if cached is not None:
+        return cached
     components = _fit_teacher(x, dim, n_kernels, seed).clean
     with atomic_open(path) as f:
         np.save(f, components, allow_pickle=False)
@@ -73,7 +88,7 @@ class _Teacher:
     and padded like the clean windows' (`clean`)."""
 
     def __init__(self, x, dim, n_kernels, seed):
-        self.transform = _minirocket_class()(n_kernels=n_kernels, random_state=seed, n_jobs=torch.get_num_threads())
+        self.transform = new_minirocket(n_kernels, seed)
         self.transform.fit(x)
         features = np.asarray(self.transform.transform(x), dtype=np.float32)
         # a small dataset (own recordings, a federated client) has fewer components than --rocket_dim: the rest of
@@ -109,22 +124,18 @@ def minirocket_view_targets(x, view_transforms, n_views, dim, n_kernels=10_000, 
     index) and MiniRocket's representation of each view, projected like minirocket_pca's targets (the
     transform and the PCA fit on the clean windows). The rocket_views task's function matching: the teacher
     answers for the very input the student sees. Cached under data/cache like minirocket_pca's targets."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 3:
-        raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
-    digest = content_digest(x)
-    digest.update(json.dumps({"dim": dim, "kernels": n_kernels, "seed": seed, "views": n_views,
-                              "transforms": list(view_transforms), "version": [PCA_VERSION, VIEWS_VERSION]}).encode())
-    path = Path(cache_dir or CACHE_DIR) / f"minirocket_views_{digest.hexdigest()}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as cached:
-                views, targets = cached["views"], cached["targets"]
-            if views.shape == (len(x), n_views, *x.shape[1:]) and targets.shape == (len(x), n_views, dim) \
-                    and np.isfinite(targets).all():
-                return views, targets
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable: rebuilt below
+    settings = {"dim": dim, "kernels": n_kernels, "seed": seed, "views": n_views, "transforms": list(view_transforms),
+                "version": [PCA_VERSION, VIEWS_VERSION]}
+    x, path = _windows_and_cache_path(x, "minirocket_views", settings, "npz", cache_dir)
+
+    def read(p):
+        with np.load(p, allow_pickle=False) as cached:
+            return cached["views"], cached["targets"]
+
+    cached = _load_cached(path, read, lambda c: c[0].shape == (len(x), n_views, *x.shape[1:])
+                          and c[1].shape == (len(x), n_views, dim) and np.isfinite(c[1]).all())
+    if cached is not None:
+        return cached
     teacher = _fit_teacher(x, dim, n_kernels, seed)
     views = np.empty((len(x), n_views, *x.shape[1:]), dtype=np.float16)
     targets = np.empty((len(x), n_views, dim), dtype=np.float32)
