@@ -89,18 +89,28 @@ def representations(run, dims):
     return out, labels, r2, config
 
 
-def score(representation, labels, fraction, draws, scored_on="test"):
+def score(representation, labels, fraction, draws, scored_on="test", folds=6):
     """(macro-F1 on the `scored_on` subjects per label draw, F1 per class and draw (draws, classes), macro-F1 per
     subject and draw {subject: (draws,)}, confusion counts per subject summed over the draws {subject: (true,
-    predicted)}); one draw at 100%."""
+    predicted)}); one draw at 100%. "train_folds": the train subjects in `folds` groups, each group's windows
+    predicted by a probe whose labels are drawn (the same draw seed) from the other groups' windows."""
     train, y = representation["train"], labels["train"]
     num_classes = int(labels["train"].max()) + 1
-    truth, subject = labels[scored_on], labels[f"{scored_on}_subject"]
+    if scored_on == "train_folds":
+        truth, subject = y, labels["train_subject"]
+        groups = np.unique(subject)
+        held_out = [np.isin(subject, groups[i::folds]) for i in range(folds)]
+        plan = [(np.flatnonzero(~held), train[held], held) for held in held_out]
+    else:
+        truth, subject = labels[scored_on], labels[f"{scored_on}_subject"]
+        plan = [(np.arange(len(y)), representation[scored_on], slice(None))]
     out, per_class, per_subject = [], [], {int(s): [] for s in np.unique(subject)}
     confusion = {s: np.zeros((num_classes, num_classes), dtype=np.int64) for s in per_subject}
     for draw in range(1 if fraction >= 1 else draws):
-        subset = stratified_subset(y, fraction, draw)
-        predicted = fit_probe(PROBE, train[subset], y[subset], train, num_classes)(representation[scored_on]).argmax(1)
+        predicted = np.empty(len(truth), dtype=np.int64)
+        for pool, scored_x, scored in plan:
+            subset = pool[stratified_subset(y[pool], fraction, draw)]
+            predicted[scored] = fit_probe(PROBE, train[subset], y[subset], train[pool], num_classes)(scored_x).argmax(1)
         out.append(f1_score(truth, predicted, average="macro"))
         per_class.append(f1_score(truth, predicted, average=None, labels=range(num_classes)))
         for s, scores in per_subject.items():
@@ -117,18 +127,21 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=20, help="label draws per fraction below 100%%")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     parser.add_argument("--dims", type=int, nargs="+", default=[128, 64], help="smaller PCAs of the features")
-    parser.add_argument("--scored_on", default="test", choices=("test", "val"),
-                        help="the subjects the probes are scored on (the R^2 is always the test windows')")
+    parser.add_argument("--scored_on", default="test", choices=("test", "val", "train_folds"),
+                        help="the subjects the probes are scored on (the R^2 is always the test windows'); "
+                             "train_folds: the train subjects, each fold by labels of the others (pretraining saw "
+                             "their windows unlabelled: the student fits them as well as it fits its target there)")
+    parser.add_argument("--folds", type=int, default=6, help="train_folds: groups of train subjects")
     parser.add_argument("--per_class_fraction", type=float, default=0.1,
                         help="the fraction (one of --fractions) whose F1 per class is tabled")
     parser.add_argument("--out", default="", help="also write the table to this markdown file")
     args = parser.parse_args(argv)
-    if args.draws < 2 or not all(0 < f <= 1 for f in args.fractions) or min(args.dims) < 1:
-        raise UserError("--draws must be at least 2, --fractions in (0, 1], --dims positive")
+    if args.draws < 2 or not all(0 < f <= 1 for f in args.fractions) or min(args.dims) < 1 or args.folds < 2:
+        raise UserError("--draws must be at least 2, --fractions in (0, 1], --dims positive, --folds at least 2")
     if args.per_class_fraction not in args.fractions:
         raise UserError(f"--per_class_fraction {args.per_class_fraction} must be one of --fractions")
     reps, labels, r2, config = representations(args.encoder, tuple(args.dims))
-    scored = {name: {f: score(rep, labels, f, args.draws, args.scored_on) for f in args.fractions}
+    scored = {name: {f: score(rep, labels, f, args.draws, args.scored_on, args.folds) for f in args.fractions}
               for name, rep in reps.items()}
     scores = {name: {f: s[0] for f, s in by.items()} for name, by in scored.items()}
     lines = [f"Encoder {args.encoder} (tasks {', '.join(config.active_tasks())}, {config.rocket_dim} components of "

@@ -192,6 +192,35 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     assert int(worst) in np.unique(load_har("test").subject)
 
 
+def test_the_gap_on_train_folds_scores_each_subject_by_labels_of_the_others_only(monkeypatch):
+    rng = np.random.default_rng(0)
+    subject = np.repeat(np.arange(1, 9), 30)  # 8 train subjects, 30 windows each
+    y = np.tile(np.arange(6), 40)
+    index = np.arange(len(y), dtype=np.float64)[:, None]  # column 0 names the window
+    representation = {"train": np.hstack([index, rng.normal(size=(len(y), 3))])}
+    labels = {"train": y, "train_subject": subject}
+    calls = []
+
+    def recording_probe(probe, x, labelled_y, pool_x, num_classes):
+        labelled, pool = x[:, 0].astype(int), pool_x[:, 0].astype(int)
+
+        def predict(scored_x):
+            scored = scored_x[:, 0].astype(int)
+            calls.append((set(subject[labelled]), set(subject[pool]), scored))
+            return np.eye(num_classes)[y[scored]]  # a perfect probe: every score is 1
+        return predict
+
+    monkeypatch.setattr(distillation_gap, "fit_probe", recording_probe)
+    macro_f1, _, per_subject, _ = distillation_gap.score(representation, labels, 0.2, 2, "train_folds", folds=4)
+    assert len(calls) == 2 * 4 and macro_f1.tolist() == [1.0, 1.0] and sorted(per_subject) == list(range(1, 9))
+    for draw in (calls[:4], calls[4:]):
+        scored = np.concatenate([c[2] for c in draw])
+        assert sorted(scored.tolist()) == list(range(len(y)))  # every window scored once a draw
+        for labelled_subjects, pool_subjects, scored_windows in draw:
+            held = set(subject[scored_windows])
+            assert len(held) == 2 and not held & labelled_subjects and not held & pool_subjects
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model_heads", "1", "1"], "four 0/1 values"),
     (["--weighting", "nope"], "invalid choice"),
