@@ -35,6 +35,7 @@ from ground.paths import REPO_ROOT
 from common.pretrained import PRETRAINED_DIR, available, is_shipped, load_pretrained_state
 from common.probes import SCALERS, Probe, choose_probe, fit_probe, parse_candidate, self_train
 from common.run_folder import RunFolder
+from common.subject_norm import SUBJECT_NORMS, adabn_embeddings, zscore_per_subject
 from common.runtime import DEVICES, PRECISIONS, resolve_precision, select_device
 from data_processing.inputs import stratified_subset
 from data_processing.minirocket import minirocket_features
@@ -83,6 +84,11 @@ class ClassifierConfig(Config):
                                             "trains the strong view")
     fixmatch_ratio: int = field(2, "FixMatch: unlabelled windows per labelled window in a step")
     fixmatch_weight: float = field(1.0, "FixMatch: weight of the unlabelled loss")
+    subject_norm: str = field("none", "probed methods: each subject's representation relative to that subject's "
+                              "own windows (common/subject_norm.py): none, zscore (every feature standardised per "
+                              "subject) or adabn (the encoder's BatchNorm statistics per subject, the other "
+                              "representations z-scored); uses every window of a subject, unlabelled, test subjects "
+                              "too", choices=SUBJECT_NORMS)
     minirocket_kernels: int = field(10_000, "MiniRocket features (multiples of 84)")
     resnet_width: int = field(64, "resnet: channels of its first block (64 / 128 / 128 in Wang et al. 2017)")
     finetune_head: str = field("linear_probe", "where the fine-tuned head starts: linear_probe (the fitted "
@@ -281,13 +287,27 @@ class Representations:
         splits = {name: getattr(self.splits, name) for name in ("train", "val", "test")}
         if "+" in method:  # a hybrid: the embedding beside the other representation (the probe standardises each)
             return {k: np.concatenate([self[block][k] for block in self.blocks(method)], 1) for k in splits}
+        norm = self.config.subject_norm
+        if method == "encoder" and norm == "adabn":
+            encoder = rebuild_encoder(self.model_args, self.state_dict)
+            return self._finite({k: adabn_embeddings(encoder, d["x"], d["subject"], self.device, self.precision)
+                                 for k, d in splits.items()})
+        values = self._plain(method, splits)
+        if norm == "none":
+            return values
+        return {k: zscore_per_subject(v, splits[k]["subject"]) for k, v in values.items()}
+
+    @staticmethod
+    def _finite(embeddings):
+        if not all(np.isfinite(e).all() for e in embeddings.values()):
+            raise UserError("the encoder's embeddings of these data hold NaN or infinite values")
+        return embeddings
+
+    def _plain(self, method, splits):
         if method == "encoder":
             encoder = rebuild_encoder(self.model_args, self.state_dict).to(self.device)
-            embeddings = {k: v.numpy() for k, v in frozen_embeddings(
-                encoder, {k: d["x"] for k, d in splits.items()}, self.device, self.precision).items()}
-            if not all(np.isfinite(e).all() for e in embeddings.values()):
-                raise UserError("the encoder's embeddings of these data hold NaN or infinite values")
-            return embeddings
+            return self._finite({k: v.numpy() for k, v in frozen_embeddings(
+                encoder, {k: d["x"] for k, d in splits.items()}, self.device, self.precision).items()})
         if method == "expert_features":
             return {k: d["features"] for k, d in splits.items()}
         if method == "raw":
@@ -302,6 +322,9 @@ class Representations:
 
 
 def check_methods_apply(config, splits):
+    if config.subject_norm != "none" and "subject" not in splits.train:
+        raise UserError(f"--subject_norm {config.subject_norm} needs each window's subject, which these data do not "
+                        f"have (sensor data do)")
     if splits.train["x"].ndim != 3:
         sensor_only = [m for m in config.methods if m in SENSOR_ONLY]
         if sensor_only:

@@ -372,7 +372,7 @@ def har_labelled_splits(config, encoder_record=None, encoder=""):
                 raise UserError(f"{config.dataset}: the {name} subjects {subjects} have no labelled window: the "
                                 f"classifier needs labels in train, val and test")
             arrays[name] = {"x": data.x[mask], "y": data.y[mask], "features": data.features[mask],
-                            "recording": data.recording[mask]}
+                            "recording": data.recording[mask], "subject": data.subject[mask]}
         info = {"data_source": config.dataset, "classes": data.info["classes"], "subjects": data.subjects,
                 "standardised": data.standardisation is not None, **notes}
         channels = data.x.shape[1]
@@ -381,8 +381,8 @@ def har_labelled_splits(config, encoder_record=None, encoder=""):
             statistics = uci_standardisation(config)
         splits = {name: load_har(name, config.data_source, task=task, cache_dir=cache_dir(config))
                   for name in ("train", "val", "test")}
-        arrays = {name: {"x": _standardised(d.x, statistics), "y": d.y, "features": d.features}
-                  for name, d in splits.items()}
+        arrays = {name: {"x": _standardised(d.x, statistics), "y": d.y, "features": d.features,
+                         "subject": d.subject} for name, d in splits.items()}
         info = {"data_source": splits["train"].source, "task": task, "standardised": statistics is not None, **notes}
         channels = len(CHANNEL_NAMES)
     return LabelledSplits(**arrays, info=info, augment=functools.partial(

@@ -1,0 +1,85 @@
+"""Per-subject normalisation (--subject_norm): what each subject shares is removed, nothing else is lost."""
+import numpy as np
+import pytest
+import torch
+
+from common.checkpoint import save_encoder
+from common.classification import ClassifierConfig, run_classification
+from common.encoders import build_encoder, embed
+from common.subject_norm import adabn_embeddings, zscore_per_subject
+from ground.errors import UserError
+from data_processing.inputs import LabelledSplits
+
+
+def test_zscore_standardises_each_subject_and_forgets_its_offset_and_scale():
+    rng = np.random.default_rng(0)
+    values, subject = rng.normal(size=(60, 5)).astype(np.float32), np.repeat([3, 7, 9], 20)
+    z = zscore_per_subject(values, subject)
+    for s in (3, 7, 9):
+        assert np.allclose(z[subject == s].mean(0), 0, atol=1e-5) and np.allclose(z[subject == s].std(0), 1, atol=1e-4)
+    moved = values.copy()
+    moved[subject == 7] = 4.0 * moved[subject == 7] + rng.normal(size=5)  # subject 7 wears the sensor otherwise
+    assert np.allclose(zscore_per_subject(moved, subject), z, atol=1e-4)
+    constant = np.ones((4, 2), np.float32)  # a feature constant within a subject becomes 0, not NaN
+    assert np.array_equal(zscore_per_subject(constant, np.array([1, 1, 2, 2])), np.zeros((4, 2), np.float32))
+
+
+def test_adabn_embeds_each_subject_with_its_own_statistics_and_keeps_the_weights():
+    torch.manual_seed(0)
+    encoder = build_encoder("cnn1d", in_channels=3, width=8, depth=2, embedding_dim=6)
+    for m in encoder.modules():  # running statistics unlike any subject's, as after pretraining on others
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_var.fill_(4.0)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    rng = np.random.default_rng(1)
+    x, subject = rng.normal(size=(40, 3, 64)).astype(np.float32), np.repeat([1, 2], 20)
+    adapted = adabn_embeddings(encoder, x, subject)
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())  # the encoder is untouched
+    # subject 2's sensor reads 3x larger (another device's gain): its plain embeddings move, its AdaBN ones do
+    # not (the bias-free first convolution scales with it, zero padding too, and its batch statistics undo that)
+    shifted = x.copy()
+    shifted[subject == 2] *= 3.0
+    plain_move = np.abs(embed(encoder, shifted).numpy() - embed(encoder, x).numpy())[subject == 2].mean()
+    adabn_move = np.abs(adabn_embeddings(encoder, shifted, subject) - adapted)[subject == 2].mean()
+    assert plain_move > 0.01 and adabn_move < 1e-3 * plain_move
+    assert np.allclose(adabn_embeddings(encoder, shifted, subject)[subject == 1], adapted[subject == 1], atol=1e-6)
+
+
+def subject_splits(seed=0):
+    """Three classes as an offset on one channel, under a large offset of every channel per subject."""
+    rng = np.random.default_rng(seed)
+
+    def split(n, subjects):
+        y, subject = np.arange(n) % 3, np.repeat(subjects, n // len(subjects))
+        x = rng.normal(size=(n, 9, 32)).astype(np.float32)
+        x[np.arange(n), y] += 2.0
+        x += rng.normal(scale=4.0, size=(len(subjects), 9, 1)).astype(np.float32)[np.searchsorted(subjects, subject)]
+        return {"x": x, "y": y.astype(np.int64), "features": x.mean(-1), "subject": subject}
+
+    return LabelledSplits(split(90, [1, 2, 3]), split(30, [4, 5]), split(60, [6, 7]), {"data_source": "synthetic"})
+
+
+@pytest.mark.parametrize("norm", ["zscore", "adabn"])
+def test_subject_norm_runs_every_probed_method_and_finds_the_class_under_subject_offsets(tmp_path, norm):
+    torch.manual_seed(0)
+    encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
+    save_encoder(encoder, tmp_path / "run" / "encoder.pt")
+    scores = {}
+    for setting in ("none", norm):
+        config = ClassifierConfig(encoder=str(tmp_path / "run"), methods=("expert_features", "encoder"),
+                                  modes=("linear",), label_fractions=(1.0,), seeds=1, full_seeds=1, tuning_draws=1,
+                                  probe="logistic:1", subject_norm=setting, output_dir=str(tmp_path / setting),
+                                  device="cpu")
+        config.validate()
+        rows, _, _ = run_classification(config, subject_splits())
+        scores[setting] = {r["method"]: r["macro_f1"] for r in rows}
+    # the class is a +2 on one channel, each subject's offset up to 4: per subject it stands out
+    features = {setting: by_method["expert_features"] for setting, by_method in scores.items()}
+    assert features[norm] > 0.95 and features[norm] > features["none"]
+    assert set(scores[norm]) == {"expert_features", "encoder"}
+
+
+def test_subject_norm_needs_subjects():
+    images = LabelledSplits(*({"x": np.zeros((6, 3, 8, 8), np.float32), "y": np.arange(6) % 2} for _ in range(3)), {})
+    with pytest.raises(UserError, match="--subject_norm zscore needs each window's subject"):
+        run_classification(ClassifierConfig(methods=("raw",), subject_norm="zscore"), images)
