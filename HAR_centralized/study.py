@@ -230,6 +230,12 @@ CHOICES = (
            lambda v: ("--fixmatch_threshold", str(v)),
            {"encoder": ("fixmatch",), "supervised": ("fixmatch",), "resnet": ("fixmatch",)},
            (0.01,), where="CHOICES in HAR_centralized/study.py (fixmatch_threshold: chosen)", per_method=True),
+    # each subject's representation relative to its own windows (common/subject_norm.py), one value for every
+    # probe so each representation gets the same care. Registered 2026-12-06 after a diagnostic on the seed-42
+    # default (benchmarks/subject_norm.py, val and test both shown) lifted every representation by 2-5 points at
+    # 1%; scored by the linear probe only (MiniRocket's self-training at 10% costs minutes a draw)
+    Choice("subject_norm", ("none", "zscore", "adabn"), CLASSIFIER.subject_norm, lambda v: ("--subject_norm", v),
+           {"encoder": ("linear",), "minirocket": ("linear",), "expert_features": ("linear",)}, (0.01, 0.1)),
     # the pretraining recipe (issue 20's search, registered before it runs): each candidate changes one thing
     # of the default, 2 pretraining seeds each, scored on val by the encoder's probes (self-training uses the
     # unlabelled windows) and the hybrid that must beat MiniRocket. The hybrid is probed linearly only: its
