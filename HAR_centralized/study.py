@@ -476,7 +476,11 @@ USED_ONLY_BY = {
                      "eval_every", "patience", "train_augment", "label_smoothing", "finetune_head"), _trains_networks),
     "minirocket_kernels": lambda c: any("minirocket" in m for m in c["methods"]),
     "resnet_width": lambda c: "resnet" in c["methods"],
+    "subject_norm": lambda c: bool({"linear", "selftrain", "cotrain"} & set(c["modes"])),
 }
+# what a record that lacks a field ran with: the code before the field existed. Without it a missing field
+# reads as today's default, which stops being true the day that default changes
+BEFORE_THE_FIELD = {"subject_norm": "none"}
 
 
 # pretraining fields that only some recipes compute with: a recipe that does not use one is the same recipe
@@ -508,8 +512,10 @@ def _compared(values, default_tasks=SEED_TASKS):
 def matches(recorded, config, ignore=()):
     """Whether recorded config values (a config.json's) are `config`'s as the reuse rule compares them
     (settings()), leaving out the fields `ignore` names. A field the record lacks (added to the config since)
-    counts as its default: a new field's default keeps what the code did before it existed."""
-    values = {**json.loads(json.dumps(config_to_dict(type(config)()))), **recorded}
+    counts as its default (a new field's default keeps what the code did before it existed), or as
+    BEFORE_THE_FIELD says where that default may change."""
+    defaults = json.loads(json.dumps(config_to_dict(type(config)())))
+    values = {**defaults, **{k: v for k, v in BEFORE_THE_FIELD.items() if k in defaults}, **recorded}
     kept = lambda d: {k: v for k, v in d.items() if k not in ignore}  # noqa: E731
     return kept(_compared(values, getattr(config, "DEFAULT_TASKS", SEED_TASKS))) == kept(settings(config))
 

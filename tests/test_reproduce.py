@@ -415,3 +415,20 @@ def test_a_unit_counts_only_for_the_encoder_it_scored(tmp_path):
     assert not scored_this_encoder(run, unit)
     (run / "encoder.pt").unlink()
     assert not scored_this_encoder(run, unit)
+
+
+def test_a_record_from_before_subject_norm_ran_without_it_whatever_the_default_becomes():
+    from common.classification import ClassifierConfig
+    from common.config import compose_config
+    from HAR_centralized.study import matches
+
+    def flipped(**values):  # the day the default moves to zscore
+        cls = compose_config("Flipped", __name__, (ClassifierConfig,), defaults={"subject_norm": "zscore"})
+        return cls(**{"methods": ("encoder",), "modes": ("linear",), **values})
+
+    before = json.loads(json.dumps(config_to_dict(flipped())))
+    del before["subject_norm"]  # a unit recorded before the field existed: it ran without normalisation
+    assert not matches(before, flipped()) and matches(before, flipped(subject_norm="none"))
+    # a network does not use it: its records stay whatever the probes' setting
+    network = dict(before, modes=["finetune"])
+    assert matches(network, flipped(modes=("finetune",)))
