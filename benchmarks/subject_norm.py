@@ -37,10 +37,12 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=20, help="label draws per fraction")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1])
     parser.add_argument("--kernels_seed", type=int, default=0, help="MiniRocket's kernels (the study: the seed)")
+    parser.add_argument("--minirocket_kernels", type=int, default=10_000,
+                        help="MiniRocket's features (multiples of 84)")
     parser.add_argument("--out", default="", help="also write the table to this markdown file")
     args = parser.parse_args(argv)
-    if args.draws < 2 or not all(0 < f < 1 for f in args.fractions):
-        raise UserError("--draws must be at least 2 and --fractions in (0, 1)")
+    if args.draws < 2 or not all(0 < f < 1 for f in args.fractions) or args.minirocket_kernels < 84:
+        raise UserError("--draws must be at least 2, --fractions in (0, 1), --minirocket_kernels at least 84")
     encoder_path = Path(args.encoder)
     encoder_path = encoder_path / "encoder.pt" if encoder_path.is_dir() else encoder_path
     if not encoder_path.is_file():
@@ -50,8 +52,9 @@ def main(argv=None):
     labels = {k: getattr(splits, k)["y"] for k in ("train", "val", "test")}
     labels.update({f"{k}_subject": getattr(splits, k)["subject"] for k in ("train", "val", "test")})
     rows = [(m, n) for m in METHODS for n in SUBJECT_NORMS if n != "adabn" or m == "encoder"]
-    reps = {n: Representations(ClassifierConfig(subject_norm=n, init_seed=args.kernels_seed), splits, model_args,
-                               state_dict, "cpu", "fp32") for n in SUBJECT_NORMS}
+    reps = {n: Representations(ClassifierConfig(subject_norm=n, init_seed=args.kernels_seed,
+                                                minirocket_kernels=args.minirocket_kernels),
+                               splits, model_args, state_dict, "cpu", "fp32") for n in SUBJECT_NORMS}
     scores = {(m, n, on, f): score(reps[n][m], labels, f, args.draws, on)[0]
               for m, n in rows for on in ("val", "test") for f in args.fractions}
     columns = [(on, f) for on in ("val", "test") for f in args.fractions]

@@ -289,7 +289,7 @@ class Representations:
             return {k: np.concatenate([self[block][k] for block in self.blocks(method)], 1) for k in splits}
         norm = self.config.subject_norm
         if method == "encoder" and norm == "adabn":
-            encoder = rebuild_encoder(self.model_args, self.state_dict)
+            encoder = rebuild_encoder(self.model_args, self.state_dict).to(self.device)
             return self._finite({k: adabn_embeddings(encoder, d["x"], d["subject"], self.device, self.precision)
                                  for k, d in splits.items()})
         values = self._plain(method, splits)
@@ -360,15 +360,18 @@ def run_classification(config, splits, encoder_path=None):
                      "fixmatch": {"threshold": config.fixmatch_threshold, "ratio": config.fixmatch_ratio,
                                   "weight": config.fixmatch_weight}}
     representations = Representations(config, splits, model_args, state_dict, device, precision)
+    # LP-FT's head must fit the embeddings the network computes: never normalised per subject
+    plain = representations if config.subject_norm == "none" else Representations(
+        dataclasses.replace(config, subject_norm="none"), splits, model_args, state_dict, device, precision)
     architectures = {"supervised": model_args,
                      "resnet": {"name": "resnet1d", "in_channels": int(input_shape[0]), "width": config.resnet_width}}
     chosen, choices, repeated = {}, [], {}
 
-    def probe_for(method, fraction):
+    def probe_for(method, fraction, reps=representations):
         """The probe of a probed method at a fraction, chosen on val once (recorded in summary.json)."""
-        key = (method, round(fraction, 6))
+        key = (method, round(fraction, 6), reps is plain)
         if key not in chosen:
-            data = representations[method]
+            data = reps[method]
             probe, val_scores = choose_probe(config.probes(), data["train"], train["y"], data["val"], val["y"],
                                              fraction, config.tuning_draws, num_classes)
             # LP-FT's head starts from a logistic probe: the best logistic candidate on val
@@ -377,7 +380,7 @@ def run_classification(config, splits, encoder_path=None):
             head = max(logistic, key=lambda p: val_scores.get(p.name, 0.0))
             chosen[key] = (probe, head)
             choices.append({"method": method, "fraction": fraction, "chosen": probe.name, "head": head.name,
-                            "val_macro_f1": val_scores})
+                            "subject_norm": reps.config.subject_norm, "val_macro_f1": val_scores})
         return chosen[key]
 
     def run(method, mode, fraction, seed, subset):
@@ -397,8 +400,8 @@ def run_classification(config, splits, encoder_path=None):
         if method == "encoder":
             head_init = None
             if config.finetune_head == "linear_probe":
-                _, head = probe_for(method, fraction)
-                data = representations[method]
+                _, head = probe_for(method, fraction, plain)
+                data = plain[method]
                 fitted = fit_probe(head, data["train"][subset], y_sub, data["train"], num_classes, seed)
                 head_init = linear_head_from_probe(fitted.scaler, fitted.model, num_classes)
             probabilities, kept = fine_tune(rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub,

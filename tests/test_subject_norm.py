@@ -83,3 +83,30 @@ def test_subject_norm_needs_subjects():
     images = LabelledSplits(*({"x": np.zeros((6, 3, 8, 8), np.float32), "y": np.arange(6) % 2} for _ in range(3)), {})
     with pytest.raises(UserError, match="--subject_norm zscore needs each window's subject"):
         run_classification(ClassifierConfig(methods=("raw",), subject_norm="zscore"), images)
+
+
+def test_lp_ft_starts_from_a_head_on_the_embeddings_the_network_computes(tmp_path, monkeypatch):
+    """Fine-tuning embeds raw windows: its starting head is fit there, whatever the probes' --subject_norm."""
+    import common.classification as classification
+
+    torch.manual_seed(0)
+    encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
+    save_encoder(encoder, tmp_path / "run" / "encoder.pt")
+    heads = {}
+
+    def recording_fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, seed, encoder_lr_ratio,
+                            device="cpu", head_init=None):
+        heads.setdefault(setting, []).append(head_init)
+        return (lambda x: np.full((len(x), num_classes), 1.0 / num_classes)), True
+
+    monkeypatch.setattr(classification, "fine_tune", recording_fine_tune)
+    for setting in ("none", "zscore", "adabn"):
+        config = ClassifierConfig(encoder=str(tmp_path / "run"), methods=("encoder",), modes=("linear", "finetune"),
+                                  label_fractions=(0.5,), seeds=2, full_seeds=1, tuning_draws=2,
+                                  subject_norm=setting, output_dir=str(tmp_path / setting), device="cpu")
+        config.validate()
+        run_classification(config, subject_splits())
+    for setting in ("zscore", "adabn"):
+        assert len(heads[setting]) == 2
+        for (weight, bias), (plain_weight, plain_bias) in zip(heads[setting], heads["none"]):
+            assert np.allclose(weight, plain_weight, atol=1e-5) and np.allclose(bias, plain_bias, atol=1e-5)

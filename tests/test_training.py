@@ -153,7 +153,7 @@ def run_entrypoint(args, tmp_path, launcher=(sys.executable,)):
                            "--output_dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
+def test_train_encoder_cli_runs_on_har(tmp_path, har_cache, monkeypatch):
     # the default recipe (rocket alone), with fewer MiniRocket kernels to stay fast
     result = run_entrypoint(["--experiment_name", "cli", *TINY_FLAGS, "--rocket_kernels", "840"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -190,6 +190,20 @@ def test_train_encoder_cli_runs_on_har(tmp_path, har_cache):
     # and, for the subject the student loses most on, what it predicted instead
     worst = per_subject_table.split("Subject ")[1].split("'s windows at 10% labels")[0]
     assert int(worst) in np.unique(load_har("test").subject)
+    # benchmarks/subject_norm.py: each representation with and without per-subject normalisation, val and test
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it shares distillation_gap's scoring, as a script
+    spec = importlib.util.spec_from_file_location("subject_norm", REPO / "benchmarks" / "subject_norm.py")
+    subject_norm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(subject_norm)
+    table = tmp_path / "subject_norm.md"
+    subject_norm.main(["--encoder", str(tmp_path / "cli_seed42_tasksrocket"), "--draws", "2", "--fractions", "0.1",
+                       "--minirocket_kernels", "84", "--out", str(table)])
+    rows = [line.split(" | ") for line in table.read_text().splitlines() if line.startswith("| ")][1:]
+    assert [(r[0][2:], r[1]) for r in rows] == [("encoder", "none"), ("encoder", "zscore"), ("encoder", "adabn"),
+                                                ("minirocket", "none"), ("minirocket", "zscore"),
+                                                ("expert_features", "none"), ("expert_features", "zscore")]
+    assert all(0 < float(cell.split()[0]) <= 1 for r in rows for cell in r[2:])
+    assert "vs none" in rows[1][2] and "vs minirocket" in rows[2][2] and "vs" not in rows[3][2]
 
 
 def test_the_gap_on_train_folds_scores_each_subject_by_labels_of_the_others_only(monkeypatch):
