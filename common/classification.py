@@ -35,7 +35,7 @@ from ground.paths import REPO_ROOT
 from common.pretrained import PRETRAINED_DIR, available, is_shipped, load_pretrained_state
 from common.probes import SCALERS, Probe, choose_probe, fit_probe, parse_candidate, self_train
 from common.run_folder import RunFolder
-from common.subject_norm import SUBJECT_NORMS, adabn_embeddings, zscore_per_subject
+from common.subject_norm import MIN_SUBJECT_WINDOWS, SUBJECT_NORMS, adabn_embeddings, zscore_per_subject
 from common.runtime import DEVICES, PRECISIONS, resolve_precision, select_device
 from data_processing.inputs import stratified_subset
 from data_processing.minirocket import minirocket_features
@@ -88,7 +88,7 @@ class ClassifierConfig(Config):
                               "own windows (common/subject_norm.py): none, zscore (every feature standardised per "
                               "subject) or adabn (the encoder's BatchNorm statistics per subject, the other "
                               "representations z-scored); uses every window of a subject, unlabelled, test subjects "
-                              "too", choices=SUBJECT_NORMS)
+                              "too, at least 10 a subject", choices=SUBJECT_NORMS)
     minirocket_kernels: int = field(10_000, "MiniRocket features (multiples of 84)")
     resnet_width: int = field(64, "resnet: channels of its first block (64 / 128 / 128 in Wang et al. 2017)")
     finetune_head: str = field("linear_probe", "where the fine-tuned head starts: linear_probe (the fitted "
@@ -325,6 +325,13 @@ def check_methods_apply(config, splits):
     if config.subject_norm != "none" and "subject" not in splits.train:
         raise UserError(f"--subject_norm {config.subject_norm} needs each window's subject, which these data do not "
                         f"have (sensor data do)")
+    if config.subject_norm != "none":
+        for name in ("train", "val", "test"):
+            subjects, counts = np.unique(getattr(splits, name)["subject"], return_counts=True)
+            if counts.min() < MIN_SUBJECT_WINDOWS:
+                raise UserError(f"--subject_norm {config.subject_norm}: {name} subject {subjects[counts.argmin()]} has "
+                                f"{counts.min()} window(s), too few to standardise by (at least {MIN_SUBJECT_WINDOWS}): "
+                                f"give own recordings a subject column, or use --subject_norm none")
     if splits.train["x"].ndim != 3:
         sensor_only = [m for m in config.methods if m in SENSOR_ONLY]
         if sensor_only:

@@ -16,6 +16,9 @@ import torch
 from common.encoders import embed
 
 SUBJECT_NORMS = ("none", "zscore", "adabn")
+# a subject's statistics from fewer windows describe the windows, not the wearer (one window z-scores to 0); own
+# recordings without a subject column are one subject each
+MIN_SUBJECT_WINDOWS = 10
 
 
 def zscore_per_subject(values, subject):

@@ -432,3 +432,14 @@ def test_a_record_from_before_subject_norm_ran_without_it_whatever_the_default_b
     # a network does not use it: its records stay whatever the probes' setting
     network = dict(before, modes=["finetune"])
     assert matches(network, flipped(modes=("finetune",)))
+
+
+def test_the_choices_made_before_subject_norm_keep_their_records_after_it_was_chosen():
+    from HAR_centralized.study import CHOICES, CLASSIFIER
+
+    assert CLASSIFIER.subject_norm == "zscore"
+    scored_at = {c.name: {x.classifier for x in c.experiments()} for c in CHOICES}
+    for name in ("static_weights", "selftrain_rounds", "recipe"):  # probed before it was chosen: without it
+        assert all(flags[:2] == ("--subject_norm", "none") for flags in scored_at[name]), name
+    assert {flags for flags in scored_at["subject_norm"]} == {("--subject_norm", v) for v in ("none", "zscore",
+                                                                                              "adabn")}

@@ -85,6 +85,16 @@ def test_subject_norm_needs_subjects():
         run_classification(ClassifierConfig(methods=("raw",), subject_norm="zscore"), images)
 
 
+def test_subject_norm_refuses_subjects_with_too_few_windows_and_the_har_default_uses_it():
+    from HAR_centralized.config import HARClassifierConfig
+
+    assert HARClassifierConfig().subject_norm == "zscore" and ClassifierConfig().subject_norm == "none"
+    splits = subject_splits()
+    splits.test["subject"][:3] = 99  # npz recordings without a subject column: one subject a recording
+    with pytest.raises(UserError, match="test subject 99 has 3 window"):
+        run_classification(ClassifierConfig(methods=("raw",), subject_norm="zscore"), splits)
+
+
 def test_lp_ft_starts_from_a_head_on_the_embeddings_the_network_computes(tmp_path, monkeypatch):
     """Fine-tuning embeds raw windows: its starting head is fit there, whatever the probes' --subject_norm."""
     import common.classification as classification
