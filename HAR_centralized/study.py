@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.classification import METHODS, PROBE_MODES, file_sha256, load_pretrained_encoder, run_classification
+from common.classification import (METHODS, NETWORK_MODES, PROBE_MODES, file_sha256, load_pretrained_encoder,
+                                   run_classification)
 from common.config import Config, config_to_dict, field, parse_config
 from common.encoders import embed
 from ground.errors import UserError
@@ -44,7 +45,6 @@ from HAR_federated.config import FederatedConfig
 from HAR_federated.run import run_local
 
 LINEAR_SELFTRAIN = ("linear", "selftrain")
-NETWORK_MODES = ("finetune", "fixmatch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +243,12 @@ CHOICES = (
     Choice("subject_norm", ("none", "zscore", "adabn"), CLASSIFIER.subject_norm, lambda v: ("--subject_norm", v),
            {"encoder": ("linear",), "minirocket": ("linear",), "expert_features": ("linear",)}, (0.01, 0.1),
            where="HARClassifierConfig's defaults in HAR_centralized/config.py"),
+    # the networks' counterpart (registered 2026-12-06 with the probes' zscore default, before its units ran): each
+    # network classifies a val or test subject with its BatchNorm statistics of that subject's windows, chosen
+    # per network so supervised training from scratch gets the same care as the encoder's
+    Choice("network_subject_norm", ("none", "adabn"), {}, lambda v: ("--network_subject_norm", v),
+           {"encoder": ("finetune",), "supervised": ("finetune",)}, (0.01, 0.1), per_method=True,
+           where="CHOICES in HAR_centralized/study.py (network_subject_norm: chosen)"),
     # the pretraining recipe (issue 20's search, registered before it runs): each candidate changes one thing
     # of the default, 2 pretraining seeds each, scored on val by the encoder's probes (self-training uses the
     # unlabelled windows) and the hybrid that must beat MiniRocket. The hybrid is probed linearly only: its
@@ -484,10 +490,11 @@ USED_ONLY_BY = {
     "minirocket_kernels": lambda c: any("minirocket" in m for m in c["methods"]),
     "resnet_width": lambda c: "resnet" in c["methods"],
     "subject_norm": lambda c: bool({"linear", "selftrain", "cotrain"} & set(c["modes"])),
+    "network_subject_norm": _trains_networks,
 }
 # what a record that lacks a field ran with: the code before the field existed. Without it a missing field
 # reads as today's default, which stops being true the day that default changes
-BEFORE_THE_FIELD = {"subject_norm": "none"}
+BEFORE_THE_FIELD = {"subject_norm": "none", "network_subject_norm": "none"}
 
 
 # pretraining fields that only some recipes compute with: a recipe that does not use one is the same recipe

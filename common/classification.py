@@ -35,7 +35,8 @@ from ground.paths import REPO_ROOT
 from common.pretrained import PRETRAINED_DIR, available, is_shipped, load_pretrained_state
 from common.probes import SCALERS, Probe, choose_probe, fit_probe, parse_candidate, self_train
 from common.run_folder import RunFolder
-from common.subject_norm import MIN_SUBJECT_WINDOWS, SUBJECT_NORMS, adabn_embeddings, zscore_per_subject
+from common.subject_norm import (MIN_SUBJECT_WINDOWS, NETWORK_SUBJECT_NORMS, SUBJECT_NORMS, adabn_embeddings,
+                                 zscore_per_subject)
 from common.runtime import DEVICES, PRECISIONS, resolve_precision, select_device
 from data_processing.inputs import stratified_subset
 from data_processing.minirocket import minirocket_features
@@ -47,6 +48,7 @@ METHODS = ("encoder", "supervised", "resnet", "expert_features", "raw", "miniroc
 HYBRIDS = ("encoder+features", "encoder+minirocket")
 MODES = ("linear", "selftrain", "cotrain", "finetune", "fixmatch")
 PROBE_MODES = ("linear", "selftrain", "cotrain")  # a probe on a fixed representation, no gradient step
+NETWORK_MODES = ("finetune", "fixmatch")  # a network trained by gradient steps
 METHOD_MODES = {"encoder": ("linear", "selftrain", "finetune", "fixmatch"),
                 **{m: ("finetune", "fixmatch") for m in FROM_SCRATCH},
                 **{m: ("linear", "selftrain", "cotrain") if m in HYBRIDS else ("linear", "selftrain")
@@ -89,6 +91,10 @@ class ClassifierConfig(Config):
                               "subject) or adabn (the encoder's BatchNorm statistics per subject, the other "
                               "representations z-scored); uses every window of a subject, unlabelled, test subjects "
                               "too, at least 10 a subject", choices=SUBJECT_NORMS)
+    network_subject_norm: str = field("none", "gradient-trained networks (finetune, fixmatch, from scratch too): "
+                                      "adabn classifies each val and test subject with the network's BatchNorm "
+                                      "statistics re-estimated on that subject's windows (their weights untouched)",
+                                      choices=NETWORK_SUBJECT_NORMS)
     minirocket_kernels: int = field(10_000, "MiniRocket features (multiples of 84)")
     resnet_width: int = field(64, "resnet: channels of its first block (64 / 128 / 128 in Wang et al. 2017)")
     finetune_head: str = field("linear_probe", "where the fine-tuned head starts: linear_probe (the fitted "
@@ -322,16 +328,18 @@ class Representations:
 
 
 def check_methods_apply(config, splits):
-    if config.subject_norm != "none" and "subject" not in splits.train:
-        raise UserError(f"--subject_norm {config.subject_norm} needs each window's subject, which these data do not "
-                        f"have (sensor data do)")
-    if config.subject_norm != "none":
+    for flag, value in (("subject_norm", config.subject_norm), ("network_subject_norm", config.network_subject_norm)):
+        if value == "none" or (flag == "network_subject_norm" and not set(config.modes) & set(NETWORK_MODES)):
+            continue
+        if "subject" not in splits.train:
+            raise UserError(f"--{flag} {value} needs each window's subject, which these data do not have (sensor "
+                            f"data do)")
         for name in ("train", "val", "test"):
             subjects, counts = np.unique(getattr(splits, name)["subject"], return_counts=True)
             if counts.min() < MIN_SUBJECT_WINDOWS:
-                raise UserError(f"--subject_norm {config.subject_norm}: {name} subject {subjects[counts.argmin()]} has "
-                                f"{counts.min()} window(s), too few to standardise by (at least {MIN_SUBJECT_WINDOWS}): "
-                                f"give own recordings a subject column, or use --subject_norm none")
+                raise UserError(f"--{flag} {value}: {name} subject {subjects[counts.argmin()]} has {counts.min()} "
+                                f"window(s), too few to standardise by (at least {MIN_SUBJECT_WINDOWS}): give own "
+                                f"recordings a subject column, or use --{flag} none")
     if splits.train["x"].ndim != 3:
         sensor_only = [m for m in config.methods if m in SENSOR_ONLY]
         if sensor_only:
@@ -370,6 +378,9 @@ def run_classification(config, splits, encoder_path=None):
     # LP-FT's head must fit the embeddings the network computes: never normalised per subject
     plain = representations if config.subject_norm == "none" else Representations(
         dataclasses.replace(config, subject_norm="none"), splits, model_args, state_dict, device, precision)
+    # AdaBN for the networks: val and test classified subject by subject
+    network_subjects = {k: d["subject"] if config.network_subject_norm == "adabn" else None
+                        for k, d in (("val", val), ("test", test))}
     architectures = {"supervised": model_args,
                      "resnet": {"name": "resnet1d", "in_channels": int(input_shape[0]), "width": config.resnet_width}}
     chosen, choices, repeated = {}, [], {}
@@ -413,12 +424,12 @@ def run_classification(config, splits, encoder_path=None):
                 head_init = linear_head_from_probe(fitted.scaler, fitted.model, num_classes)
             probabilities, kept = fine_tune(rebuild_encoder(model_args, state_dict), num_classes, x_sub, y_sub,
                                             val["x"], val["y"], recipe, seed, config.encoder_lr_ratio, device,
-                                            head_init)
-            return probabilities(test["x"]), kept if head_init is not None else None, ""
+                                            head_init, network_subjects["val"])
+            return probabilities(test["x"], network_subjects["test"]), kept if head_init is not None else None, ""
         init = config.init_seed * 1000 + seed
         probabilities, _ = fine_tune(rebuild_encoder(architectures[method], None, init), num_classes, x_sub, y_sub,
-                                     val["x"], val["y"], recipe, init, 1.0, device)
-        return probabilities(test["x"]), None, ""
+                                     val["x"], val["y"], recipe, init, 1.0, device, val_subject=network_subjects["val"])
+        return probabilities(test["x"], network_subjects["test"]), None, ""
 
     rows = []
     start = time.time()

@@ -15,6 +15,7 @@ from torch import nn
 from common.encoders import build_encoder, embed, load_encoder_state
 from common.probes import Probe, fit_probe
 from common.runtime import autocast
+from common.subject_norm import adapted
 from data_processing.inputs import as_float_input
 
 
@@ -87,8 +88,17 @@ class EncoderClassifier(nn.Module):
 
 
 @torch.no_grad()
-def predict_probabilities(model, x, batch_size=1024, device="cpu", precision="fp32"):
-    """(N, K) softmax probabilities of a classifier module, float64 numpy."""
+def predict_probabilities(model, x, batch_size=1024, device="cpu", precision="fp32", subject=None):
+    """(N, K) softmax probabilities of a classifier module, float64 numpy. subject: (N,) each window's subject,
+    whose windows are then classified with the module's BatchNorm statistics of that subject's windows (AdaBN)."""
+    if subject is not None:
+        rows = {s: np.flatnonzero(subject == s) for s in np.unique(subject)}
+        parts = {s: predict_probabilities(adapted(model, x[r], device), x[r], batch_size, device, precision)
+                 for s, r in rows.items()}
+        out = np.empty((len(x), next(iter(parts.values())).shape[1]))
+        for s, r in rows.items():
+            out[r] = parts[s]
+        return out
     model.eval()
     device = torch.device(device)
     with autocast(precision, device):
@@ -96,8 +106,8 @@ def predict_probabilities(model, x, batch_size=1024, device="cpu", precision="fp
                           for i in range(0, len(x), batch_size)]).double().numpy()
 
 
-def predict(model, x, batch_size=1024, device="cpu", precision="fp32"):
-    return predict_probabilities(model, x, batch_size, device, precision).argmax(1)
+def predict(model, x, batch_size=1024, device="cpu", precision="fp32", subject=None):
+    return predict_probabilities(model, x, batch_size, device, precision, subject).argmax(1)
 
 
 def fixmatch_loss(model, xb, yb, settings, generator, device):
@@ -116,7 +126,8 @@ def fixmatch_loss(model, xb, yb, settings, generator, device):
     return labelled + fixmatch["weight"] * (unlabelled_loss * (confidence >= fixmatch["threshold"])).mean()
 
 
-def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, val_y, settings, seed, device="cpu"):
+def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, val_y, settings, seed, device="cpu",
+                              val_subject=None):
     """AdamW on mini-batches with a warm-up + cosine schedule; every `eval_every` steps the val macro-F1
     decides which weights are kept.
 
@@ -125,6 +136,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     optionally precision (fp32 or bf16 autocast of the forward pass), augment (a function (x, generator)
     -> x applied to each training batch, or None), label_smoothing, and FixMatch's fixmatch (threshold, ratio,
     weight), unlabelled (the inputs it draws from) and weak_augment (fixmatch_loss).
+    val_subject: each val window's subject, to score val by subject-adapted BatchNorm (predict_probabilities).
     Returns the model holding its best-on-val weights, that val macro-F1, and whether those are the starting
     weights (training never beat them on val).
     """
@@ -138,7 +150,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     warmup = max(1, steps // 20)
     precision, augment, fixmatch = settings.get("precision", "fp32"), settings.get("augment"), settings.get("fixmatch")
     # the starting point competes too: LP-FT keeps its fitted probe when fine-tuning does not help on val
-    best_f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision), average="macro")
+    best_f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision, subject=val_subject), average="macro")
     best_state, since_best, kept_start = copy.deepcopy(model.state_dict()), 0, True
     order, position = torch.randperm(n, generator=generator), 0
     for step in range(1, steps + 1):
@@ -164,7 +176,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
         loss.backward()
         optimizer.step()
         if step % settings["eval_every"] == 0 or step == steps:
-            f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision), average="macro")
+            f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision, subject=val_subject), average="macro")
             if f1 > best_f1:
                 best_f1, best_state, since_best, kept_start = f1, copy.deepcopy(model.state_dict()), 0, False
             else:
@@ -183,10 +195,12 @@ def rebuild_encoder(model_args, state_dict=None, seed=0):
 
 
 def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, seed, encoder_lr_ratio, device="cpu",
-              head_init=None):
+              head_init=None, val_subject=None):
     """Encoder and linear head trained end to end; the encoder's learning rate is lr * encoder_lr_ratio.
-    head_init: (weight, bias) to start the head from (linear_head_from_probe), else a random head.
-    Returns (a function of inputs -> (N, K) probabilities, whether the starting weights were kept)."""
+    head_init: (weight, bias) to start the head from (linear_head_from_probe), else a random head. val_subject:
+    val is scored with BatchNorm adapted to each subject (AdaBN), as the returned function does given subjects.
+    Returns (a function of inputs[, their subjects] -> (N, K) probabilities, whether the starting weights were
+    kept)."""
     torch.manual_seed(seed)
     model = EncoderClassifier(encoder, num_classes)
     if head_init is not None:
@@ -197,9 +211,9 @@ def fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, se
     groups = [{"params": model.head.parameters(), "lr": settings["lr"]},
               {"params": model.encoder.parameters(), "lr": settings["lr"] * encoder_lr_ratio}]
     model, _, kept_start = train_with_early_stopping(model, groups, train_x, train_y, val_x, val_y, settings, seed,
-                                                     device)
-    return (lambda x: predict_probabilities(model, x, device=device, precision=settings.get("precision", "fp32")),
-            kept_start)
+                                                     device, val_subject)
+    return (lambda x, subject=None: predict_probabilities(model, x, device=device, subject=subject,
+                                                          precision=settings.get("precision", "fp32")), kept_start)
 
 
 def frozen_embeddings(encoder, arrays, device="cpu", precision="fp32"):

@@ -4,7 +4,9 @@ gait, build) before the probe sees it.
 
 zscore: every feature standardised by the mean and sd of the subject's windows. adabn: the encoder's BatchNorm
 statistics re-estimated on each subject's windows before it embeds them (AdaBN, Li et al. 2016); the other
-representations are z-scored, so every method gets the same care. Both use a subject's unlabelled windows,
+representations are z-scored, so every method gets the same care. Gradient-trained networks (fine-tuned or
+from scratch, `--network_subject_norm adabn`) classify each val and test subject with their BatchNorm
+statistics re-estimated on that subject's windows. Both use a subject's unlabelled windows,
 all of them, when its windows are classified (a test subject's too): a transductive step, as a device that
 has seen its wearer for a while could take.
 """
@@ -16,6 +18,7 @@ import torch
 from common.encoders import embed
 
 SUBJECT_NORMS = ("none", "zscore", "adabn")
+NETWORK_SUBJECT_NORMS = ("none", "adabn")  # a network's input is the window: its own BatchNorm is what adapts
 # a subject's statistics from fewer windows describe the windows, not the wearer (one window z-scores to 0); own
 # recordings without a subject column are one subject each
 MIN_SUBJECT_WINDOWS = 10
@@ -33,9 +36,9 @@ def zscore_per_subject(values, subject):
 
 
 @torch.no_grad()
-def _adapted(encoder, x, device, batch_size=512):
-    """A copy of the encoder whose BatchNorm running statistics are those of the windows x (their exact average
-    over batches), its weights untouched."""
+def adapted(encoder, x, device, batch_size=512):
+    """A copy of the module (an encoder, a classifier network) whose BatchNorm running statistics are those of
+    the windows x (their exact average over batches), its weights untouched."""
     adapted = copy.deepcopy(encoder).to(device)
     norms = [m for m in adapted.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for norm in norms:
@@ -55,5 +58,5 @@ def adabn_embeddings(encoder, x, subject, device="cpu", precision="fp32"):
     out = np.empty((len(x), encoder.embedding_dim), dtype=np.float32)
     for s in np.unique(subject):
         rows = np.flatnonzero(subject == s)
-        out[rows] = embed(_adapted(encoder, x[rows], device), x[rows], device=device, precision=precision).numpy()
+        out[rows] = embed(adapted(encoder, x[rows], device), x[rows], device=device, precision=precision).numpy()
     return out

@@ -432,6 +432,10 @@ def test_a_record_from_before_subject_norm_ran_without_it_whatever_the_default_b
     # a network does not use it: its records stay whatever the probes' setting
     network = dict(before, modes=["finetune"])
     assert matches(network, flipped(modes=("finetune",)))
+    # and it ran without the networks' own AdaBN, which the probes' records ignore
+    del network["network_subject_norm"], before["network_subject_norm"]
+    assert not matches(network, flipped(modes=("finetune",), network_subject_norm="adabn"))
+    assert matches(before, flipped(subject_norm="none", network_subject_norm="adabn"))
 
 
 def test_the_choices_made_before_subject_norm_keep_their_records_after_it_was_chosen():

@@ -1,4 +1,6 @@
 """Per-subject normalisation (--subject_norm): what each subject shares is removed, nothing else is lost."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -45,6 +47,26 @@ def test_adabn_embeds_each_subject_with_its_own_statistics_and_keeps_the_weights
     assert np.allclose(adabn_embeddings(encoder, shifted, subject)[subject == 1], adapted[subject == 1], atol=1e-6)
 
 
+def test_a_network_with_adabn_classifies_a_subject_alike_whatever_its_sensor_gain():
+    from common.evaluation import EncoderClassifier, predict_probabilities
+
+    torch.manual_seed(0)
+    network = EncoderClassifier(build_encoder("cnn1d", in_channels=3, width=8, depth=2, embedding_dim=6), 4)
+    for m in network.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_var.fill_(4.0)
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    rng = np.random.default_rng(2)
+    x, subject = rng.normal(size=(40, 3, 64)).astype(np.float32), np.repeat([5, 6], 20)
+    shifted = x.copy()
+    shifted[subject == 6] *= 3.0
+    adapted = predict_probabilities(network, x, subject=subject)
+    assert np.allclose(predict_probabilities(network, shifted, subject=subject), adapted, atol=1e-5)
+    assert np.abs(predict_probabilities(network, shifted) - predict_probabilities(network, x))[subject == 6].max() > 1e-3
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())  # its own statistics stay
+    assert np.allclose(adapted[subject == 5], predict_probabilities(network, x[subject == 5], subject=subject[:20]))
+
+
 def subject_splits(seed=0):
     """Three classes as an offset on one channel, under a large offset of every channel per subject."""
     rng = np.random.default_rng(seed)
@@ -79,6 +101,26 @@ def test_subject_norm_runs_every_probed_method_and_finds_the_class_under_subject
     assert set(scores[norm]) == {"expert_features", "encoder"}
 
 
+def test_networks_run_with_adabn_and_need_enough_windows_a_subject(tmp_path):
+    torch.manual_seed(0)
+    encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
+    save_encoder(encoder, tmp_path / "run" / "encoder.pt")
+    config = ClassifierConfig(encoder=str(tmp_path / "run"), methods=("encoder", "supervised"), modes=("finetune",),
+                              label_fractions=(1.0,), seeds=1, full_seeds=1, tuning_draws=1, min_steps=4,
+                              max_steps=4, eval_every=2, network_subject_norm="adabn",
+                              output_dir=str(tmp_path / "adabn"), device="cpu")
+    config.validate()
+    rows, _, _ = run_classification(config, subject_splits())
+    assert {r["method"] for r in rows} == {"encoder", "supervised"} and all(0 <= r["macro_f1"] <= 1 for r in rows)
+    splits = subject_splits()
+    splits.val["subject"][:2] = 99
+    with pytest.raises(UserError, match="--network_subject_norm adabn: val subject 99 has 2 window"):
+        run_classification(config, splits)
+    # probes alone do not use it: no check
+    run_classification(dataclasses.replace(config, methods=("raw",), modes=("linear",), probe="ridge",
+                                           output_dir=str(tmp_path / "probe")), splits)
+
+
 def test_subject_norm_needs_subjects():
     images = LabelledSplits(*({"x": np.zeros((6, 3, 8, 8), np.float32), "y": np.arange(6) % 2} for _ in range(3)), {})
     with pytest.raises(UserError, match="--subject_norm zscore needs each window's subject"):
@@ -105,9 +147,9 @@ def test_lp_ft_starts_from_a_head_on_the_embeddings_the_network_computes(tmp_pat
     heads = {}
 
     def recording_fine_tune(encoder, num_classes, train_x, train_y, val_x, val_y, settings, seed, encoder_lr_ratio,
-                            device="cpu", head_init=None):
+                            device="cpu", head_init=None, val_subject=None):
         heads.setdefault(setting, []).append(head_init)
-        return (lambda x: np.full((len(x), num_classes), 1.0 / num_classes)), True
+        return (lambda x, subject=None: np.full((len(x), num_classes), 1.0 / num_classes)), True
 
     monkeypatch.setattr(classification, "fine_tune", recording_fine_tune)
     for setting in ("none", "zscore", "adabn"):
