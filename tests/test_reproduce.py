@@ -256,7 +256,7 @@ def test_the_recipe_search_runs_two_seeds_per_candidate_and_reuses_the_encoders_
 
 def test_the_downstream_mode_is_judged_on_the_chosen_recipes_val_encoders_on_shared_draws(tmp_path):
     study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study")))
-    probes, networks = RECIPE.candidate_id(RECIPE.chosen), "winner_networks_val"
+    probes, networks = "winner_probes_val", "winner_networks_val"
 
     def rows(scores, extra_draw_of=None):
         out = []
@@ -269,9 +269,11 @@ def test_the_downstream_mode_is_judged_on_the_chosen_recipes_val_encoders_on_sha
 
     scores = {"linear": 0.90, "selftrain": 0.93, "finetune": 0.89, "fixmatch": 0.88}
     scores = {m: 0.95 if m == DOWNSTREAM_MODE else v - 0.05 for m, v in scores.items()}
-    # another recipe's or method's rows do not count; a mode's extra draw is left out of the comparison
-    noise = [dict(r, experiment=RECIPE.candidate_id("seed_tasks"), downstream="encoder")
-             for r in rows_of("x", [[0.99] * 2], fraction=0.01, mode="finetune")]
+    # another recipe's rows, or the search's own probes (scored before subject_norm), do not count; a mode's
+    # extra draw is left out of the comparison
+    noise = [dict(r, experiment=RECIPE.candidate_id(recipe), downstream="encoder")
+             for recipe, mode in (("seed_tasks", "finetune"), (RECIPE.chosen, "linear"))
+             for r in rows_of("x", [[0.99] * 2], fraction=0.01, mode=mode)]
     made = next(c for c in study.choices(rows(scores, extra_draw_of="finetune") + noise)
                 if c["choice"] == "downstream_mode")
     assert made["chosen"] == made["best_on_val"] == DOWNSTREAM_MODE and not made["pending"]
