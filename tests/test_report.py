@@ -7,7 +7,8 @@ from scipy import stats
 
 from ground.errors import UserError
 from common.report import aggregate, claims_table, evaluate_claims, paired_difference, score_table, time_table
-from HAR_centralized.study import CLAIMS, DEFAULT, EXPERIMENTS, NETWORK_MODES, RECIPE, RECIPES, StudyConfig, plan
+from HAR_centralized.study import (CLAIMS, DEFAULT, DOWNSTREAM_MODE, EXPERIMENTS, NETWORK_MODES, RECIPE, RECIPES,
+                                   StudyConfig, plan)
 
 
 def rows_of(method, mode, values):
@@ -67,7 +68,10 @@ def test_the_confirmation_takes_its_own_seeds_and_a_fixed_experiment_one():
     by_id = {e.id: e for e in EXPERIMENTS}
     config = StudyConfig(pretrain_seeds=(7, 9))
     assert by_id[DEFAULT].seeds(config) == [42, 43, 44, 45, 46]  # the confirmation's five
-    assert by_id["baselines"].seeds(config) == [7] and by_id[f"{DEFAULT}_downstream"].seeds(config) == [7, 9]
+    assert by_id["baselines"].seeds(config) == [7] and by_id[f"{DEFAULT}_fixmatch"].seeds(config) == [7, 9]
+    # the downstream mode chosen on val is confirmed at the five seeds too
+    assert any(e.seeds(config) == [42, 43, 44, 45, 46] and DOWNSTREAM_MODE in e.methods.get("encoder", ())
+               for e in EXPERIMENTS if e.id.startswith(DEFAULT))
     recipe = next(e for e in EXPERIMENTS if e.id == RECIPE.candidate_id(RECIPE.chosen))
     assert recipe.seeds(StudyConfig(pretrain_seeds=(43,))) == [43]  # a search's seeds: the study's first two
 
