@@ -151,7 +151,7 @@ def main(argv=None):
         "tasks": summary["tasks"], "encoder_parameters": summary["encoder_parameters"],
         "train_seconds": summary["train_seconds"], "device": summary["device"], "commit": summary["git_commit"],
         "pretraining_data": {k: summary[k] for k in ("data_source", "split", "windows", "subjects")},
-        "label_seeds": config.seeds,
+        "label_seeds": config.seeds, "subject_norm": classifier.subject_norm,
         # the split and input standardisation the encoder was pretrained with (load_pretrained applies the latter)
         **({"data": record} if (record := safe_torch_load(run / "encoder.pt").get("data")) else {}),
         "scores": [{**{k: s[k] for k in ("mode", "macro_f1_mean", "macro_f1_std", "accuracy_mean")},
