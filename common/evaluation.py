@@ -149,8 +149,13 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
     steps = int(np.clip(settings["epochs"] * math.ceil(n / batch_size), settings["min_steps"], settings["max_steps"]))
     warmup = max(1, steps // 20)
     precision, augment, fixmatch = settings.get("precision", "fp32"), settings.get("augment"), settings.get("fixmatch")
+
+    def val_f1():
+        return f1_score(val_y, predict(model, val_x, device=device, precision=precision, subject=val_subject),
+                        average="macro")
+
     # the starting point competes too: LP-FT keeps its fitted probe when fine-tuning does not help on val
-    best_f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision, subject=val_subject), average="macro")
+    best_f1 = val_f1()
     best_state, since_best, kept_start = copy.deepcopy(model.state_dict()), 0, True
     order, position = torch.randperm(n, generator=generator), 0
     for step in range(1, steps + 1):
@@ -176,7 +181,7 @@ def train_with_early_stopping(model, parameter_groups, train_x, train_y, val_x, 
         loss.backward()
         optimizer.step()
         if step % settings["eval_every"] == 0 or step == steps:
-            f1 = f1_score(val_y, predict(model, val_x, device=device, precision=precision, subject=val_subject), average="macro")
+            f1 = val_f1()
             if f1 > best_f1:
                 best_f1, best_state, since_best, kept_start = f1, copy.deepcopy(model.state_dict()), 0, False
             else:
