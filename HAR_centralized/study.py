@@ -239,7 +239,7 @@ CHOICES = (
     # probe so each representation gets the same care. Registered 2026-12-06 after a diagnostic on the seed-42
     # default (benchmarks/subject_norm.py, val and test both shown) lifted every representation by 2-5 points at
     # 1%; scored by the linear probe only (MiniRocket's self-training at 10% costs minutes a draw). Val: none
-    # 0.894, zscore 0.933, adabn 0.933 (the encoder alone 0.9416 both): zscore, the simpler, is the default since
+    # 0.894, zscore 0.933, adabn 0.933 (the encoder alone 0.9416 both): zscore, the simpler, became HAR's default
     Choice("subject_norm", ("none", "zscore", "adabn"), CLASSIFIER.subject_norm, lambda v: ("--subject_norm", v),
            {"encoder": ("linear",), "minirocket": ("linear",), "expert_features": ("linear",)}, (0.01, 0.1),
            where="HARClassifierConfig's defaults in HAR_centralized/config.py"),

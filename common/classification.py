@@ -328,8 +328,9 @@ class Representations:
 
 
 def check_methods_apply(config, splits):
-    for flag, value in (("subject_norm", config.subject_norm), ("network_subject_norm", config.network_subject_norm)):
-        if value == "none" or (flag == "network_subject_norm" and not set(config.modes) & set(NETWORK_MODES)):
+    for flag, value, modes in (("subject_norm", config.subject_norm, PROBE_MODES),
+                               ("network_subject_norm", config.network_subject_norm, NETWORK_MODES)):
+        if value == "none" or not set(config.modes) & set(modes):  # no mode of these runs uses it
             continue
         if "subject" not in splits.train:
             raise UserError(f"--{flag} {value} needs each window's subject, which these data do not have (sensor "

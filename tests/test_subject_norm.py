@@ -117,9 +117,11 @@ def test_networks_run_with_adabn_and_need_enough_windows_a_subject(tmp_path):
     splits.val["subject"][:2] = 99
     with pytest.raises(UserError, match="--network_subject_norm adabn: val subject 99 has 2 window"):
         run_classification(config, splits)
-    # probes alone do not use it: no check
+    # probes alone do not use it, nor networks alone the probes' zscore: no check
     run_classification(dataclasses.replace(config, methods=("raw",), modes=("linear",), probe="ridge",
                                            output_dir=str(tmp_path / "probe")), splits)
+    run_classification(dataclasses.replace(config, methods=("supervised",), network_subject_norm="none",
+                                           subject_norm="zscore", output_dir=str(tmp_path / "plain")), splits)
 
 
 def test_subject_norm_needs_subjects():
