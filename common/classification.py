@@ -90,7 +90,8 @@ class ClassifierConfig(Config):
                               "own windows (common/subject_norm.py): none, zscore (every feature standardised per "
                               "subject) or adabn (the encoder's BatchNorm statistics per subject, the other "
                               "representations z-scored); uses every window of a subject, unlabelled, test subjects "
-                              "too, at least 10 a subject", choices=SUBJECT_NORMS)
+                              "too; left out, with a notice, where a subject has under 10 windows",
+                              choices=SUBJECT_NORMS)
     network_subject_norm: str = field("none", "gradient-trained networks (finetune, fixmatch, from scratch too): "
                                       "adabn classifies each val and test subject with the network's BatchNorm "
                                       "statistics re-estimated on that subject's windows (their weights untouched)",
@@ -327,32 +328,40 @@ class Representations:
         return MINIROCKET_MEMO[key]
 
 
-def check_methods_apply(config, splits):
-    for flag, value, modes in (("subject_norm", config.subject_norm, PROBE_MODES),
-                               ("network_subject_norm", config.network_subject_norm, NETWORK_MODES)):
+def config_for_data(config, splits):
+    """The config the run uses, after checking the methods fit the data. A per-subject normalisation the data
+    cannot support (a subject with fewer than MIN_SUBJECT_WINDOWS windows in a split: own windows without a
+    subject column are one subject each) is left out with a notice, so HAR's default works on any recordings;
+    asking for it on data without subjects (images) is an error."""
+    for flag, modes in (("subject_norm", PROBE_MODES), ("network_subject_norm", NETWORK_MODES)):
+        value = getattr(config, flag)
         if value == "none" or not set(config.modes) & set(modes):  # no mode of these runs uses it
             continue
         if "subject" not in splits.train:
             raise UserError(f"--{flag} {value} needs each window's subject, which these data do not have (sensor "
                             f"data do)")
-        for name in ("train", "val", "test"):
-            subjects, counts = np.unique(getattr(splits, name)["subject"], return_counts=True)
-            if counts.min() < MIN_SUBJECT_WINDOWS:
-                raise UserError(f"--{flag} {value}: {name} subject {subjects[counts.argmin()]} has {counts.min()} "
-                                f"window(s), too few to standardise by (at least {MIN_SUBJECT_WINDOWS}): give own "
-                                f"recordings a subject column, or use --{flag} none")
+        few = [(name, subject, count) for name in ("train", "val", "test")
+               for subject, count in zip(*np.unique(getattr(splits, name)["subject"], return_counts=True))
+               if count < MIN_SUBJECT_WINDOWS]
+        if few:
+            name, subject, count = few[0]
+            print(f"--{flag} {value}: {name} subject {subject} has {count} window(s), too few to normalise by (at "
+                  f"least {MIN_SUBJECT_WINDOWS}; own recordings without a subject column are one subject each): "
+                  f"this run goes on without it (--{flag} none)")
+            config = dataclasses.replace(config, **{flag: "none"})
     if splits.train["x"].ndim != 3:
         sensor_only = [m for m in config.methods if m in SENSOR_ONLY]
         if sensor_only:
             raise UserError(f"{', '.join(sensor_only)} take sensor windows (channels x samples), not images")
     if "fixmatch" in config.modes and splits.weak_augment is None:
         raise UserError("--modes fixmatch needs a weak augmentation of these data (sensor windows have one)")
+    return config
 
 
 def run_classification(config, splits, encoder_path=None):
     """Run the study; returns (rows, summary, output folder). encoder_path: the resolved --encoder, else
     resolved here."""
-    check_methods_apply(config, splits)
+    config = config_for_data(config, splits)
     device = select_device(config.device)
     precision = resolve_precision(config.precision, device)
     if encoder_path is None and needs_encoder(config):

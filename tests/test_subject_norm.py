@@ -1,5 +1,6 @@
 """Per-subject normalisation (--subject_norm): what each subject shares is removed, nothing else is lost."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -102,7 +103,7 @@ def test_subject_norm_runs_every_probed_method_and_finds_the_class_under_subject
     assert set(scores[norm]) == {"expert_features", "encoder"}
 
 
-def test_networks_run_with_adabn_and_need_enough_windows_a_subject(tmp_path):
+def test_networks_run_with_adabn_and_need_enough_windows_a_subject(tmp_path, capsys):
     torch.manual_seed(0)
     encoder = build_encoder("cnn1d", in_channels=9, width=4, depth=2, embedding_dim=8)
     save_encoder(encoder, tmp_path / "run" / "encoder.pt")
@@ -115,13 +116,15 @@ def test_networks_run_with_adabn_and_need_enough_windows_a_subject(tmp_path):
     assert {r["method"] for r in rows} == {"encoder", "supervised"} and all(0 <= r["macro_f1"] <= 1 for r in rows)
     splits = subject_splits()
     splits.val["subject"][:2] = 99
-    with pytest.raises(UserError, match="--network_subject_norm adabn: val subject 99 has 2 window"):
-        run_classification(config, splits)
-    # probes alone do not use it, nor networks alone the probes' zscore: no check
-    run_classification(dataclasses.replace(config, methods=("raw",), modes=("linear",), probe="ridge",
-                                           output_dir=str(tmp_path / "probe")), splits)
-    run_classification(dataclasses.replace(config, methods=("supervised",), network_subject_norm="none",
-                                           subject_norm="zscore", output_dir=str(tmp_path / "plain")), splits)
+    _, _, folder = run_classification(dataclasses.replace(config, output_dir=str(tmp_path / "few")), splits)
+    assert "--network_subject_norm adabn: val subject 99 has 2 window(s)" in capsys.readouterr().out
+    assert json.loads((folder / "config.json").read_text())["network_subject_norm"] == "none"
+    # probes alone do not use it, nor networks alone the probes' zscore: no notice, the config as it was
+    for other in (dict(methods=("raw",), modes=("linear",), probe="ridge"),
+                  dict(methods=("supervised",), network_subject_norm="none", subject_norm="zscore")):
+        _, _, folder = run_classification(dataclasses.replace(config, **other, output_dir=str(tmp_path / "x")), splits)
+        assert "too few" not in capsys.readouterr().out
+        assert json.loads((folder / "config.json").read_text())["subject_norm"] == other.get("subject_norm", "none")
 
 
 def test_subject_norm_needs_subjects():
@@ -130,14 +133,19 @@ def test_subject_norm_needs_subjects():
         run_classification(ClassifierConfig(methods=("raw",), subject_norm="zscore"), images)
 
 
-def test_subject_norm_refuses_subjects_with_too_few_windows_and_the_har_default_uses_it():
+def test_subjects_with_too_few_windows_leave_subject_norm_out_with_a_notice(tmp_path, capsys):
     from HAR_centralized.config import HARClassifierConfig
 
     assert HARClassifierConfig().subject_norm == "zscore" and ClassifierConfig().subject_norm == "none"
     splits = subject_splits()
-    splits.test["subject"][:3] = 99  # npz recordings without a subject column: one subject a recording
-    with pytest.raises(UserError, match="test subject 99 has 3 window"):
-        run_classification(ClassifierConfig(methods=("raw",), subject_norm="zscore"), splits)
+    splits.test["subject"][:3] = 99  # npz windows without a subject column: one subject a window
+    config = ClassifierConfig(methods=("raw",), modes=("linear",), subject_norm="zscore", label_fractions=(1.0,),
+                              seeds=1, full_seeds=1, probe="ridge", output_dir=str(tmp_path / "few"))
+    rows, _, folder = run_classification(config, splits)
+    assert "test subject 99 has 3 window(s), too few" in capsys.readouterr().out
+    assert json.loads((folder / "config.json").read_text())["subject_norm"] == "none"  # what the run did
+    unnormalised = dataclasses.replace(config, subject_norm="none", output_dir=str(tmp_path / "none"))
+    assert run_classification(unnormalised, splits)[0][0]["macro_f1"] == rows[0]["macro_f1"]
 
 
 def test_lp_ft_starts_from_a_head_on_the_embeddings_the_network_computes(tmp_path, monkeypatch):
