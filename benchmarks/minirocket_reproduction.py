@@ -34,6 +34,7 @@ def main():
         out = f"{args.output_dir or args.encoder}/minirocket_{probe.split(':')[0]}"
         config = parse_config(HARClassifierConfig, [
             "--encoder", args.encoder, "--methods", "minirocket", "--modes", "linear", "--probe", probe,
+            "--subject_norm", "none",  # the protocol of the figures it reproduces
             "--seeds", str(args.draws), "--full_seeds", "1", "--label_fractions", "0.01", "0.1", "1.0",
             "--output_dir", out])
         rows, _, folder = run_classification(config, har_labelled_splits(config, None, args.encoder))
