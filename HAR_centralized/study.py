@@ -502,7 +502,7 @@ USED_ONLY_BY = {
                      "eval_every", "patience", "train_augment", "label_smoothing", "finetune_head"), _trains_networks),
     "minirocket_kernels": lambda c: any("minirocket" in m for m in c["methods"]),
     "resnet_width": lambda c: "resnet" in c["methods"],
-    "subject_norm": lambda c: bool({"linear", "selftrain", "cotrain"} & set(c["modes"])),
+    "subject_norm": lambda c: bool(set(PROBE_MODES) & set(c["modes"])),
     "network_subject_norm": _trains_networks,
 }
 # what a record that lacks a field ran with: the code before the field existed. Without it a missing field

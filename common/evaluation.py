@@ -15,7 +15,7 @@ from torch import nn
 from common.encoders import build_encoder, embed, load_encoder_state
 from common.probes import Probe, fit_probe
 from common.runtime import autocast
-from common.subject_norm import adapted
+from common.subject_norm import by_subject
 from data_processing.inputs import as_float_input
 
 
@@ -92,13 +92,8 @@ def predict_probabilities(model, x, batch_size=1024, device="cpu", precision="fp
     """(N, K) softmax probabilities of a classifier module, float64 numpy. subject: (N,) each window's subject,
     whose windows are then classified with the module's BatchNorm statistics of that subject's windows (AdaBN)."""
     if subject is not None:
-        rows = {s: np.flatnonzero(subject == s) for s in np.unique(subject)}
-        parts = {s: predict_probabilities(adapted(model, x[r], device), x[r], batch_size, device, precision)
-                 for s, r in rows.items()}
-        out = np.empty((len(x), next(iter(parts.values())).shape[1]))
-        for s, r in rows.items():
-            out[r] = parts[s]
-        return out
+        return by_subject(model, x, subject, device,
+                          lambda adapted, xs: predict_probabilities(adapted, xs, batch_size, device, precision))
     model.eval()
     device = torch.device(device)
     with autocast(precision, device):

@@ -50,13 +50,23 @@ def adapted(encoder, x, device, batch_size=512):
     return adapted.eval()
 
 
+def by_subject(module, x, subject, device, compute):
+    """compute(module adapted to a subject's windows, those windows) -> (n, ...) array, for each subject; the
+    rows back in x's order."""
+    out = None
+    for s in np.unique(subject):
+        rows = np.flatnonzero(subject == s)
+        part = np.asarray(compute(adapted(module, x[rows], device), x[rows]))
+        if out is None:
+            out = np.empty((len(x), *part.shape[1:]), dtype=part.dtype)
+        out[rows] = part
+    return out
+
+
 def adabn_embeddings(encoder, x, subject, device="cpu", precision="fp32"):
     """(N, embedding_dim) float32: each subject's windows embedded by the encoder with BatchNorm statistics of
     that subject's windows. An encoder without BatchNorm embeds as it is."""
     if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in encoder.modules()):
         return embed(encoder, x, device=device, precision=precision).numpy()
-    out = np.empty((len(x), encoder.embedding_dim), dtype=np.float32)
-    for s in np.unique(subject):
-        rows = np.flatnonzero(subject == s)
-        out[rows] = embed(adapted(encoder, x[rows], device), x[rows], device=device, precision=precision).numpy()
-    return out
+    return by_subject(encoder, x, subject, device,
+                      lambda adapted_encoder, xs: embed(adapted_encoder, xs, device=device, precision=precision))
