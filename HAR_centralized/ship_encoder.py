@@ -80,15 +80,27 @@ def study_scores(label):
         return ""
     lines = [f"- {r['mode']} at {100 * r['fraction']:g}% labels: {r['macro_f1_mean']:.3f} ± {r['macro_f1_std']:.3f}"
              for r in sorted(rows, key=lambda r: (r["mode"], r["fraction"]))]
-    n, draws = rows[0]["n_pretrain_seeds"], min(r.get("n_label_draws", 3) for r in rows)
-    return (f"\nThe same recipe over {n} pretraining seeds (resources/results.md; mean ± std over seeds, {draws}+ "
-            f"label draws inside each):\n\n" + "\n".join(lines) + "\n")
+    n = rows[0]["n_pretrain_seeds"]
+    few, full = ({r.get("n_label_draws", 3) for r in rows if (r["fraction"] < 1) == below} for below in (True, False))
+    draws = f"{min(few)}+ label draws inside each below 100% labels" + (f", {min(full)}+ at 100%" if full else "")
+    return (f"\nThe same recipe over {n} pretraining seeds (resources/results.md; mean ± std over seeds, {draws}):\n\n"
+            + "\n".join(lines) + "\n")
 
 
 # what the default recipe's task is, for the card (HAR_centralized/config.py; the recipe search in the README)
 def task_notes(recipe):
     return (f"rocket: the encoder regresses {recipe['rocket_dim']} principal components of the window's MiniRocket "
             f"features, fit on the pretraining windows; the recipe search's winner on the val subjects")
+
+
+def probe_notes(description):
+    """The card's words for the probe the scores used (train_classifier.py's settings, recorded in the .json)."""
+    probe = description.get("probe", "logistic:1")
+    candidates = ", ".join(description.get("probe_candidates", ()))
+    chosen = f"the classifier chosen on the val subjects per fraction among {candidates}" if probe == "auto" else probe
+    norm = {"none": "", "zscore": "; each subject's embedding standardised on its own windows",
+            "adabn": "; each subject embedded with BatchNorm statistics of its own windows"}
+    return chosen + norm.get(description.get("subject_norm", "none"), "")
 
 
 def model_card(name, description, table):
@@ -123,7 +135,7 @@ code at commit
 again and ships it; `--encoder RUN_FOLDER` ships a finished run of it (this one: the study's seed-42 run).
 
 ## Scores
-Linear probe (logistic regression on the frozen embeddings, C=1) trained on a stratified share of the train
+Linear probe on the frozen embeddings ({probe_notes(description)}) trained on a stratified share of the train
 subjects' labels, macro-F1 on the 9 official test subjects, mean ± std over {description['label_seeds']} label subsets:
 
 {table}{study}
@@ -151,7 +163,8 @@ def main(argv=None):
         "tasks": summary["tasks"], "encoder_parameters": summary["encoder_parameters"],
         "train_seconds": summary["train_seconds"], "device": summary["device"], "commit": summary["git_commit"],
         "pretraining_data": {k: summary[k] for k in ("data_source", "split", "windows", "subjects")},
-        "label_seeds": config.seeds, "subject_norm": classifier.subject_norm,
+        "label_seeds": config.seeds, "subject_norm": classifier.subject_norm, "probe": classifier.probe,
+        "probe_candidates": list(classifier.probe_candidates),
         # the split and input standardisation the encoder was pretrained with (load_pretrained applies the latter)
         **({"data": record} if (record := safe_torch_load(run / "encoder.pt").get("data")) else {}),
         "scores": [{**{k: s[k] for k in ("mode", "macro_f1_mean", "macro_f1_std", "accuracy_mean")},

@@ -13,8 +13,8 @@ from common.har_task import har_model
 from common.pretrained import PRETRAINED_DIR, available, export_encoder, load_pretrained
 from common.pretrain_config import with_trained_tasks
 from HAR_centralized import train_classifier
-from HAR_centralized.config import HARPretrainConfig
-from HAR_centralized.ship_encoder import RUN_ONLY_FIELDS
+from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
+from HAR_centralized.ship_encoder import RUN_ONLY_FIELDS, probe_notes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,13 @@ def test_the_card_matches_the_default_recipe():
     assert set(defaults) - set(recipe) - set(RUN_ONLY_FIELDS) == set()
     assert card["input_shape"] == [9, 128] and card["pretraining_data"]["windows"] > 5000
     assert {(s["mode"], s["fraction"]) for s in card["scores"]} == {("linear", f) for f in (0.01, 0.1, 1.0)}
+    # its scores were made with the probe train_classifier.py runs by default (the same rule for the probe's settings)
+    probe_defaults = HARClassifierConfig()
+    assert (card.get("probe"), card.get("probe_candidates"), card.get("subject_norm")) == (
+        probe_defaults.probe, list(probe_defaults.probe_candidates), probe_defaults.subject_norm), \
+        "ship again: python HAR_centralized/ship_encoder.py --encoder <the study's seed-42 run>"
     text = (PRETRAINED_DIR / "har_mtl.md").read_text()
+    assert probe_notes(card) in text.replace("\n", " ")
     assert card["sha256"][:16] in text and f"{card['scores'][-1]['macro_f1_mean']:.3f}" in text
 
 
