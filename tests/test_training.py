@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("task_shares", REPO / "benchmarks" / "task_shares.py")
 task_shares = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(task_shares)
+_spec = importlib.util.spec_from_file_location("heldout_subjects", REPO / "benchmarks" / "heldout_subjects.py")
+heldout_subjects = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(heldout_subjects)
 _spec = importlib.util.spec_from_file_location("distillation_gap", REPO / "benchmarks" / "distillation_gap.py")
 distillation_gap = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(distillation_gap)
@@ -233,6 +236,28 @@ def test_the_gap_on_train_folds_scores_each_subject_by_labels_of_the_others_only
         for labelled_subjects, pool_subjects, scored_windows in draw:
             held = set(subject[scored_windows])
             assert len(held) == 2 and not held & labelled_subjects and not held & pool_subjects
+
+
+def test_heldout_subjects_pretrains_each_fold_without_its_subjects_and_reuses_the_runs(tmp_path, har_cache,
+                                                                                       monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    flags = ["--folds", "2", "--draws", "2", "--fractions", "0.1", "--kernels", "84", "--output_dir", str(tmp_path),
+             "--pretrain_flags", " ".join([*TINY_FLAGS, "--pretrain_data", "labelled", "--rocket_kernels", "84",
+                                           "--rocket_dim", "4"]), "--out", str(tmp_path / "heldout.md")]
+    heldout_subjects.main(flags)
+    train_subjects = np.unique(load_har("train").subject).tolist()
+    folds = [train_subjects[0::2], train_subjects[1::2]]
+    for k, held in enumerate(folds):
+        pretrained = json.loads((tmp_path / f"without_fold{k}_seed42_tasksrocket" / "summary.json").read_text())
+        assert sorted(pretrained["subjects"]) == sorted(set(train_subjects) - set(held))
+    table = (tmp_path / "heldout.md").read_text()
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| held out")]
+    assert [r[1] for r in rows] == ["encoder", "minirocket"] and all(0 < float(r[2].split()[0]) <= 1 for r in rows)
+    per_subject = table.split("per held-out subject")[1]
+    assert [int(p.split()[0]) for p in per_subject.split("): ")[1].split(", ")] == train_subjects
+    # finished fold runs are reused: no second pretraining
+    monkeypatch.setattr(heldout_subjects, "pretrain", lambda *a, **k: pytest.fail("a finished fold pretrained again"))
+    heldout_subjects.main(flags)
 
 
 @pytest.mark.parametrize("args, message", [
