@@ -1,5 +1,9 @@
 """A pretext task is one file: a fifth task registered from this test file alone trains like the four."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +20,8 @@ from common.tasks import SEED_TASKS, TASKS, PretextTask, register_task
 from common.training import pretrain
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_centralized.config import HARPretrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class TimeReversalTask(PretextTask):
@@ -145,6 +151,22 @@ def test_the_rocket_task_regresses_minirocket_components_made_once_and_cached(tm
     # fewer windows than components (own recordings, a federated client): the components there are, then 0s
     few = minirocket.minirocket_pca(data.x[:5], 8, 84, 42, data.cache_dir)
     assert few.shape == (5, 8) and not few[:, 4:].any() and few[:, :4].var(0).min() > 1e-3
+
+
+def test_minirocket_keeps_numbas_thread_pool_to_torchs_threads():
+    """numba's pool, sized when numba loads, spins beside torch afterwards: held to torch's threads it leaves a
+    training step after a transform alone. A fresh process: the size is fixed at numba's import."""
+    code = ("import torch, numpy as np; torch.set_num_threads(1)\n"
+            "from data_processing.minirocket import new_minirocket\n"
+            "transform = new_minirocket(84, 0, n_jobs=8)\n"
+            "import numba\n"
+            "x = np.random.default_rng(0).normal(size=(12, 3, 64)).astype(np.float32)\n"
+            "print(numba.config.NUMBA_NUM_THREADS, transform.n_jobs, transform.fit(x).transform(x).shape[1])")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "1", "84"]
 
 
 def test_rocket_views_regress_the_teachers_answer_on_the_view_the_student_sees(tmp_path, monkeypatch):
