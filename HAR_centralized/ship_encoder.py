@@ -79,8 +79,8 @@ def study_scores(label):
     if not rows:
         return ""
     lines = [f"- {r['mode']} at {100 * r['fraction']:g}% labels: {r['macro_f1_mean']:.3f} ± {r['macro_f1_std']:.3f}"
-             for r in sorted(rows, key=lambda r: (r["mode"], r["fraction"]))]
-    n = rows[0]["n_pretrain_seeds"]
+             f" ({r['n_pretrain_seeds']} seeds)" for r in sorted(rows, key=lambda r: (r["mode"], r["fraction"]))]
+    n = "-".join(map(str, sorted({r["n_pretrain_seeds"] for r in rows})))
     few, full = ({r.get("n_label_draws", 3) for r in rows if (r["fraction"] < 1) == below} for below in (True, False))
     draws = f"{min(few)}+ label draws inside each below 100% labels" + (f", {min(full)}+ at 100%" if full else "")
     return (f"\nThe same recipe over {n} pretraining seeds (resources/results.md; mean ± std over seeds, {draws}):\n\n"
