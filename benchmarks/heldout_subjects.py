@@ -32,6 +32,7 @@ from common.evaluation import frozen_embeddings, rebuild_encoder
 from common.har_task import har_labelled_splits, har_pretrain_data
 from common.pretrain_config import recipe_differences
 from common.probes import Probe, fit_probe
+from common.report import t_interval
 from common.subject_norm import zscore_per_subject
 from common.training import pretrain
 from data_processing.har import load_har
@@ -82,8 +83,8 @@ def predict(representation, y, pool, scored, fraction, draw, num_classes):
 
 
 def interval(d):
-    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return f"{d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}]"
+    mean, (low, high) = t_interval(d)
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 @exit_on_user_error
@@ -137,12 +138,11 @@ def main(argv=None):
              "difference to MiniRocket paired by draw (95% t-interval over draws).", "",
              "| subjects | representation | " + " | ".join(f"{100 * f:g}%" for f in args.fractions) + " |",
              "|---|---|" + "---|" * len(args.fractions)]
-    truth = {"held out of pretraining": y}
     scores = {("held out of pretraining", n): {f: np.array([f1_score(y, predicted[n, f, d], average="macro")
                                                             for d in range(args.draws)]) for f in args.fractions}
               for n in NAMES}
     if args.reference:
-        reference_scores(args, splits, subject, num_classes, scores, truth)
+        reference_scores(args, splits, subject, num_classes, scores)
     for (where, name), by_fraction in scores.items():
         cells = [f"{s.mean():.3f} [{s.std(ddof=1):.3f}]" + (
             f", {interval(s - scores[where, 'minirocket'][f])}" if name == "encoder" else "")
@@ -162,7 +162,7 @@ def main(argv=None):
         atomic_write_text(Path(args.out), "\n".join(lines) + "\n")
 
 
-def reference_scores(args, splits, subject, num_classes, scores, truth):
+def reference_scores(args, splits, subject, num_classes, scores):
     """The reference run (pretrained on all 18 train subjects) on the val and test subjects, labels from the 18."""
     record = saved_data_record(Path(args.reference) / "encoder.pt")
     if record is not None and record.get("dataset") not in (None, "uci_har"):
@@ -176,7 +176,6 @@ def reference_scores(args, splits, subject, num_classes, scores, truth):
         labels = np.concatenate([y, getattr(splits, where)["y"]])
         reps = {"encoder": embedding(args.reference, rows["x"], rows["subject"], args.subject_norm),
                 "minirocket": rocket(x, rows["x"], rows["subject"], args.subject_norm, args.kernels, args.seed)}
-        truth[where] = labels[scored]
         for name in NAMES:
             scores[f"{where} (reference run)", name] = {
                 f: np.array([f1_score(labels[scored], predict(reps[name], labels, pool, scored, f, d, num_classes),

@@ -11,11 +11,10 @@ label draws for every row. The val columns are where a choice would be made; the
 import argparse
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
 
 from common.classification import ClassifierConfig, Representations, load_pretrained_encoder, saved_data_record
 from common.har_task import har_labelled_splits
+from common.report import t_interval
 from common.subject_norm import SUBJECT_NORMS
 from distillation_gap import score
 from ground.errors import UserError, exit_on_user_error
@@ -26,8 +25,8 @@ METHODS = ("encoder", "minirocket", "expert_features")
 
 
 def interval(d):
-    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return f"{d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}]"
+    mean, (low, high) = t_interval(d)
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 @exit_on_user_error
