@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/heldout_subjects.py                          # 6 folds of the 18 train subjects, seed 42
     python benchmarks/heldout_subjects.py --seed 43 --draws 20 --out resources/study/heldout_subjects.md
+    python benchmarks/heldout_subjects.py --selftrain_fractions 0.01 0.02   # the downstream modes, held out
 The study chooses on 3 val subjects. There the default's embedding is level with MiniRocket, while on the 9 test
 subjects it trails (resources/study/distillation_gap.md), and on train subjects that pretraining saw unlabelled
 it is level too: a choice made there cannot see the shortfall it should close. This pretrains the recipe (the
@@ -11,10 +12,14 @@ recordings unseen; the rocket task's MiniRocket PCA fit without them), then clas
 windows with a probe whose labels are drawn from the other folds' subjects: 18 subjects no encoder saw, six times
 the val subjects, as a selection set for the next search. MiniRocket is treated alike (its transform fit on the
 other folds' windows). One fixed probe for both (ridge, standardised on the other folds' windows, the same label
-draws) after the probes' per-subject normalisation (--subject_norm, train_classifier.py's default). With
---reference RUN, the same probe scores a finished run of the recipe (pretrained on all 18) on the val and test
-subjects, for the comparison. The train subjects' windows only: no val or test subject feeds a fold. Finished
-fold runs are reused (a killed one resumes).
+draws) after the probes' per-subject normalisation (--subject_norm, train_classifier.py's default). Beside the
+embedding and MiniRocket, their concatenation (the study's hybrid, encoder+minirocket), and at
+--selftrain_fractions each representation's probe self-trained on the other folds' unlabelled windows (the
+study's selftrain mode, train_classifier.py's rounds): the downstream modes scored on subjects no encoder saw,
+so that the mode, too, can be chosen there rather than on 3 val subjects. With --reference RUN, the same
+probes score a finished run of the recipe (pretrained on all 18) on the val and test subjects, for the
+comparison. The train subjects' windows only: no val or test subject feeds a fold. Finished fold runs are reused
+(a killed one resumes).
 """
 import argparse
 import json
@@ -31,7 +36,7 @@ from common.config import parse_config
 from common.evaluation import frozen_embeddings, rebuild_encoder
 from common.har_task import har_labelled_splits, har_pretrain_data
 from common.pretrain_config import recipe_differences
-from common.probes import Probe, fit_probe
+from common.probes import Probe, fit_probe, self_train
 from common.report import t_interval
 from common.subject_norm import zscore_per_subject
 from common.training import pretrain
@@ -44,7 +49,8 @@ from ground.paths import REPO_ROOT
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
 
 PROBE = Probe("ridge", "all")
-NAMES = ("encoder", "minirocket")
+NAMES = ("encoder", "minirocket", "encoder+minirocket")
+OPPONENT = ("minirocket", "linear")  # every row's paired difference is to MiniRocket's probe
 
 
 def fold_run(fold, held, train_subjects, args):
@@ -75,11 +81,26 @@ def rocket(fit_x, x, subject, subject_norm, kernels, seed):
     return zscore_per_subject(features, subject) if subject_norm == "zscore" else features
 
 
-def predict(representation, y, pool, scored, fraction, draw, num_classes):
-    """Labels of the `scored` rows by the probe fit on draw `draw` of the `pool` rows' labels."""
-    subset = pool[stratified_subset(y[pool], fraction, draw)]
-    probe = fit_probe(PROBE, representation[subset], y[subset], representation[pool], num_classes)
+def representations(encoder, minirocket):
+    return {"encoder": encoder, "minirocket": minirocket,
+            "encoder+minirocket": np.concatenate([encoder, minirocket], 1)}  # the probe standardises each column
+
+
+def predict(representation, y, pool, scored, fraction, draw, num_classes, mode, rounds=0):
+    """Labels of the `scored` rows by the probe fit on draw `draw` of the `pool` rows' labels; mode selftrain:
+    self-trained on the rest of the pool, unlabelled (common.probes.self_train, as the study's selftrain)."""
+    pool_x, pool_y = representation[pool], y[pool]  # one array: the probe's scaler of all is fit once
+    subset = stratified_subset(pool_y, fraction, draw)
+    probe = (fit_probe(PROBE, pool_x[subset], pool_y[subset], pool_x, num_classes) if mode == "linear" else
+             self_train(PROBE, pool_x, pool_y, subset, num_classes, rounds, HARClassifierConfig().selftrain_per_round))
     return probe(representation[scored]).argmax(1)
+
+
+def scored_cells(args):
+    """(representation, mode, fraction) scored: every representation's probe, and its self-training at
+    --selftrain_fractions."""
+    return [(n, m, f) for n in NAMES for m in ("linear", "selftrain") for f in args.fractions
+            if m == "linear" or f in args.selftrain_fractions]
 
 
 def interval(d):
@@ -95,6 +116,9 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=20, help="label draws per fraction")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1])
     parser.add_argument("--kernels", type=int, default=10_000, help="MiniRocket's features (the study's 10,000)")
+    parser.add_argument("--selftrain_fractions", type=float, nargs="*", default=[],
+                        help="fractions (some of --fractions) at which every probe is also self-trained")
+    parser.add_argument("--selftrain_rounds", type=int, default=HARClassifierConfig().selftrain_rounds)
     parser.add_argument("--subject_norm", default=HARClassifierConfig().subject_norm, choices=("none", "zscore"))
     parser.add_argument("--pretrain_flags", default="", help="train_encoder.py flags in one string (e.g. "
                                                              "\"--epochs 30\"); empty: the default recipe")
@@ -105,6 +129,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.folds < 2 or args.draws < 2 or not all(0 < f < 1 for f in args.fractions):
         raise UserError("--folds and --draws must be at least 2, --fractions in (0, 1)")
+    if not set(args.selftrain_fractions) <= set(args.fractions) or args.selftrain_rounds < 1:
+        raise UserError("--selftrain_fractions must be some of --fractions, --selftrain_rounds at least 1")
     train_subjects = [int(s) for s in np.unique(load_har("train", HARPretrainConfig().data_source).subject)]
     if args.folds > len(train_subjects):
         raise UserError(f"--folds {args.folds}: there are {len(train_subjects)} train subjects")
@@ -118,40 +144,40 @@ def main(argv=None):
             subject = {name: getattr(splits, name)["subject"] for name in ("train", "val", "test")}
             x, y = splits.train["x"], splits.train["y"]
             num_classes = int(y.max()) + 1
-            predicted = {(n, f, d): np.empty(len(y), dtype=np.int64) for n in NAMES for f in args.fractions
+            predicted = {(*cell, d): np.empty(len(y), dtype=np.int64) for cell in scored_cells(args)
                          for d in range(args.draws)}
         seconds.append(summary["train_seconds"])
         scored = np.flatnonzero(np.isin(subject["train"], held))
         pool = np.flatnonzero(~np.isin(subject["train"], held))
         start = time.time()
-        reps = {"encoder": embedding(run, x, subject["train"], args.subject_norm),
-                "minirocket": rocket(x[pool], x, subject["train"], args.subject_norm, args.kernels, args.seed)}
-        for (name, fraction, draw), out in predicted.items():
-            out[scored] = predict(reps[name], y, pool, scored, fraction, draw, num_classes)
+        reps = representations(embedding(run, x, subject["train"], args.subject_norm),
+                               rocket(x[pool], x, subject["train"], args.subject_norm, args.kernels, args.seed))
+        for (name, mode, fraction, draw), out in predicted.items():
+            out[scored] = predict(reps[name], y, pool, scored, fraction, draw, num_classes, mode,
+                                  args.selftrain_rounds)
         print(f"fold {k} (subjects {held}): pretrained in {summary['train_seconds']:.0f} s, scored in "
               f"{time.time() - start:.0f} s")
     lines = [f"Pretraining seed {args.seed}, recipe {args.pretrain_flags or 'the default'}; {args.folds} "
              f"folds of the {len(train_subjects)} train subjects, each left out of its encoder's pretraining "
              f"({np.median(seconds):.0f} s of pretraining a fold, median) and classified with labels drawn from "
              f"the other folds' subjects; probe {PROBE.name}, subject_norm {args.subject_norm}; macro-F1 over "
-             f"the {len(train_subjects)} subjects, mean [sd over {args.draws} label draws], and the encoder's "
-             "difference to MiniRocket paired by draw (95% t-interval over draws).", "",
-             "| subjects | representation | " + " | ".join(f"{100 * f:g}%" for f in args.fractions) + " |",
-             "|---|---|" + "---|" * len(args.fractions)]
-    scores = {("held out of pretraining", n): {f: np.array([f1_score(y, predicted[n, f, d], average="macro")
-                                                            for d in range(args.draws)]) for f in args.fractions}
-              for n in NAMES}
+             f"the {len(train_subjects)} subjects, mean [sd over {args.draws} label draws], and the difference to "
+             "MiniRocket's probe paired by draw (95% t-interval over draws); self-trained probes: "
+             f"{args.selftrain_rounds} rounds on the other folds' unlabelled windows.", "",
+             "| subjects | representation | mode | " + " | ".join(f"{100 * f:g}%" for f in args.fractions) + " |",
+             "|---|---|---|" + "---|" * len(args.fractions)]
+    scores = {("held out of pretraining", n, m, f): np.array([f1_score(y, predicted[n, m, f, d], average="macro")
+                                                              for d in range(args.draws)])
+              for n, m, f in scored_cells(args)}
     if args.reference:
         reference_scores(args, splits, subject, num_classes, scores)
-    for (where, name), by_fraction in scores.items():
-        cells = [f"{s.mean():.3f} [{s.std(ddof=1):.3f}]" + (
-            f", {interval(s - scores[where, 'minirocket'][f])}" if name == "encoder" else "")
-            for f, s in by_fraction.items()]
-        lines.append(f"| {where} | {name} | " + " | ".join(cells) + " |")
+    for where, name, mode in dict.fromkeys(key[:3] for key in scores):
+        cells = [cell(scores, where, name, mode, f) for f in args.fractions]
+        lines.append(f"| {where} | {name} | {mode} | " + " | ".join(cells) + " |")
     for f in args.fractions:  # the subject as the unit: each held-out subject's macro-F1, mean over the draws
-        per_subject = {n: np.array([np.mean([f1_score(y[subject["train"] == s], predicted[n, f, d][
+        per_subject = {n: np.array([np.mean([f1_score(y[subject["train"] == s], predicted[n, "linear", f, d][
             subject["train"] == s], average="macro") for d in range(args.draws)]) for s in train_subjects])
-            for n in NAMES}
+            for n in NAMES[:2]}
         gap = per_subject["encoder"] - per_subject["minirocket"]
         lines += ["", f"At {100 * f:g}% labels, per held-out subject (mean over the draws), encoder - minirocket: "
                   f"{interval(gap)} (t-interval over the {len(gap)} subjects; median {np.median(gap):+.3f}, "
@@ -160,6 +186,18 @@ def main(argv=None):
     print("\n".join(lines))
     if args.out:
         atomic_write_text(Path(args.out), "\n".join(lines) + "\n")
+
+
+def cell(scores, where, name, mode, fraction):
+    """mean [sd over draws], the paired difference to MiniRocket's probe and, self-trained, to MiniRocket's
+    self-training."""
+    if (where, name, mode, fraction) not in scores:
+        return ""
+    s = scores[where, name, mode, fraction]
+    opponents = [OPPONENT] + ([("minirocket", mode)] if mode != OPPONENT[1] and name != "minirocket" else [])
+    return f"{s.mean():.3f} [{s.std(ddof=1):.3f}]" + "".join(
+        f", {interval(s - scores[where, *o, fraction])}" + (" vs its mode" if o != OPPONENT else "")
+        for o in opponents if (name, mode) != o)
 
 
 def reference_scores(args, splits, subject, num_classes, scores):
@@ -174,12 +212,12 @@ def reference_scores(args, splits, subject, num_classes, scores):
                 "subject": np.concatenate([subject["train"], subject[where]])}
         scored = np.arange(len(y), len(rows["x"]))
         labels = np.concatenate([y, getattr(splits, where)["y"]])
-        reps = {"encoder": embedding(args.reference, rows["x"], rows["subject"], args.subject_norm),
-                "minirocket": rocket(x, rows["x"], rows["subject"], args.subject_norm, args.kernels, args.seed)}
-        for name in NAMES:
-            scores[f"{where} (reference run)", name] = {
-                f: np.array([f1_score(labels[scored], predict(reps[name], labels, pool, scored, f, d, num_classes),
-                                      average="macro") for d in range(args.draws)]) for f in args.fractions}
+        reps = representations(embedding(args.reference, rows["x"], rows["subject"], args.subject_norm),
+                               rocket(x, rows["x"], rows["subject"], args.subject_norm, args.kernels, args.seed))
+        for name, mode, f in scored_cells(args):
+            scores[f"{where} (reference run)", name, mode, f] = np.array([f1_score(labels[scored], predict(
+                reps[name], labels, pool, scored, f, d, num_classes, mode, args.selftrain_rounds), average="macro")
+                for d in range(args.draws)])
 
 
 if __name__ == "__main__":

@@ -242,6 +242,7 @@ def test_heldout_subjects_pretrains_each_fold_without_its_subjects_and_reuses_th
                                                                                        monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     flags = ["--folds", "2", "--draws", "2", "--fractions", "0.1", "--kernels", "84", "--output_dir", str(tmp_path),
+             "--selftrain_fractions", "0.1", "--selftrain_rounds", "2",
              "--pretrain_flags", " ".join([*TINY_FLAGS, "--pretrain_data", "labelled", "--rocket_kernels", "84",
                                            "--rocket_dim", "4"]), "--out", str(tmp_path / "heldout.md")]
     heldout_subjects.main(flags)
@@ -252,12 +253,28 @@ def test_heldout_subjects_pretrains_each_fold_without_its_subjects_and_reuses_th
         assert sorted(pretrained["subjects"]) == sorted(set(train_subjects) - set(held))
     table = (tmp_path / "heldout.md").read_text()
     rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| held out")]
-    assert [r[1] for r in rows] == ["encoder", "minirocket"] and all(0 < float(r[2].split()[0]) <= 1 for r in rows)
+    assert [(r[1], r[2]) for r in rows] == [(n, m) for n in ("encoder", "minirocket", "encoder+minirocket")
+                                            for m in ("linear", "selftrain")]
+    assert all(0 < float(r[3].split()[0]) <= 1 for r in rows)
+    assert rows[1][3].count("[") == 3 and "vs its mode" in rows[1][3]  # to MiniRocket's probe and self-training
     per_subject = table.split("per held-out subject")[1]
     assert [int(p.split()[0]) for p in per_subject.split("): ")[1].split(", ")] == train_subjects
     # finished fold runs are reused: no second pretraining
     monkeypatch.setattr(heldout_subjects, "pretrain", lambda *a, **k: pytest.fail("a finished fold pretrained again"))
     heldout_subjects.main(flags)
+
+
+@pytest.mark.parametrize("mode", ["linear", "selftrain"])
+def test_heldout_predictions_never_use_the_held_out_labels(mode):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(size=(120, 5)) + 3 * np.eye(5)[y]  # one class a direction: linearly separable
+    scored, pool = np.arange(0, 120, 4), np.setdiff1d(np.arange(120), np.arange(0, 120, 4))
+    predicted = heldout_subjects.predict(x, y, pool, scored, 0.2, 0, 3, mode, rounds=2)
+    shuffled = y.copy()
+    shuffled[scored] = rng.permutation(y[scored])
+    again = heldout_subjects.predict(x, shuffled, pool, scored, 0.2, 0, 3, mode, rounds=2)
+    assert np.array_equal(predicted, again) and (predicted == y[scored]).mean() > 0.8
 
 
 @pytest.mark.parametrize("args, message", [
