@@ -37,7 +37,7 @@ from common.evaluation import frozen_embeddings, rebuild_encoder
 from common.har_task import har_labelled_splits, har_pretrain_data
 from common.pretrain_config import recipe_differences
 from common.probes import Probe, fit_probe, self_train
-from common.report import t_interval
+from common.report import signed_interval
 from common.subject_norm import zscore_per_subject
 from common.training import pretrain
 from data_processing.har import load_har
@@ -101,11 +101,6 @@ def scored_cells(args):
     --selftrain_fractions."""
     return [(n, m, f) for n in NAMES for m in ("linear", "selftrain") for f in args.fractions
             if m == "linear" or f in args.selftrain_fractions]
-
-
-def interval(d):
-    mean, (low, high) = t_interval(d)
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 @exit_on_user_error
@@ -180,7 +175,7 @@ def main(argv=None):
             for n in NAMES[:2]}
         gap = per_subject["encoder"] - per_subject["minirocket"]
         lines += ["", f"At {100 * f:g}% labels, per held-out subject (mean over the draws), encoder - minirocket: "
-                  f"{interval(gap)} (t-interval over the {len(gap)} subjects; median {np.median(gap):+.3f}, "
+                  f"{signed_interval(gap)} (t-interval over the {len(gap)} subjects; median {np.median(gap):+.3f}, "
                   f"{(gap < 0).sum()} of {len(gap)} below, Wilcoxon p = {stats.wilcoxon(gap).pvalue:.2g}): "
                   + ", ".join(f"{s} {g:+.3f}" for s, g in zip(train_subjects, gap))]
     print("\n".join(lines))
@@ -196,7 +191,7 @@ def cell(scores, where, name, mode, fraction):
     s = scores[where, name, mode, fraction]
     opponents = [OPPONENT] + ([("minirocket", mode)] if mode != OPPONENT[1] and name != "minirocket" else [])
     return f"{s.mean():.3f} [{s.std(ddof=1):.3f}]" + "".join(
-        f", {interval(s - scores[where, *o, fraction])}" + (" vs its mode" if o != OPPONENT else "")
+        f", {signed_interval(s - scores[where, *o, fraction])}" + (" vs its mode" if o != OPPONENT else "")
         for o in opponents if (name, mode) != o)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.classification import ClassifierConfig, Representations, load_pretrained_encoder, saved_data_record
 from common.har_task import har_labelled_splits
-from common.report import t_interval
+from common.report import signed_interval
 from common.subject_norm import SUBJECT_NORMS
 from distillation_gap import score
 from ground.errors import UserError, exit_on_user_error
@@ -22,11 +22,6 @@ from ground.io import atomic_write_text
 from HAR_centralized.config import HARClassifierConfig
 
 METHODS = ("encoder", "minirocket", "expert_features")
-
-
-def interval(d):
-    mean, (low, high) = t_interval(d)
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 @exit_on_user_error
@@ -68,10 +63,10 @@ def main(argv=None):
             s = scores[(m, n, on, f)]
             cell = f"{s.mean():.3f} [{s.std(ddof=1):.3f}]"
             if n != "none":
-                cell += f"; vs none {interval(s - scores[(m, 'none', on, f)])}"
+                cell += f"; vs none {signed_interval(s - scores[(m, 'none', on, f)])}"
             if m != "minirocket":  # under adabn MiniRocket's features are z-scored
                 same = scores[("minirocket", "zscore" if n == "adabn" else n, on, f)]
-                cell += f"; vs minirocket {interval(s - same)}"
+                cell += f"; vs minirocket {signed_interval(s - same)}"
             cells.append(cell)
         lines.append(f"| {m} | {n} | " + " | ".join(cells) + " |")
     print("\n".join(lines))

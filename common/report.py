@@ -40,6 +40,12 @@ def t_interval(values):
     return mean, [mean - half, mean + half]
 
 
+def signed_interval(values):
+    """The mean difference and its 95% t-interval as text: +0.012 [+0.004, +0.020]."""
+    mean, (low, high) = t_interval(values)
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def aggregate(rows):
     """One entry per (method, mode, fraction): mean, sd over pretraining seeds (of per-seed means), pooled sd
     over draws within a seed, the nested 95% interval, and the counts."""

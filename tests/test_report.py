@@ -6,7 +6,8 @@ import pytest
 from scipy import stats
 
 from ground.errors import UserError
-from common.report import aggregate, claims_table, evaluate_claims, paired_difference, score_table, time_table
+from common.report import (aggregate, claims_table, evaluate_claims, paired_difference, score_table, signed_interval,
+                           time_table)
 from HAR_centralized.study import (CLAIMS, DEFAULT, DOWNSTREAM_MODE, EXPERIMENTS, NETWORK_MODES, RECIPE, RECIPES,
                                    StudyConfig, plan)
 
@@ -31,6 +32,12 @@ def test_spreads_and_interval_respect_the_nesting_of_draws_in_seeds():
     timed = [dict(r, seconds=float(r["draw"] + 1)) for r in rows_of("m", "linear", values)]  # 1, 2, 3 s per draw
     lines = time_table(timed, [{"representation_seconds": {"minirocket": s}} for s in (9.0, 11.0, 30.0)])
     assert "| m | linear | 2.0 |" in lines and lines[-1].endswith("minirocket 11.0.")
+
+
+def test_signed_interval_is_the_t_interval_as_text():
+    half = stats.t.ppf(0.975, 2) * 0.01 / np.sqrt(3)  # sd 0.01 over 3 values
+    assert signed_interval([0.01, 0.02, 0.03]) == f"+0.020 [{0.02 - half:+.3f}, {0.02 + half:+.3f}]" \
+        == "+0.020 [-0.005, +0.045]"
 
 
 def test_claims_pair_by_seed_and_draw_and_a_missing_method_is_an_error():
