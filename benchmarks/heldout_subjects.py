@@ -49,6 +49,7 @@ from ground.paths import REPO_ROOT
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
 
 PROBE = Probe("ridge", "all")
+CLASSIFIER = HARClassifierConfig()  # train_classifier.py's defaults: normalisation, self-training's rounds
 NAMES = ("encoder", "minirocket", "encoder+minirocket")
 OPPONENT = ("minirocket", "linear")  # every row's paired difference is to MiniRocket's probe
 
@@ -86,14 +87,14 @@ def representations(encoder, minirocket):
             "encoder+minirocket": np.concatenate([encoder, minirocket], 1)}  # the probe standardises each column
 
 
-def predict(representation, y, pool, scored, fraction, draw, num_classes, mode, rounds=0):
-    """Labels of the `scored` rows by the probe fit on draw `draw` of the `pool` rows' labels; mode selftrain:
-    self-trained on the rest of the pool, unlabelled (common.probes.self_train, as the study's selftrain)."""
-    pool_x, pool_y = representation[pool], y[pool]  # one array: the probe's scaler of all is fit once
+def predict(pool_x, pool_y, scored_x, fraction, draw, num_classes, mode, rounds=0):
+    """Labels of the `scored_x` rows by the probe fit on draw `draw` of the pool's labels; mode selftrain:
+    self-trained on the rest of the pool, unlabelled (common.probes.self_train, as the study's selftrain). The
+    same pool_x array for every draw: the probe's scaler of all is fit once (common.probes caches it)."""
     subset = stratified_subset(pool_y, fraction, draw)
     probe = (fit_probe(PROBE, pool_x[subset], pool_y[subset], pool_x, num_classes) if mode == "linear" else
-             self_train(PROBE, pool_x, pool_y, subset, num_classes, rounds, HARClassifierConfig().selftrain_per_round))
-    return probe(representation[scored]).argmax(1)
+             self_train(PROBE, pool_x, pool_y, subset, num_classes, rounds, CLASSIFIER.selftrain_per_round))
+    return probe(scored_x).argmax(1)
 
 
 def scored_cells(args):
@@ -113,8 +114,8 @@ def main(argv=None):
     parser.add_argument("--kernels", type=int, default=10_000, help="MiniRocket's features (the study's 10,000)")
     parser.add_argument("--selftrain_fractions", type=float, nargs="*", default=[],
                         help="fractions (some of --fractions) at which every probe is also self-trained")
-    parser.add_argument("--selftrain_rounds", type=int, default=HARClassifierConfig().selftrain_rounds)
-    parser.add_argument("--subject_norm", default=HARClassifierConfig().subject_norm, choices=("none", "zscore"))
+    parser.add_argument("--selftrain_rounds", type=int, default=CLASSIFIER.selftrain_rounds)
+    parser.add_argument("--subject_norm", default=CLASSIFIER.subject_norm, choices=("none", "zscore"))
     parser.add_argument("--pretrain_flags", default="", help="train_encoder.py flags in one string (e.g. "
                                                              "\"--epochs 30\"); empty: the default recipe")
     parser.add_argument("--reference", default="", help="a finished run of the same recipe on all 18 train subjects: "
@@ -134,7 +135,7 @@ def main(argv=None):
     for k, held in enumerate(folds):
         run, summary = fold_run(k, held, train_subjects, args)
         if splits is None:  # the labelled windows in the encoders' input standardisation (one recipe: the same)
-            splits = har_labelled_splits(HARClassifierConfig(), saved_data_record(run / "encoder.pt"),
+            splits = har_labelled_splits(CLASSIFIER, saved_data_record(run / "encoder.pt"),
                                          str(run / "encoder.pt"))
             subject = {name: getattr(splits, name)["subject"] for name in ("train", "val", "test")}
             x, y = splits.train["x"], splits.train["y"]
@@ -147,8 +148,10 @@ def main(argv=None):
         start = time.time()
         reps = representations(embedding(run, x, subject["train"], args.subject_norm),
                                rocket(x[pool], x, subject["train"], args.subject_norm, args.kernels, args.seed))
+        rows = {name: (r[pool], r[scored]) for name, r in reps.items()}  # copied once, not per draw
         for (name, mode, fraction, draw), out in predicted.items():
-            out[scored] = predict(reps[name], y, pool, scored, fraction, draw, num_classes, mode,
+            pool_x, scored_x = rows[name]
+            out[scored] = predict(pool_x, y[pool], scored_x, fraction, draw, num_classes, mode,
                                   args.selftrain_rounds)
         print(f"fold {k} (subjects {held}): pretrained in {summary['train_seconds']:.0f} s, scored in "
               f"{time.time() - start:.0f} s")
@@ -189,10 +192,10 @@ def cell(scores, where, name, mode, fraction):
     if (where, name, mode, fraction) not in scores:
         return ""
     s = scores[where, name, mode, fraction]
-    opponents = [OPPONENT] + ([("minirocket", mode)] if mode != OPPONENT[1] and name != "minirocket" else [])
+    opponents = [o for o in dict.fromkeys([OPPONENT, ("minirocket", mode)]) if o != (name, mode)]
     return f"{s.mean():.3f} [{s.std(ddof=1):.3f}]" + "".join(
         f", {signed_interval(s - scores[where, *o, fraction])}" + (" vs its mode" if o != OPPONENT else "")
-        for o in opponents if (name, mode) != o)
+        for o in opponents)
 
 
 def reference_scores(args, splits, subject, num_classes, scores):
@@ -209,9 +212,11 @@ def reference_scores(args, splits, subject, num_classes, scores):
         labels = np.concatenate([y, getattr(splits, where)["y"]])
         reps = representations(embedding(args.reference, rows["x"], rows["subject"], args.subject_norm),
                                rocket(x, rows["x"], rows["subject"], args.subject_norm, args.kernels, args.seed))
+        rows = {name: (r[pool], r[scored]) for name, r in reps.items()}
         for name, mode, f in scored_cells(args):
+            pool_x, scored_x = rows[name]
             scores[f"{where} (reference run)", name, mode, f] = np.array([f1_score(labels[scored], predict(
-                reps[name], labels, pool, scored, f, d, num_classes, mode, args.selftrain_rounds), average="macro")
+                pool_x, labels[pool], scored_x, f, d, num_classes, mode, args.selftrain_rounds), average="macro")
                 for d in range(args.draws)])
 
 

@@ -11,7 +11,6 @@ label draws for every row. The val columns are where a choice would be made; the
 import argparse
 from pathlib import Path
 
-
 from common.classification import ClassifierConfig, Representations, load_pretrained_encoder, saved_data_record
 from common.har_task import har_labelled_splits
 from common.report import signed_interval
