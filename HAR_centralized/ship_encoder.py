@@ -18,13 +18,13 @@ from common.classification import load_pretrained_encoder, run_classification
 from common.config import Config, config_to_dict, field, parse_config
 from ground.errors import UserError, exit_on_user_error
 from common.evaluation import markdown_table
-from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data
 from ground.paths import REPO_ROOT
 from common.pretrain_config import RUN_ONLY_FIELDS, recipe_differences, with_trained_tasks
 from common.pretrained import PRETRAINED_DIR, export_encoder
 from common.run_folder import RunFolder
 from common.training import pretrain
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
+from har_task import HARDataConfig, HARTask
 
 
 
@@ -66,7 +66,7 @@ def default_recipe_run(config):
                                                        "--output_dir", config.runs_dir, "--resume", "1"])
     run = pretrain_config.run_dir()
     if not (run / RunFolder.SUMMARY).is_file():
-        pretrain(pretrain_config, har_pretrain_data(pretrain_config))
+        pretrain(pretrain_config, HARTask(pretrain_config).pretrain_data())
     return run
 
 
@@ -156,7 +156,7 @@ def main(argv=None):
     classifier = parse_config(HARClassifierConfig, [
         "--encoder", str(run), "--methods", "encoder", "--modes", "linear", "--seeds", str(config.seeds),
         "--label_fractions", *map(str, config.label_fractions), "--output_dir", str(run / "classifier_ship")])
-    _, scores, _ = run_classification(classifier, har_labelled_splits(HARDataConfig()))
+    _, scores, _ = run_classification(classifier, HARTask(HARDataConfig()).labelled_splits())
     model_args, state_dict = load_pretrained_encoder(run / "encoder.pt")
     description = {
         "recipe": {k: v for k, v in recipe.items() if k not in RUN_ONLY_FIELDS},

@@ -14,8 +14,8 @@ import sys
 from common.classification import needs_encoder, resolve_encoder_path, run_classification, saved_data_record
 from common.config import parse_config
 from ground.errors import exit_on_user_error
-from common.har_task import har_labelled_splits
 from HAR_centralized.config import HARClassifierConfig
+from har_task import HARTask
 
 
 @exit_on_user_error
@@ -23,7 +23,7 @@ def main(argv=None):
     config = parse_config(HARClassifierConfig, argv, description="Label-efficient evaluation on UCI HAR")
     # the encoder first: its record of the pretraining data fixes the subject split and the input standardisation
     encoder = resolve_encoder_path(config) if needs_encoder(config) else None
-    splits = har_labelled_splits(config, saved_data_record(encoder), encoder)
+    splits = HARTask(config).labelled_splits(saved_data_record(encoder), encoder)
     _, _, out = run_classification(config, splits, encoder)
     print((out / "results.md").read_text())
     print(f"results: {out}")

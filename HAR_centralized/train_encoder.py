@@ -12,15 +12,15 @@ import sys
 
 from common.config import parse_config
 from ground.errors import exit_on_user_error
-from common.har_task import har_pretrain_data
 from common.training import pretrain
 from HAR_centralized.config import HARPretrainConfig
+from har_task import HARTask
 
 
 @exit_on_user_error
 def main(argv=None):
     config = parse_config(HARPretrainConfig, argv, description="Multi-task SSL pretraining on UCI HAR")
-    summary = pretrain(config, har_pretrain_data(config))
+    summary = pretrain(config, HARTask(config).pretrain_data())
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 speaks
         print(f"done in {summary['train_seconds']:.0f} s; encoder: {config.run_dir() / 'encoder.pt'}")
 

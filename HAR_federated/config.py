@@ -11,8 +11,8 @@ from pathlib import Path
 from common.config import Config, compose_config, field
 from ground.errors import UserError
 from common.federated import AGGREGATIONS, trimmed_count
-from common.har_task import HARDataConfig, HARPretrainDataConfig
 from common.pretrain_config import SSLConfig
+from har_task.config import DEFAULT_RECIPE, HARDataConfig, HARPretrainDataConfig
 
 
 ROLES = ("local", "server", "client", "enrol")
@@ -135,16 +135,16 @@ class FederationConfig(Config):
 
 
 # run.py's config: the run, model, tasks and optimiser (SSLConfig), the HAR data and the federation. The
-# centralized default's recipe (HAR_centralized/config.py: the rocket task on the whole recordings at step 32;
-# its MiniRocket PCA is fit from the clients' statistics, data_processing/federated_minirocket.py), as many
-# passes over the data (rounds x local_epochs = its 60 epochs). A client of the seed's labelled windows holds
-# ~350: batches of 128 gave it 2 steps an epoch (measured: 3.4 points of macro-F1 below centralized at 10%
-# labels); 32 gives 11 (0.6 points below)
+# default recipe (har_task/config.py, DEFAULT_RECIPE; its MiniRocket PCA is fit from the clients' statistics,
+# data_processing/federated_minirocket.py) with as many passes over the data: rounds x local_epochs = its
+# epochs. Batches of 32, not 128: a client holds a few hundred windows, and 128 left it 2 steps an epoch
+# (measured below centralized by several points at 10% labels; 32 closes most of it)
 FederatedConfig = compose_config(
     "FederatedConfig", __name__, (SSLConfig, HARDataConfig, HARPretrainDataConfig, FederationConfig),
-    defaults={"output_dir": "HAR_federated/outputs", "experiment_name": "fedavg", "batch_size": 32, "rounds": 30,
-              "pretrain_data": "all", "pretrain_step": 32},
-    DEFAULT_TASKS=("rocket",))
+    defaults={"output_dir": "HAR_federated/outputs", "experiment_name": "fedavg", "batch_size": 32,
+              **{k: v for k, v in DEFAULT_RECIPE.defaults().items() if k != "epochs"},
+              "rounds": DEFAULT_RECIPE.epochs // FederationConfig.local_epochs},
+    DEFAULT_TASKS=DEFAULT_RECIPE.tasks)
 
 
 def server_address(text):

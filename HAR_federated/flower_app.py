@@ -14,12 +14,12 @@ import torch
 
 from common.config import config_from_dict
 from common.federated import LocalTrainer
-from common.har_task import encoder_data_record, har_client_datasets, har_model, input_shape
 from common.run_folder import RunFolder
 from HAR_federated.config import FederatedConfig
 from data_processing.federated_minirocket import (STAGES, ClientRocket, RocketPCA, RocketStatisticsError,
                                                   checked_transform, transform_digest)
 from HAR_federated.protocol import ProtocolError, check_tensors
+from har_task import HARTask
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
@@ -92,10 +92,10 @@ def _node_ids(grid, config):
     return sorted(nodes)
 
 
-def fit_rocket(grid, config, config_json, rejected):
+def fit_rocket(grid, config, config_json, rejected, input_shape):
     """The rocket task's shared MiniRocket transform and PCA from the SuperNodes' statistics, the socket
     server's three stages (data_processing/federated_minirocket.py), then sent to every node ("query.rocket")."""
-    fit, start = RocketPCA(input_shape(config), config.rocket_kernels, config.seed, config.rocket_dim), time.time()
+    fit, start = RocketPCA(input_shape, config.rocket_kernels, config.seed, config.rocket_dim), time.time()
     clients = {}
     for stage in STAGES:
         request = _arrays(fit.request(stage))
@@ -134,7 +134,8 @@ def fit_rocket(grid, config, config_json, rejected):
 @server_app.main()
 def server_main(grid: Grid, context: Context) -> None:
     config = _config(context.run_config["config-json"])
-    model = har_model(config)
+    task = HARTask(config)
+    model = task.model()
     run = RunFolder(config.run_dir())
     run.start(config)
     common = dict(fraction_train=config.client_fraction, fraction_evaluate=0.0, min_train_nodes=config.min_clients,
@@ -147,14 +148,14 @@ def server_main(grid: Grid, context: Context) -> None:
     rocket_setup = {}
     if "rocket" in model.tasks:  # one MiniRocket PCA for every client, before round 1
         train_config["rocket-digest"], rocket_setup = fit_rocket(grid, config, context.run_config["config-json"],
-                                                                 strategy.rejected)
+                                                                 strategy.rejected, task.input_shape)
     result = strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=config.rounds,
                             train_config=ConfigRecord(train_config))
     state = result.arrays.to_torch_state_dict()
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
     for server_round, metrics in sorted(result.train_metrics_clientapp.items()):
         run.log({"round": int(server_round), **dict(metrics)})
-    run.save_encoder(model.encoder, input_shape(config), encoder_data_record(config))
+    run.save_encoder(model.encoder, task.input_shape, task.encoder_record())
     metrics = {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()}
     run.write_summary({"run": config.run_name(), "backend": "flower", "rounds": config.rounds,
                        "rejected": strategy.rejected[-20:], **({"rocket_setup": rocket_setup} if rocket_setup else {}),
@@ -167,7 +168,7 @@ def _trainer(msg, context):
     client_id = int(context.node_config["partition-id"])
     key = (client_id, config_json)
     if key not in _trainers:
-        _trainers[key] = LocalTrainer(config, har_client_datasets(config)[client_id], client_id)
+        _trainers[key] = LocalTrainer(config, HARTask(config).client_datasets()[client_id], client_id)
     return config, key, _trainers[key]
 
 

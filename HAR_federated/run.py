@@ -18,7 +18,6 @@ import threading
 
 from common.config import parse_config
 from ground.errors import UserError, exit_on_user_error
-from common.har_task import har_client_datasets, har_model
 from common.run_folder import RunFolder
 from HAR_federated.client import FederatedClient
 from HAR_federated.config import FederatedConfig
@@ -26,6 +25,7 @@ from HAR_federated.flower_launch import run_flower
 from HAR_federated.protocol import (LineLog, ProtocolError, generate_key, line_log, load_client_keys, load_key,
                                    write_enrolment)
 from HAR_federated.server import FederatedServer
+from har_task import HARTask
 
 
 def server_tls(config):
@@ -48,10 +48,10 @@ def client_tls(config):
         raise UserError(f"--tls_ca {config.tls_ca}: not a usable CA certificate ({err})") from None
 
 
-def make_server(config, key, log=print):
+def make_server(config, key, log=print, task=None):
     run = RunFolder(config.run_dir())
     try:
-        server = FederatedServer(config, har_model(config), key, run, server_tls(config), log)
+        server = FederatedServer(config, task or HARTask(config), key, run, server_tls(config), log)
     except OSError as err:  # an unknown host, a port in use or not ours to bind
         raise UserError(f"cannot listen on --host {config.host} --port {config.port}: {err.strerror or err}") from None
 
@@ -63,13 +63,14 @@ def make_server(config, key, log=print):
     return server
 
 
-def run_local(config, datasets, key=None, on_round_end=None, log=print):
+def run_local(config, datasets, key=None, on_round_end=None, log=print, task=None):
     """Server and one thread per client in this process, talking over sockets on config.host. key: one shared
-    key (bytes); None: a fresh key per client (the server holds them all, each client only its own)."""
+    key (bytes); None: a fresh key per client (the server holds them all, each client only its own). task: the
+    HARTask the model and the encoder's data record come from (default: one of `config`)."""
     log = line_log(log)
     keys = {client_id: generate_key() for client_id in datasets} if key is None else None
     config = dataclasses.replace(config, port=0)  # threads of one process: any free port
-    server = make_server(config, keys if key is None else key, log)
+    server = make_server(config, keys if key is None else key, log, task)
     address = f"{config.host}:{server.port}"
     log(f"server on {address}; {len(datasets)} clients ({'one key each' if key is None else 'a shared key'}); "
         f"run folder {server.run_folder.path}")
@@ -98,7 +99,8 @@ def main(argv=None):
             run_flower(config)
         elif config.role == "local":
             key = load_key(config.key_file) if config.key_file else None
-            run_local(config, har_client_datasets(config), key)
+            task = HARTask(config)
+            run_local(config, task.client_datasets(), key, task=task)
         elif config.role == "enrol":
             write_enrolment(config.client_keys, config.num_clients)
             print(f"{config.num_clients} client keys: the server's file {config.client_keys}, and "
@@ -108,7 +110,7 @@ def main(argv=None):
             key = load_client_keys(config.client_keys) if config.client_keys else load_key(config.key_file)
             make_server(config, key, LineLog()).run()
         else:
-            datasets = har_client_datasets(config)
+            datasets = HARTask(config).client_datasets()
             if config.client_id not in datasets:
                 raise UserError(f"--client_id must be in 0..{config.num_clients - 1}")
             FederatedClient(config, datasets[config.client_id], config.client_id, load_key(config.key_file),

@@ -19,7 +19,6 @@ import torch
 from common.config import config_to_dict
 from ground.errors import UserError
 from common.federated import aggregate, aggregate_integer_buffers, clip_update, screen_updates
-from common.har_task import encoder_data_record, input_shape
 from data_processing.federated_minirocket import STAGES, RocketPCA, RocketStatisticsError, transform_digest
 from HAR_federated.protocol import MemoryBudget, ProtocolError, check_tensors, line_log, server_handshake
 
@@ -49,10 +48,13 @@ def _positive_int(value, name, at_most):
 
 
 class FederatedServer:
-    def __init__(self, config, model, key, run, tls_context=None, log=print):
-        """run: the RunFolder that receives metrics rows, checkpoints, the encoder and the summary. key: the
+    def __init__(self, config, task, key, run, tls_context=None, log=print):
+        """task: what the federation learns (its model, input shape and the encoder's data record: a HARTask).
+        run: the RunFolder that receives metrics rows, checkpoints, the encoder and the summary. key: the
         shared key, or {client id: key} (the enrolment file: each client speaks only as itself)."""
+        model = task.model()
         self.config, self.model, self.key, self.run_folder, self.log = config, model, key, run, line_log(log)
+        self.task = task
         self.task_names = set(model.tasks)
         self.template = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.global_state = dict(self.template)
@@ -73,7 +75,7 @@ class FederatedServer:
         self.last_answered = {}  # client id -> the last round it answered: a client without that state is not exact
         self.finished = False  # a resumed run that had already finished: run() changes nothing
         # the rocket task regresses one MiniRocket PCA for all: fit from the clients' statistics before round 1
-        self.rocket_fit = RocketPCA(input_shape(config), config.rocket_kernels, config.seed, config.rocket_dim) \
+        self.rocket_fit = RocketPCA(task.input_shape, config.rocket_kernels, config.seed, config.rocket_dim) \
             if "rocket" in self.task_names else None
         self.rocket_transform, self.rocket_setup = None, {}
 
@@ -491,7 +493,7 @@ class FederatedServer:
 
     def _finish(self):
         self.model.load_state_dict(self.global_state)
-        self.run_folder.save_encoder(self.model.encoder, input_shape(self.config), encoder_data_record(self.config))
+        self.run_folder.save_encoder(self.model.encoder, self.task.input_shape, self.task.encoder_record())
         with self.lock:
             connections = list(self.clients.values())
         for connection in connections:

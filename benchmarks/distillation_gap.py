@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from common.classification import load_pretrained_encoder, saved_data_record
 from common.evaluation import frozen_embeddings, rebuild_encoder
-from common.har_task import har_labelled_splits, har_pretrain_data
+from har_task import HARTask
 from common.probes import Probe, fit_probe
 from data_processing.har import CLASS_NAMES, load_har
 from data_processing.inputs import stratified_subset
@@ -55,9 +55,9 @@ def representations(run, dims):
     """({name: {train, val, test} arrays}, labels {split: y}, R^2 of the embedding's regression of the target)."""
     config = pretraining_config(run)
     encoder_path = Path(run) / "encoder.pt"
-    splits = har_labelled_splits(HARClassifierConfig(), saved_data_record(encoder_path), str(encoder_path))
+    splits = HARTask(HARClassifierConfig()).labelled_splits(saved_data_record(encoder_path), str(encoder_path))
     arrays = {name: getattr(splits, name) for name in ("train", "val", "test")}
-    pretrain_x = har_pretrain_data(config).x
+    pretrain_x = HARTask(config).pretrain_data().x
     start = time.time()
     features, _ = minirocket_features(pretrain_x, {"pretrain": pretrain_x, **{k: d["x"] for k, d in arrays.items()}},
                                       config.rocket_kernels, config.seed)

@@ -21,7 +21,7 @@ import torch
 
 from common.classification import load_pretrained_encoder
 from ground.errors import UserError
-from common.har_task import har_client_datasets
+from har_task import HARTask
 from data_processing.pretext import PretrainData
 from HAR_federated import protocol
 from HAR_federated import run as run_module
@@ -36,7 +36,7 @@ SHARED_KEY = b"benchmark shared key 0123456789abcdef"
 
 def honest_clients(config, windows):
     """The train subjects in 3 clients, `windows` windows each (the first ones: the same every run)."""
-    datasets = har_client_datasets(dataclasses.replace(config, num_clients=3))
+    datasets = HARTask(dataclasses.replace(config, num_clients=3)).client_datasets()
     return {c: PretrainData(d.x[:windows], d.features[:windows], d.spec, d.info) for c, d in datasets.items()}
 
 

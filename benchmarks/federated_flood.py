@@ -16,7 +16,7 @@ import threading
 import time
 
 from common.config import parse_config
-from common.har_task import har_client_datasets
+from har_task import HARTask
 from HAR_federated import run as run_module
 from HAR_federated.config import FederatedConfig
 from HAR_federated.protocol import MAGIC, PREFIX, VERSION, generate_key
@@ -58,7 +58,7 @@ def main():
                                                 "--n_variants", "1", "--io_timeout_s", "5", "--device", "cpu",
                                                 "--pretrain_data", "labelled", "--tasks", "augmentation",
                                                 "reconstruction", "contrastive", "features"])  # as measured
-        datasets = har_client_datasets(config)
+        datasets = HARTask(config).client_datasets()
         original, peak, flood = run_module.make_server, {"open": 0}, {}
         prefix = PREFIX.pack(MAGIC, VERSION, 100, 60 * 2**20).hex()
 

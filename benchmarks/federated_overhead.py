@@ -17,7 +17,7 @@ import time
 
 from common.config import parse_config
 from common.federated import fedavg
-from common.har_task import har_client_datasets, har_model
+from har_task import HARTask
 from HAR_federated.config import FederatedConfig
 from HAR_federated.protocol import (check_tensors, client_handshake, encode_frame, generate_key, read_frame,
                                     server_handshake)
@@ -39,7 +39,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     config = parse_config(FederatedConfig, [])
-    state = {k: v.detach().clone() for k, v in har_model(config).state_dict().items()}
+    state = {k: v.detach().clone() for k, v in HARTask(config).model().state_dict().items()}
     state_bytes = sum(v.numel() * v.element_size() for v in state.values())
     print(f"default model state: {len(state)} tensors, {state_bytes / 2**20:.2f} MiB; {config.num_clients} clients")
 
@@ -81,7 +81,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         run_config = dataclasses.replace(config, rounds=args.rounds, output_dir=tmp, experiment_name="bench")
         start = time.perf_counter()
-        server, history = run_local(run_config, har_client_datasets(run_config), log=lambda *_: None)
+        server, history = run_local(run_config, HARTask(run_config).client_datasets(), log=lambda *_: None)
         total = time.perf_counter() - start
     if server.rocket_setup:  # the rocket task's shared MiniRocket PCA, once before round 1
         setup = server.rocket_setup

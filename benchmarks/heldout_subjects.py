@@ -34,7 +34,7 @@ from sklearn.metrics import f1_score
 from common.classification import load_pretrained_encoder, saved_data_record
 from common.config import parse_config
 from common.evaluation import frozen_embeddings, rebuild_encoder
-from common.har_task import har_labelled_splits, har_pretrain_data
+from har_task import HARTask
 from common.pretrain_config import recipe_differences
 from common.probes import Probe, fit_probe, self_train
 from common.report import signed_interval
@@ -64,7 +64,7 @@ def fold_run(fold, held, train_subjects, args):
     if recorded is not None and recipe_differences(recorded, config):
         config.resume, config.overwrite = 0, 1  # another recipe's run under this name: replaced, never reused
     if recorded is None or config.overwrite or not summary_file.is_file():
-        pretrain(config, har_pretrain_data(config, subjects=[s for s in train_subjects if s not in held]))
+        pretrain(config, HARTask(config).pretrain_data(subjects=[s for s in train_subjects if s not in held]))
     summary = json.loads(summary_file.read_text())
     if set(summary["subjects"]) & set(held):
         raise UserError(f"{run} was pretrained on held-out subjects {sorted(set(summary['subjects']) & set(held))}")
@@ -135,8 +135,7 @@ def main(argv=None):
     for k, held in enumerate(folds):
         run, summary = fold_run(k, held, train_subjects, args)
         if splits is None:  # the labelled windows in the encoders' input standardisation (one recipe: the same)
-            splits = har_labelled_splits(CLASSIFIER, saved_data_record(run / "encoder.pt"),
-                                         str(run / "encoder.pt"))
+            splits = HARTask(CLASSIFIER).labelled_splits(saved_data_record(run / "encoder.pt"), str(run / "encoder.pt"))
             subject = {name: getattr(splits, name)["subject"] for name in ("train", "val", "test")}
             x, y = splits.train["x"], splits.train["y"]
             num_classes = int(y.max()) + 1

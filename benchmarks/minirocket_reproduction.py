@@ -16,7 +16,7 @@ import numpy as np
 
 from common.classification import run_classification
 from common.config import parse_config
-from common.har_task import har_labelled_splits
+from har_task import HARTask
 from HAR_centralized.config import HARClassifierConfig
 
 EXPECTED = {"ridge": {0.01: 0.896, 0.1: 0.963, 1.0: 0.969}, "logistic:1": {0.01: 0.875, 0.1: 0.959}}
@@ -37,7 +37,7 @@ def main():
             "--subject_norm", "none",  # the protocol of the figures it reproduces
             "--seeds", str(args.draws), "--full_seeds", "1", "--label_fractions", "0.01", "0.1", "1.0",
             "--output_dir", out])
-        rows, _, folder = run_classification(config, har_labelled_splits(config, None, args.encoder))
+        rows, _, folder = run_classification(config, HARTask(config).labelled_splits(None, args.encoder))
         for fraction in (0.01, 0.1, 1.0):
             at = [r for r in rows if abs(r["fraction"] - fraction) < 1e-9]
             scores = [r["macro_f1"] for r in at]

@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 from common.config import parse_config
-from common.har_task import har_pretrain_data
+from har_task import HARTask
 from common.training import pretrain
 from HAR_centralized.config import HARPretrainConfig
 
@@ -29,7 +29,7 @@ def main(argv=None):
         config = parse_config(HARPretrainConfig, ["--epochs", str(args.epochs), "--monitor_every", "1",
                                                   "--output_dir", out, "--experiment_name", "monitor_cost",
                                                   *args.flags])
-        pretrain(config, har_pretrain_data(config))
+        pretrain(config, HARTask(config).pretrain_data())
         rows = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
     print("\n| epoch | training s | monitor s | kNN F1 | logistic F1 |\n|---|---|---|---|---|")
     for r in rows:

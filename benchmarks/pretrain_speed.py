@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from common.config import parse_config
-from common.har_task import har_pretrain_data
+from har_task import HARTask
 from common.model import build_model, task_classes
 from common.runtime import resolve_precision, seed_everything, select_device
 from common.training import MultiTaskTrainer, pretrain
@@ -38,7 +38,8 @@ from HAR_centralized.config import HARPretrainConfig
 from IR_centralized.config import IRPretrainConfig
 from IR_centralized.train_encoder import image_pretrain_data
 
-EXPERIMENTS = {"har": (HARPretrainConfig, har_pretrain_data), "ir": (IRPretrainConfig, image_pretrain_data)}
+EXPERIMENTS = {"har": (HARPretrainConfig, lambda config: HARTask(config).pretrain_data()),
+               "ir": (IRPretrainConfig, image_pretrain_data)}
 
 
 class FirstSteps:

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from common.classification import run_classification  # noqa: E402
 from common.config import parse_config  # noqa: E402
-from common.har_task import HARDataConfig, har_labelled_splits, har_pretrain_data  # noqa: E402
+from har_task import HARDataConfig, HARTask  # noqa: E402
 from common.pretrain_config import recipe_differences  # noqa: E402
 from ground.paths import REPO_ROOT  # noqa: E402
 from common.training import pretrain  # noqa: E402
@@ -39,7 +39,7 @@ def main():
     parser.add_argument("--plot", default=str(REPO_ROOT / "resources" / "quality_vs_time.png"))
     args = parser.parse_args()
     out = REPO_ROOT / "HAR_centralized" / "outputs" / "quality_vs_time"
-    splits = har_labelled_splits(HARDataConfig())
+    splits = HARTask(HARDataConfig()).labelled_splits()
     rows = []
     for setting in args.settings:
         width, epochs = map(int, setting.split(":"))
@@ -51,7 +51,8 @@ def main():
         if recorded is not None and recipe_differences(recorded, config):
             config.resume, config.overwrite = 0, 1  # an earlier default's run under this name: replaced, never reused
         finished = recorded is not None and not config.overwrite and summary_file.exists()  # else run or resume
-        summary = json.loads(summary_file.read_text()) if finished else pretrain(config, har_pretrain_data(config))
+        summary = (json.loads(summary_file.read_text()) if finished
+                   else pretrain(config, HARTask(config).pretrain_data()))
         probe = parse_config(HARClassifierConfig,
                              ["--encoder", str(config.run_dir()), "--methods", "encoder", "--modes",
                                                    "linear", "--label_fractions", "0.1", "1.0", "--seeds", "3",

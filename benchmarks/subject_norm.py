@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from common.classification import ClassifierConfig, Representations, load_pretrained_encoder, saved_data_record
-from common.har_task import har_labelled_splits
+from har_task import HARTask
 from common.report import signed_interval
 from common.subject_norm import SUBJECT_NORMS
 from distillation_gap import score
@@ -40,7 +40,7 @@ def main(argv=None):
     encoder_path = encoder_path / "encoder.pt" if encoder_path.is_dir() else encoder_path
     if not encoder_path.is_file():
         raise UserError(f"--encoder {args.encoder}: no encoder.pt there")
-    splits = har_labelled_splits(HARClassifierConfig(), saved_data_record(encoder_path), str(encoder_path))
+    splits = HARTask(HARClassifierConfig()).labelled_splits(saved_data_record(encoder_path), str(encoder_path))
     model_args, state_dict = load_pretrained_encoder(encoder_path)
     labels = {k: getattr(splits, k)["y"] for k in ("train", "val", "test")}
     labels.update({f"{k}_subject": getattr(splits, k)["subject"] for k in ("train", "val", "test")})

@@ -16,7 +16,7 @@ import sys
 import torch
 
 from common.config import parse_config
-from common.har_task import har_pretrain_data
+from har_task import HARTask
 from common.model import build_model, task_classes
 from common.runtime import seed_everything, select_device
 from common.training import MultiTaskTrainer
@@ -61,7 +61,7 @@ def main(argv=None):
                                + (["--task_weights", *STATIC_WEIGHTS] if w == "static" else []))
                for w in args.weightings}
     base = next(iter(configs.values()))
-    data = har_pretrain_data(base)
+    data = HARTask(base).pretrain_data()
     device = select_device(base.device)
     views = PrecomputedViews(data.x, data.spec, task_classes(base))
     seconds = {w: [] for w in configs}

@@ -20,7 +20,7 @@ def test_help_shows_the_whole_config_grouped_by_where_each_part_is_declared():
     from common.config import build_parser
     text = build_parser(HARPretrainConfig).format_help()
     titles = ["SSLConfig (common/pretrain_config.py)", "ScheduleConfig (common/pretrain_config.py)",
-              "HARDataConfig (common/har_task.py)", "HARPretrainDataConfig (common/har_task.py)"]
+              "HARDataConfig (har_task/config.py)", "HARPretrainDataConfig (har_task/config.py)"]
     assert all(t in text for t in titles)
     assert all(f"--{f.name}" in text for f in dataclasses.fields(HARPretrainConfig))
     # each under the group that declares it, with the experiment's default

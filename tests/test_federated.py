@@ -16,7 +16,7 @@ from common.config import parse_config
 from ground.errors import UserError
 from common.federated import (LocalTrainer, ProximalTerm, aggregate, aggregate_integer_buffers, clip_update, fedavg,
                               screen_updates, trimmed_count)
-from common.har_task import har_model
+from har_task import HARTask
 from ground.io import strict_json
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_federated import protocol
@@ -145,7 +145,7 @@ def test_three_clients_two_rounds_end_to_end(tmp_path):
     model_args, state = load_pretrained_encoder(run / "encoder.pt")  # what train_classifier.py loads
     assert model_args["embedding_dim"] == 8
     # the global model moved away from its initialisation
-    init = har_model(config).encoder.state_dict()
+    init = HARTask(config).model().encoder.state_dict()
     assert any(not torch.equal(init[k], state[k]) for k in init)
 
 

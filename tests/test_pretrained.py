@@ -9,7 +9,7 @@ import torch
 from common.config import config_to_dict
 from common.encoders import build_encoder
 from ground.errors import UserError
-from common.har_task import har_model
+from har_task import HARTask
 from common.pretrained import PRETRAINED_DIR, available, export_encoder, load_pretrained
 from common.pretrain_config import with_trained_tasks
 from HAR_centralized import train_classifier
@@ -42,7 +42,7 @@ def test_the_card_matches_the_default_recipe():
     """Rebuilt from its card, the shipped encoder is the default recipe's architecture; a default changed in
     HAR_centralized/config.py without shipping again fails here."""
     card = json.loads((PRETRAINED_DIR / "har_mtl.json").read_text())
-    assert card["model_args"] == har_model(HARPretrainConfig()).encoder.model_args
+    assert card["model_args"] == HARTask(HARPretrainConfig()).model().encoder.model_args
     default_tasks = HARPretrainConfig.DEFAULT_TASKS  # the tasks compared, however the flags named them
     defaults = with_trained_tasks(json.loads(json.dumps(config_to_dict(HARPretrainConfig()))), default_tasks)
     recipe = with_trained_tasks(card["recipe"], default_tasks)

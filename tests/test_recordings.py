@@ -13,7 +13,7 @@ from common.config import parse_config
 from common.encoders import build_encoder
 from ground.errors import UserError
 from common.pretrained import export_encoder, load_pretrained
-from common.har_task import har_client_datasets, har_labelled_splits, har_model, har_pretrain_data, own_data
+from har_task import HARTask
 from data import make_example_recordings
 from data_processing.generic_features import FEATURES_PER_CHANNEL, generic_features
 from data_processing.recordings import (Recording, WindowSettings, cut_windows, load_recordings, resample,
@@ -121,16 +121,16 @@ def test_generic_features_are_per_channel_statistics():
 def test_own_data_gives_pretraining_windows_labelled_splits_and_a_model(example_csv):
     flags = ["--dataset", f"csv:{example_csv}", "--output_dir", "unused"]
     config = parse_config(HARPretrainConfig, flags)
-    data = har_pretrain_data(config)
+    data = HARTask(config).pretrain_data()
     assert data.x.shape[1:] == (6, 128) and data.features.shape[1] == 6 * FEATURES_PER_CHANNEL
     assert "rotation" in data.spec.transforms  # 6 channels: two x,y,z triplets
-    splits = har_labelled_splits(parse_config(HARClassifierConfig, flags[:2]))
+    splits = HARTask(parse_config(HARClassifierConfig, flags[:2])).labelled_splits()
     subjects = splits.info["subjects"]
     assert not set(subjects["test"]) & set(data.info["subjects"])  # test subjects never pretrained on
     assert (splits.train["y"] >= 0).all() and set(splits.test["y"]) <= {0, 1, 2, 3}
-    assert har_model(config).encoder.model_args["in_channels"] == 6
+    assert HARTask(config).model().encoder.model_args["in_channels"] == 6
     no_triplets = parse_config(HARPretrainConfig, flags + ["--axis_triplets", "0"])
-    assert "rotation" not in har_pretrain_data(no_triplets).spec.transforms
+    assert "rotation" not in HARTask(no_triplets).pretrain_data().spec.transforms
 
 
 def test_own_recordings_go_through_pretraining_and_classification(tmp_path, example_npz, capsys):
@@ -267,8 +267,8 @@ def test_own_recordings_pretrain_federated_across_their_subjects(tmp_path, monke
                              num_clients=2, min_clients=2, batch_size=8, encoder_width=4, embedding_dim=8,
                              n_variants=1, device="cpu", experiment_name="fed_own")
     config.validate()
-    clients = har_client_datasets(config)
-    train_subjects = set(own_data(config).subjects["train"])
+    clients = HARTask(config).client_datasets()
+    train_subjects = set(HARTask(config).own.subjects["train"])
     assert set(clients) == {0,
                             1} and set(clients[0].info["subjects"]) | set(clients[1].info["subjects"]) == train_subjects
     run_local(config, clients, b"k" * 32, log=lambda *_: None)
@@ -344,19 +344,19 @@ def test_own_channels_are_standardised_by_the_train_subjects_and_the_encoder_kee
         tmp_path, example_npz):
     dataset = f"npz:{example_npz}"
     flags = ["--dataset", dataset, "--output_dir", str(tmp_path / "runs")]
-    data = own_data(parse_config(HARPretrainConfig, flags))
+    data = HARTask(parse_config(HARPretrainConfig, flags)).own
     train = data.x[np.isin(data.subject, data.subjects["train"])]
     np.testing.assert_allclose(train.mean(axis=(0, 2)), 0, atol=1e-4)
     np.testing.assert_allclose(train.std(axis=(0, 2)), 1, atol=1e-3)
-    raw = own_data(parse_config(HARPretrainConfig, flags + ["--standardise", "none"]))
+    raw = HARTask(parse_config(HARPretrainConfig, flags + ["--standardise", "none"])).own
     assert data.standardisation is not None and raw.standardisation is None
     np.testing.assert_allclose(raw.x[:, 2].mean(), data.standardisation["mean"][2], rtol=0.2)  # gravity on z
     run = pretrain_own(tmp_path, dataset)
     saved = torch.load(run / "encoder.pt", weights_only=True)
     np.testing.assert_allclose(saved["data"]["standardisation"]["mean"], data.standardisation["mean"])
     # the classifier feeds the encoder's units even when asked for raw channels itself
-    splits = har_labelled_splits(parse_config(HARClassifierConfig, ["--dataset", dataset, "--standardise", "none"]),
-                                 saved["data"])
+    raw_task = HARTask(parse_config(HARClassifierConfig, ["--dataset", dataset, "--standardise", "none"]))
+    splits = raw_task.labelled_splits(saved["data"])
     assert splits.info["standardised"]
     np.testing.assert_allclose(splits.train["x"], data.x[np.isin(data.subject, data.subjects["train"]) & (data.y >= 0)])
     # load_pretrained standardises raw windows itself
@@ -376,8 +376,8 @@ def test_uci_har_is_not_standardised_unless_chosen(har_cache, tmp_path):
     # the labelled windows: the channel statistics are theirs, so they come out at mean 0 (the default's whole
     # recordings are standardised with the same statistics, close to 0 but not at it)
     flags = ["--output_dir", str(tmp_path / "runs"), "--pretrain_data", "labelled"]
-    default = har_pretrain_data(parse_config(HARPretrainConfig, flags))
-    chosen = har_pretrain_data(parse_config(HARPretrainConfig, flags + ["--standardise", "channel"]))
+    default = HARTask(parse_config(HARPretrainConfig, flags)).pretrain_data()
+    chosen = HARTask(parse_config(HARPretrainConfig, flags + ["--standardise", "channel"])).pretrain_data()
     assert default.record["standardisation"] is None and len(chosen.record["standardisation"]["mean"]) == 9
     np.testing.assert_allclose(chosen.x.mean(axis=(0, 2)), 0, atol=1e-4)
     assert not np.allclose(default.x.mean(axis=(0, 2)), 0, atol=1e-2)
@@ -429,28 +429,28 @@ def test_extra_recordings_join_pretraining_only_and_need_the_same_channels(tmp_p
     extra_csv = tmp_path / "extra_csv"
     make_example_recordings.main(["--format", "csv", "--out", str(extra_csv), "--subjects", "2", "--seed", "7"])
     base = ["--dataset", f"csv:{example_csv}", "--output_dir", str(tmp_path / "runs")]
-    plain = har_pretrain_data(parse_config(HARPretrainConfig, base))
-    both = har_pretrain_data(parse_config(HARPretrainConfig, base + ["--pretrain_extra", f"csv:{extra_csv}",
-                                                                     f"npz:{example_npz}"]))
+    plain = HARTask(parse_config(HARPretrainConfig, base)).pretrain_data()
+    both = HARTask(parse_config(HARPretrainConfig, base + ["--pretrain_extra", f"csv:{extra_csv}",
+                                                                     f"npz:{example_npz}"])).pretrain_data()
     extra_windows = [e["windows"] for e in both.info["extra"]]
     assert len(both.x) == len(plain.x) + sum(extra_windows) and min(extra_windows) > 0
     assert both.features.shape == (len(both.x), plain.features.shape[1]) and np.isfinite(both.features).all()
     assert [e["dataset"] for e in both.record["pretrain_extra"]] == [f"csv:{extra_csv}", f"npz:{example_npz}"]
     # the classifier's splits know nothing of them
-    splits = har_labelled_splits(parse_config(HARClassifierConfig, base[:2]), both.record)
-    assert sum(len(s["y"]) for s in (splits.train, splits.val, splits.test)) == int((own_data(
-        parse_config(HARClassifierConfig, base[:2])).y >= 0).sum())
+    classifier_task = HARTask(parse_config(HARClassifierConfig, base[:2]))
+    splits = classifier_task.labelled_splits(both.record)
+    assert sum(len(s["y"]) for s in (splits.train, splits.val, splits.test)) == int((classifier_task.own.y >= 0).sum())
     three = write_npz(tmp_path / "three.npz", x=sine_windows(n=4, channels=3, length=256))
     with pytest.raises(UserError, match="the same channels are needed"):
-        har_pretrain_data(parse_config(HARPretrainConfig, base + ["--pretrain_extra", three]))
+        HARTask(parse_config(HARPretrainConfig, base + ["--pretrain_extra", three])).pretrain_data()
 
 
 def test_extra_recordings_compose_with_uci_har(har_cache, tmp_path):
     nine = write_npz(tmp_path / "nine.npz", x=sine_windows(n=6, channels=9, length=256))
     flags = ["--output_dir", str(tmp_path / "runs"), "--pretrain_extra", nine]
-    data = har_pretrain_data(parse_config(HARPretrainConfig, flags))
-    plain = har_pretrain_data(parse_config(HARPretrainConfig, flags[:2]))
+    data = HARTask(parse_config(HARPretrainConfig, flags)).pretrain_data()
+    plain = HARTask(parse_config(HARPretrainConfig, flags[:2])).pretrain_data()
     assert len(data.x) == len(plain.x) + 6 * 3 and data.features.shape[1] == 561
     with pytest.raises(UserError, match="the same channels"):
-        har_pretrain_data(parse_config(HARPretrainConfig, ["--pretrain_extra", write_npz(
-            tmp_path / "six.npz", x=sine_windows(n=2, channels=6, length=256))]))
+        HARTask(parse_config(HARPretrainConfig, ["--pretrain_extra", write_npz(
+            tmp_path / "six.npz", x=sine_windows(n=2, channels=6, length=256))])).pretrain_data()
