@@ -17,7 +17,7 @@ venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed  ## the main job: pretrain, evaluate against baselines, print the table, draw figures
 	$(PY) data/prepare_har.py
-	$(PY) HAR_centralized/reproduce.py --quick 1
+	$(PY) studies/har/reproduce.py --quick 1
 
 test: $(VENV)/.flower  ## the linter (ruff.toml), then the test suite, CPU only, a few minutes on 2 cores
 	$(VENV)/bin/ruff check .
@@ -26,6 +26,6 @@ test: $(VENV)/.flower  ## the linter (ruff.toml), then the test suite, CPU only,
 .PHONY: venv demo test
 
 reproduce: $(VENV)/.installed  ## the full study; rewrites resources/
-	$(PY) HAR_centralized/reproduce.py
+	$(PY) studies/har/reproduce.py
 
 .PHONY: reproduce

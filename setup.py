@@ -6,8 +6,8 @@ setup(
     description="Multi-task self-supervised pretraining for label-efficient HAR and image recognition",
     license="MIT",
     python_requires=">=3.10",
-    packages=["ground", "common", "common.tasks", "data_processing", "HAR_centralized", "HAR_federated",
-              "IR_centralized"],
+    packages=["ground", "common", "common.tasks", "data_processing", "har_task", "HAR_centralized", "HAR_federated",
+              "IR_centralized", "studies", "studies.har"],
     package_data={"data_processing": ["uci_har_features.txt"]},
     install_requires=[
         "torch==2.13.0",

@@ -105,7 +105,7 @@ def probe_notes(description):
 
 def model_card(name, description, table):
     data, recipe = description["pretraining_data"], description["recipe"]
-    study = study_scores("mtl_default")  # the study's name of the default recipe (HAR_centralized/study.py)
+    study = study_scores("mtl_default")  # the study's name of the default recipe (studies/har/manifest.py)
     return f"""# {name}: self-supervised HAR encoder (the default recipe)
 
 One line: `from common.pretrained import load_pretrained; encoder = load_pretrained("{name}")`, or

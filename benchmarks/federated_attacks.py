@@ -144,7 +144,7 @@ def main(argv=None):
         values = dict(output_dir=str(out / f"run{next(counter)}"), rounds=args.rounds, local_epochs=1, num_clients=4,
                       min_clients=3, batch_size=32, encoder_width=8, embedding_dim=16, n_variants=1, device="cpu",
                       experiment_name="attack", round_grace_s=2.0, max_examples=10**6,
-                      # the seed's tasks on the labelled windows: as measured
+                      # the thesis's tasks on the labelled windows: as measured
                       pretrain_data="labelled", tasks=("augmentation", "reconstruction", "contrastive", "features"))
         values.update(overrides)
         c = FederatedConfig(**values)

@@ -37,7 +37,7 @@ from common.evaluation import frozen_embeddings, rebuild_encoder
 from har_task import HARTask
 from common.pretrain_config import recipe_differences
 from common.probes import Probe, fit_probe, self_train
-from common.report import signed_interval
+from studies.report import signed_interval
 from common.subject_norm import zscore_per_subject
 from common.training import pretrain
 from data_processing.har import load_har

@@ -9,10 +9,53 @@ prints: the layers' floors (longest import chain between layers), pairs of layer
 tests/test_layers.py asserts the picture stays clean.
 """
 import argparse
+import ast
 import sys
 from collections import defaultdict
+from pathlib import Path
 
-from common.provenance import PACKAGES, REPO_ROOT, module_files, project_imports
+from ground.paths import REPO_ROOT
+
+PACKAGES = ("ground", "common", "data_processing", "har_task", "HAR_centralized", "HAR_federated", "IR_centralized",
+            "studies", "benchmarks", "data")
+# the modules that read one dataset: common/ (the shared machinery) imports none of them
+DATASET_MODULES = ("data_processing.har", "data_processing.hapt", "data_processing.recordings", "data_processing.stl10",
+                   "data_processing.images", "har_task")
+
+def module_files(repo=REPO_ROOT, packages=PACKAGES):
+    """{module name: path} of the project's Python files."""
+    files = {}
+    for package in packages:
+        for path in sorted((Path(repo) / package).rglob("*.py")):
+            parts = list(path.relative_to(repo).with_suffix("").parts)
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return files
+
+
+def project_imports(path, modules):
+    """[(imported module, inside a function?)] of one file, restricted to `modules`."""
+    found = []
+
+    def visit(node, nested):
+        for child in ast.iter_child_nodes(node):
+            inner = nested or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            names = []
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                # `from package import module` imports that module; `from module import name` the module
+                names = [f"{child.module}.{alias.name}" if f"{child.module}.{alias.name}" in modules else child.module
+                         for alias in child.names]
+            for name in names:
+                while name and name not in modules:
+                    name = name.rpartition(".")[0]
+                if name:
+                    found.append((name, inner))
+            visit(child, inner)
+
+    visit(ast.parse(Path(path).read_text()), False)
+    return found
+
 
 def layer(module):
     return module.split(".")[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common.classification import ClassifierConfig, Representations, load_pretrained_encoder, saved_data_record
 from har_task import HARTask
-from common.report import signed_interval
+from studies.report import signed_interval
 from common.subject_norm import SUBJECT_NORMS
 from distillation_gap import score
 from ground.errors import UserError, exit_on_user_error

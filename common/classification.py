@@ -257,7 +257,7 @@ def needs_encoder(config):
 
 
 def saved_data_record(encoder_path):
-    """What an encoder recorded of its pretraining data (common/har_task.py's encoder_data_record), or None
+    """What an encoder recorded of its pretraining data (har_task/task.py's HARTask.encoder_record), or None
     (an encoder saved before records were kept, or none evaluated)."""
     if encoder_path is None:
         return None

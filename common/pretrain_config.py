@@ -19,21 +19,22 @@ from common.monitor import check_tensorboard
 from ground.paths import REPO_ROOT, cache_folder
 from common.run_folder import RunFolder
 from common.runtime import DEVICES, PRECISIONS, select_device
-from common.tasks import SEED_TASKS, TASKS, active_task_names
+from common.tasks import THESIS_TASKS, TASKS, active_task_names
 from common.weighting import WEIGHTINGS
 
 
 # what a run's config may differ in and still be the same recipe: where it is written, its name, how it is
-# resumed or watched (a shipped encoder, a reused study run, a resumed checkpoint)
+# resumed or watched (a shipped encoder, a reused study run, a resumed checkpoint), and config.json's runtime
+# record (the thread count and torch build: the study pools runs from machines that differ in them)
 RUN_ONLY_FIELDS = ("experiment_name", "output_dir", "cache_dir", "resume", "overwrite", "device", "precision",
-                   "monitor_every", "tensorboard")
+                   "monitor_every", "tensorboard", "runtime")
 
 
 def recipe_differences(recorded, config, allowed=()):
     """{field: (recorded value, config's value)} where a run's recorded config (config.json's or a checkpoint's
     dict) computes something else than `config`, the RUN_ONLY_FIELDS and `allowed` aside. A field the record
     lacks (newer than the run) counts at its default, which reproduces what the run did."""
-    default_tasks = getattr(config, "DEFAULT_TASKS", SEED_TASKS)
+    default_tasks = getattr(config, "DEFAULT_TASKS", THESIS_TASKS)
     now = with_trained_tasks(json.loads(json.dumps(config_to_dict(config))), default_tasks)
     then = with_trained_tasks(json.loads(json.dumps({**config_to_dict(type(config)()), **recorded})),
                               default_tasks)  # JSON values (a checkpoint's tuples, config.json's lists)
@@ -41,7 +42,7 @@ def recipe_differences(recorded, config, allowed=()):
             if k not in RUN_ONLY_FIELDS + tuple(allowed) and then.get(k) != v}
 
 
-def with_trained_tasks(values, default_tasks=SEED_TASKS):
+def with_trained_tasks(values, default_tasks=THESIS_TASKS):
     """A saved pretraining config (config.json's dict) with the tasks it trains in place of how its flags named
     them (--model_heads, --tasks): two runs of one recipe compare equal however they were asked for."""
     if "model_heads" not in values:
@@ -64,9 +65,9 @@ class SSLConfig(Config):
     precision: str = field("auto", "auto: bf16 autocast on cuda, fp32 elsewhere; bf16 works on CPU too",
                            choices=PRECISIONS)
 
-    # which tasks train (--tasks by name, else the seed's --model_heads switches, else DEFAULT_TASKS) and how
+    # which tasks train (--tasks by name, else the thesis's --model_heads switches, else DEFAULT_TASKS) and how
     # they are weighed
-    DEFAULT_TASKS: ClassVar[tuple] = SEED_TASKS
+    DEFAULT_TASKS: ClassVar[tuple] = THESIS_TASKS
     model_heads: tuple[int, ...] = field((), "0/1 switches: augmentation, reconstruction, contrastive, features; "
                                              "empty: the experiment's default tasks")
     tasks: tuple[str, ...] = field((), "registered task names to train instead of the --model_heads switches")
@@ -110,9 +111,9 @@ class SSLConfig(Config):
     n_variants: int = field(8, "precomputed augmented variants per window")
 
     def check_values(self):
-        if self.model_heads and (len(self.model_heads) != len(SEED_TASKS)
+        if self.model_heads and (len(self.model_heads) != len(THESIS_TASKS)
                                  or any(v not in (0, 1) for v in self.model_heads)):
-            raise UserError(f"--model_heads takes four 0/1 values ({', '.join(SEED_TASKS)}), "
+            raise UserError(f"--model_heads takes four 0/1 values ({', '.join(THESIS_TASKS)}), "
                             f"got {list(self.model_heads)}")
         unknown = [name for name in self.tasks if name not in TASKS]
         if unknown:
@@ -174,12 +175,12 @@ class SSLConfig(Config):
         return active_task_names(self.model_heads, self.tasks, self.DEFAULT_TASKS)
 
     def run_name(self):
-        """<experiment>_seed<seed>_<tasks>: the seed's four as their switches (heads1011), others by name."""
+        """<experiment>_seed<seed>_<tasks>: the thesis's four as their switches (heads1011), others by name."""
         active = self.active_tasks()
-        if self.tasks or not set(active) <= set(SEED_TASKS):
+        if self.tasks or not set(active) <= set(THESIS_TASKS):
             heads = "tasks" + "+".join(active)
         else:
-            heads = "heads" + "".join("1" if name in active else "0" for name in SEED_TASKS)
+            heads = "heads" + "".join("1" if name in active else "0" for name in THESIS_TASKS)
         return f"{self.experiment_name}_seed{self.seed}_{heads}"
 
     def run_dir(self):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from common.checkpoint import atomic_torch_save, load_checkpoint, save_encoder
 from common.config import config_to_dict
+from common.runtime import runtime_record
 from ground.errors import UserError
 from ground.io import atomic_write_json, atomic_write_text, strict_json
 from ground.paths import REPO_ROOT
@@ -32,6 +33,7 @@ def git_commit():
 
 class RunFolder:
     CONFIG, METRICS, CHECKPOINT = "config.json", "metrics.jsonl", "checkpoint.pt"
+    RUNTIME = "runtime"  # config.json's record of the torch build and thread count: recorded, never compared
     ENCODER, SUMMARY = "encoder.pt", "summary.json"
 
     def __init__(self, path, writer=True):
@@ -45,7 +47,8 @@ class RunFolder:
         return self.path / name
 
     def start(self, config, resume=False):
-        """Create the folder and record the config; a fresh run (an --overwrite) clears the old records."""
+        """Create the folder and record the config with what else its weights depend on (RUNTIME: the torch build
+        and thread count); a fresh run (an --overwrite) clears the old records."""
         if not self.writer:
             return
         self.path.mkdir(parents=True, exist_ok=True)
@@ -53,7 +56,7 @@ class RunFolder:
             for name in (self.METRICS, self.SUMMARY, self.ENCODER, self.CHECKPOINT, self.CHECKPOINT + ".prev"):
                 if (self / name).exists():
                     (self / name).unlink()
-        atomic_write_json(self / self.CONFIG, config_to_dict(config))
+        atomic_write_json(self / self.CONFIG, {**config_to_dict(config), self.RUNTIME: runtime_record()})
 
     def holds_a_run(self):
         """Whether an earlier run left records here (a checkpoint, an encoder or a summary)."""
@@ -131,7 +134,7 @@ class RunFolder:
 
     def save_encoder(self, encoder, input_shape, data_record=None):
         """encoder.pt: weights, model_args, input shape and what the encoder keeps of its data (split, input
-        standardisation: see common/har_task.py's encoder_data_record)."""
+        standardisation: see har_task/task.py's HARTask.encoder_record)."""
         if self.writer:
             extra = {"input_shape": list(input_shape)}
             if data_record is not None:

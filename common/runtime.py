@@ -43,3 +43,11 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def runtime_record():
+    """What a run's weights depend on beyond its config and seed: the torch build and its intra-op thread count
+    (the same seed and flags give bit-identical weights at the same thread count and build, not across them:
+    a reduction split over more threads sums in another order)."""
+    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "torch_interop_threads": torch.get_num_interop_threads(), "numpy": np.__version__}

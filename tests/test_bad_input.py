@@ -12,7 +12,7 @@ from HAR_centralized import train_classifier, train_encoder
 from HAR_federated import run as federated
 from IR_centralized import train_encoder as image_train_encoder
 
-# the good run where each entrypoint would write it: the seed's four tasks (federated, images) and HAR's
+# the good run where each entrypoint would write it: the thesis's four tasks (federated, images) and HAR's
 # default recipe (rocket alone)
 GOOD = ("good_seed42_heads1111", "good_seed42_tasksrocket")
 

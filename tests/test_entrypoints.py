@@ -10,7 +10,7 @@ from common.classification import ClassifierConfig
 from common.config import build_parser
 from common.pretrain_config import PretrainConfig
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
-from HAR_centralized.study import StudyConfig
+from studies.har.config import StudyConfig
 from HAR_federated.config import FederatedConfig
 from IR_centralized.config import IRClassifierConfig, IRPretrainConfig
 
@@ -22,7 +22,7 @@ ENTRYPOINTS = sorted(str(p.relative_to(REPO)) for folder in ("HAR_centralized", 
 
 
 def test_every_entrypoint_is_found():
-    assert {"HAR_centralized/train_encoder.py", "HAR_centralized/train_classifier.py", "HAR_centralized/reproduce.py",
+    assert {"HAR_centralized/train_encoder.py", "HAR_centralized/train_classifier.py", "studies/har/reproduce.py",
             "IR_centralized/train_encoder.py", "IR_centralized/train_classifier.py", "HAR_federated/run.py",
             "data/prepare_har.py", "data/download_stl10.py", "benchmarks/pretrain_speed.py"} <= set(ENTRYPOINTS)
 

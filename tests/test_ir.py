@@ -12,14 +12,14 @@ from data_processing.inputs import as_float_input
 from data_processing import images as image_data
 from data_processing.images import cached_descriptors, load_digits_splits, load_stl10_splits, load_stl10_unlabeled
 from common.model import build_model
-from common.tasks import SEED_TASKS, TASKS
+from common.tasks import THESIS_TASKS, TASKS
 from data_processing.pretext import PrecomputedViews, PretextBatches, PretextSpec, generator_for
 from data_processing.stl10 import read_stl10
 from IR_centralized import train_classifier, train_encoder
 from IR_centralized.config import IRClassifierConfig, IRPretrainConfig
 from tests.stl10_fixture import write_stl10
 
-ALL_TASKS = [TASKS[name] for name in SEED_TASKS]
+ALL_TASKS = [TASKS[name] for name in THESIS_TASKS]
 
 TINY = ["--encoder_width", "4", "--encoder_depth", "1", "--embedding_dim", "16", "--epochs", "1", "--device", "cpu"]
 
@@ -196,9 +196,9 @@ def test_each_image_task_loss_is_its_definition_on_image_batches():
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(8, 3, 32, 32, generator=generator)
     batch = {"x": x, "features": torch.randn(8, 60, generator=generator)}
-    for name in SEED_TASKS:
+    for name in THESIS_TASKS:
         batch.update(TASKS[name].make_targets(x, generator, spec))
-    for name in SEED_TASKS:
+    for name in THESIS_TASKS:
         TASKS[name].complete(batch)
     assert torch.equal(batch["masked_x"], x.masked_fill(batch["mask"], 0.0))
     assert batch["mask"].float().mean() == 0.25  # 4 of the 16 8x8 patches, on every channel
@@ -217,5 +217,5 @@ def test_each_image_task_loss_is_its_definition_on_image_batches():
         logits = (z @ z.T / 0.2).fill_diagonal_(float("-inf"))
         expected_con = torch.nn.functional.cross_entropy(logits, torch.cat([torch.arange(8, 16), torch.arange(8)]))
         expected_feat = ((tasks["features"].head(emb["x"]) - batch["features"]) ** 2).mean()
-    for name, expected in zip(SEED_TASKS, (expected_aug, expected_rec, expected_con, expected_feat)):
+    for name, expected in zip(THESIS_TASKS, (expected_aug, expected_rec, expected_con, expected_feat)):
         torch.testing.assert_close(losses[name].detach(), expected, rtol=1e-4, atol=1e-5)

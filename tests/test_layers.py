@@ -1,8 +1,7 @@
-"""The house: no layer imports a layer above it, no import circles, no project imports hidden in functions."""
+"""The house: no layer imports a layer above it, no import circles, no project imports hidden in functions,
+and common/ knows no dataset."""
 import importlib.util
 from pathlib import Path
-
-from common.provenance import import_closure, module_files, source_digest
 
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("import_layers", REPO / "benchmarks" / "import_layers.py")
@@ -15,7 +14,9 @@ def test_no_arrow_runs_back_up_and_no_circle():
     assert picture["back_up"] == [] and picture["layer_circles"] == [] and picture["module_circles"] == []
     assert picture["hidden"] == []  # a function-level import would hide a circle
     floors = picture["floors"]
-    assert floors["ground"] < floors["data_processing"] < floors["common"] < floors["HAR_federated"]
+    assert floors["ground"] < floors["data_processing"] < floors["common"] < floors["har_task"]
+    assert floors["har_task"] < floors["HAR_centralized"] < floors["studies"]
+    assert floors["har_task"] < floors["HAR_federated"] < floors["studies"]
     assert floors["common"] < floors["IR_centralized"]
 
 
@@ -27,16 +28,23 @@ def test_data_code_uses_only_the_ground():
             assert all(t.startswith("ground.") for t in outside), (module, outside)
 
 
-def test_federated_code_builds_on_the_har_task_not_on_centralized_entrypoints():
+def test_common_imports_no_dataset_module():
+    graph = import_layers.picture()["module_graph"]
+    for module, targets in graph.items():
+        if module.startswith("common"):
+            assert not [t for t in targets if t.startswith(import_layers.DATASET_MODULES)], module
+
+
+def test_experiments_build_on_the_har_task_not_on_each_other():
     graph = import_layers.picture()["module_graph"]
     for module, targets in graph.items():
         if module.startswith("HAR_federated"):
-            assert not any(t.startswith("HAR_centralized") for t in targets), module
-        if module.startswith("HAR_centralized") and module != "HAR_centralized.study":
-            assert not any(t.startswith("HAR_federated") for t in targets), module  # only the study runs both
+            assert not any(t.startswith(("HAR_centralized", "studies")) for t in targets), module
+        if module.startswith("HAR_centralized"):
+            assert not any(t.startswith(("HAR_federated", "studies")) for t in targets), module  # the study runs both
 
 
-def test_the_picture_sees_imports_inside_functions(tmp_path, monkeypatch):
+def test_the_picture_sees_imports_inside_functions(tmp_path):
     package = tmp_path / "common"
     package.mkdir()
     (package / "a.py").write_text("def f():\n    from common import b\n")
@@ -45,17 +53,9 @@ def test_the_picture_sees_imports_inside_functions(tmp_path, monkeypatch):
     assert picture["hidden"] == [("common.a", "common.b")] and picture["module_circles"] == [["common.a", "common.b"]]
 
 
-def test_the_source_digest_follows_the_imports(tmp_path):
-    package = tmp_path / "common"
-    package.mkdir()
-    (package / "a.py").write_text("from common import b\n")
-    (package / "b.py").write_text("x = 1\n")
-    (package / "c.py").write_text("y = 2\n")
-    where = {"repo": tmp_path, "packages": ("common",)}
-    assert import_closure("common.a", files=module_files(**{"repo": tmp_path, "packages": ("common",)})) == [
-        "common.a", "common.b"]
-    before = source_digest("common.a", **where)
-    (package / "c.py").write_text("y = 3\n")  # not imported by a: the digest stays
-    assert source_digest("common.a", **where) == before
-    (package / "b.py").write_text("x = 2\n")  # imported: the digest moves
-    assert source_digest("common.a", **where) != before
+def test_the_picture_sees_a_dataset_import_in_common(tmp_path):
+    for package, text in (("common", "from data_processing.har import load_har\n"), ("data_processing", "")):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / ("a.py" if package == "common" else "har.py")).write_text(text)
+    graph = import_layers.picture(tmp_path, ("common", "data_processing"))["module_graph"]
+    assert graph["common.a"] == {"data_processing.har"}

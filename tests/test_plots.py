@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 from common.evaluation import summarise
-from common.plots import plot_architecture, plot_label_efficiency, plot_tsne, representation_quality
+from studies.plots import plot_architecture, plot_label_efficiency, plot_tsne, representation_quality
 from common.model import build_model
 from data_processing.pretext import PretextSpec
 from HAR_centralized.config import HARPretrainConfig

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from common.tasks import SEED_TASKS, TASKS
+from common.tasks import THESIS_TASKS, TASKS
 from data_processing.pretext import PrecomputedViews, PretextBatches, PretextSpec, generator_for
 
 KEYS = {"x", "features", "aug_x", "aug_label", "view1", "view2", "mask", "masked_x"}
-ALL_TASKS = [TASKS[name] for name in SEED_TASKS]
+ALL_TASKS = [TASKS[name] for name in THESIS_TASKS]
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import pytest
 from scipy import stats
 
 from ground.errors import UserError
-from common.report import (aggregate, claims_table, evaluate_claims, paired_difference, score_table, signed_interval,
+from studies.report import (aggregate, claims_table, evaluate_claims, paired_difference, score_table, signed_interval,
                            time_table)
-from HAR_centralized.study import (CLAIMS, DEFAULT, DOWNSTREAM_MODE, EXPERIMENTS, NETWORK_MODES, RECIPE, RECIPES,
-                                   StudyConfig, plan)
+from studies.har.config import StudyConfig
+from studies.har.manifest import CLAIMS, DEFAULT, DOWNSTREAM_MODE, EXPERIMENTS, NETWORK_MODES, RECIPE, RECIPES
+from studies.har.runner import plan
 
 
 def rows_of(method, mode, values):
@@ -86,14 +87,16 @@ def test_the_confirmation_takes_its_own_seeds_and_a_fixed_experiment_one():
 def test_the_default_recipe_is_the_searchs_chosen_and_the_seed_recipe_keeps_its_four_tasks(tmp_path):
     from common.config import parse_config
     from HAR_centralized.config import HARPretrainConfig
-    from HAR_centralized.study import SEED_TASKS_RECIPE, Study, settings
+    from studies.har.manifest import THESIS_MTL
+    from studies.har.reuse import settings
+    from studies.har.runner import Study
 
     chosen = parse_config(HARPretrainConfig, list(RECIPES[RECIPE.chosen]))
     assert settings(chosen) == settings(HARPretrainConfig())  # config.py's defaults are the val winner's flags
     study = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "study")))
-    seed_recipe = study.encoder_config(study.by_id(SEED_TASKS_RECIPE), 42)[0]
+    seed_recipe = study.encoder_config(study.by_id(THESIS_MTL), 42)[0]
     assert list(seed_recipe.active_tasks()) == ["augmentation", "reconstruction", "contrastive", "features"]
-    for experiment in EXPERIMENTS:  # every multi-task experiment of the seed's recipe names its tasks
+    for experiment in EXPERIMENTS:  # every multi-task experiment of the thesis's recipe names its tasks
         if experiment.id.startswith(("mtl_", "stl_")) and experiment.pretrain and experiment.id != DEFAULT:
             assert "--model_heads" in experiment.pretrain or "--tasks" in experiment.pretrain, experiment.id
 
@@ -116,7 +119,7 @@ def test_the_manifest_plans_every_method_once_per_seed_and_names_every_claim():
 
 
 def test_the_main_job_runs_the_default_row_and_reuses_what_finished(tmp_path, har_cache, capsys):
-    from HAR_centralized import reproduce
+    from studies.har import reproduce
 
     flags = ["--quick", "1", "--demo_draws", "2", "--demo_fractions", "0.05", "0.2", "--demo_network_fractions", "0.05",
              "--demo_selftrain_fractions", "0.05",

@@ -7,10 +7,12 @@ import pytest
 
 from common.config import config_to_dict, parse_config
 from ground.errors import UserError
-from common.report import README_BEGIN, README_END, evaluate_claims, write_readme_block
-from HAR_centralized import reproduce
+from studies.report import README_BEGIN, README_END, evaluate_claims, write_readme_block
+from studies.har import reproduce
 from HAR_centralized.config import HARClassifierConfig
-from HAR_centralized.study import CHOICES, DOWNSTREAM_MODE, EXPERIMENTS, RECIPE, Study, StudyConfig, plan
+from studies.har.config import StudyConfig
+from studies.har.manifest import CHOICES, DOWNSTREAM_MODE, EXPERIMENTS, RECIPE
+from studies.har.runner import Study, plan
 
 
 def rows_of(method, values, fraction=0.1, mode="linear"):
@@ -163,7 +165,7 @@ def test_the_federated_part_pretrains_through_the_federated_engine(tmp_path, har
 
 def test_a_record_without_a_newer_field_is_reused_at_its_default(tmp_path):
     from HAR_centralized.config import HARPretrainConfig
-    from HAR_centralized.study import finished, settings
+    from studies.har.reuse import finished, settings
 
     config = HARPretrainConfig()
     old = {k: v for k, v in settings(config).items() if k != "projection_dim"}  # written before the field existed
@@ -176,7 +178,7 @@ def test_a_record_without_a_newer_field_is_reused_at_its_default(tmp_path):
 
 def test_a_unit_is_reused_whatever_the_fields_its_modes_do_not_use_say(tmp_path):
     from HAR_centralized.config import HARClassifierConfig
-    from HAR_centralized.study import finished
+    from studies.har.reuse import finished
 
     probes = HARClassifierConfig(methods=("encoder",), modes=("linear", "selftrain"))
     (tmp_path / "config.json").write_text(json.dumps(config_to_dict(probes)))
@@ -358,20 +360,20 @@ def test_a_unit_folder_that_scored_an_encoder_replaced_since_is_not_made_a_recor
 
 def test_a_record_names_the_tasks_its_encoder_trained_so_a_new_default_recipe_leaves_it_true():
     from common.pretrain_config import with_trained_tasks
-    from common.tasks import SEED_TASKS
+    from common.tasks import THESIS_TASKS
     from HAR_centralized.config import HARPretrainConfig
-    from HAR_centralized.study import matches
+    from studies.har.reuse import matches
 
-    # written while the seed's four tasks were the default (no --model_heads, no --tasks)
-    recorded = with_trained_tasks(json.loads(json.dumps(config_to_dict(HARPretrainConfig()))), SEED_TASKS)
-    assert recorded["tasks"] == list(SEED_TASKS) and "model_heads" not in recorded
+    # written while the thesis's four tasks were the default (no --model_heads, no --tasks)
+    recorded = with_trained_tasks(json.loads(json.dumps(config_to_dict(HARPretrainConfig()))), THESIS_TASKS)
+    assert recorded["tasks"] == list(THESIS_TASKS) and "model_heads" not in recorded
     assert matches(recorded, HARPretrainConfig(model_heads=(1, 1, 1, 1)))  # the same recipe, by its switches
     assert not matches(recorded, HARPretrainConfig(tasks=("rocket",)))
 
 
 def test_a_pretraining_field_its_recipe_does_not_use_leaves_the_recipe_the_same():
     from HAR_centralized.config import HARPretrainConfig
-    from HAR_centralized.study import matches
+    from studies.har.reuse import matches
 
     seed_four = parse_config(HARPretrainConfig, ["--model_heads", "1", "1", "1", "1", "--pretrain_data", "labelled"])
     recorded = dict(config_to_dict(seed_four), rocket_dim=512, pretrain_step=64)  # unused by that recipe
@@ -383,7 +385,7 @@ def test_a_pretraining_field_its_recipe_does_not_use_leaves_the_recipe_the_same(
 
 def test_a_baseline_record_depends_on_its_encoders_data_only():
     from HAR_centralized.config import HARPretrainConfig
-    from HAR_centralized.study import encoder_fields_unused, matches
+    from studies.har.reuse import encoder_fields_unused, matches
 
     default = HARPretrainConfig()
     unused = encoder_fields_unused("minirocket", default)
@@ -400,7 +402,7 @@ def test_a_unit_counts_only_for_the_encoder_it_scored(tmp_path):
     import os
 
     from common.classification import file_sha256
-    from HAR_centralized.study import scored_this_encoder
+    from studies.har.reuse import scored_this_encoder
     run, unit = tmp_path / "run", tmp_path / "unit"
     run.mkdir(), unit.mkdir()
     (run / "encoder.pt").write_bytes(b"weights one")
@@ -422,7 +424,7 @@ def test_a_unit_counts_only_for_the_encoder_it_scored(tmp_path):
 def test_a_record_from_before_subject_norm_ran_without_it_whatever_the_default_becomes():
     from common.classification import ClassifierConfig
     from common.config import compose_config
-    from HAR_centralized.study import matches
+    from studies.har.reuse import matches
 
     def flipped(**values):  # the day the default moves to zscore
         cls = compose_config("Flipped", __name__, (ClassifierConfig,), defaults={"subject_norm": "zscore"})
@@ -441,7 +443,7 @@ def test_a_record_from_before_subject_norm_ran_without_it_whatever_the_default_b
 
 
 def test_the_choices_made_before_subject_norm_keep_their_records_after_it_was_chosen():
-    from HAR_centralized.study import CHOICES, CLASSIFIER
+    from studies.har.manifest import CHOICES, CLASSIFIER
 
     assert CLASSIFIER.subject_norm == "zscore"
     scored_at = {c.name: {x.classifier for x in c.experiments()} for c in CHOICES}

@@ -15,8 +15,8 @@ from common.checkpoint import safe_torch_load
 from common.config import config_to_dict, parse_config
 from ground.errors import UserError
 from common.model import build_model
-from common.plots import plot_architecture
-from common.tasks import SEED_TASKS, TASKS, PretextTask, register_task
+from studies.plots import plot_architecture
+from common.tasks import THESIS_TASKS, TASKS, PretextTask, register_task
 from common.training import pretrain
 from data_processing.pretext import PretextSpec, PretrainData
 from HAR_centralized.config import HARPretrainConfig
@@ -76,7 +76,7 @@ def test_a_fifth_task_from_this_file_trains_through_the_shared_loop(toy_task, tm
 
 
 def test_model_heads_keep_the_seeds_four_switches_in_order():
-    assert SEED_TASKS == ("augmentation", "reconstruction", "contrastive", "features")
+    assert THESIS_TASKS == ("augmentation", "reconstruction", "contrastive", "features")
     config = HARPretrainConfig(model_heads=(0, 1, 0, 1))
     assert list(build_model(config, (9, 128), PretextSpec(), 561).tasks) == ["reconstruction", "features"]
 
@@ -93,7 +93,7 @@ def test_an_experiment_names_its_default_tasks_and_the_seeds_switches_replace_th
     assert RocketFirst().active_tasks() == ["rocket"] and RocketFirst().run_name() == "mtl_seed42_tasksrocket"
     switched = parse_config(RocketFirst, ["--model_heads", "1", "0", "1", "1", "--output_dir", "x"])
     assert switched.active_tasks() == ["augmentation", "contrastive", "features"]
-    assert switched.run_name() == "mtl_seed42_heads1011"  # the seed's names and folders
+    assert switched.run_name() == "mtl_seed42_heads1011"  # the thesis's names and folders
     assert HARPretrainConfig().run_name() == "mtl_seed42_tasksrocket"  # HAR's default: the recipe search's winner
     assert parse_config(HARPretrainConfig, ["--model_heads", "1", "1", "1", "1"]).run_name() == "mtl_seed42_heads1111"
     # a run saved with the switches and one asked for by default compare as the same recipe

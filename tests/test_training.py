@@ -47,7 +47,7 @@ def tiny_data(n=48, seed=0):
 
 
 def tiny_config(tmp_path, **overrides):
-    # the seed's four tasks: these tests are of the multi-task loop (weightings, heads, shares)
+    # the thesis's four tasks: these tests are of the multi-task loop (weightings, heads, shares)
     values = dict(output_dir=str(tmp_path), epochs=3, batch_size=16, encoder_width=4, embedding_dim=8,
                   n_variants=2, device="cpu", experiment_name="tiny", model_heads=(1, 1, 1, 1))
     values.update(overrides)
@@ -147,7 +147,7 @@ def test_lr_schedule_warms_up_then_decays():
 # --------------------------------------------------------------------------- the entrypoint, real data
 TINY_FLAGS = ["--epochs", "1", "--encoder_width", "4", "--embedding_dim", "8", "--n_variants", "1",
               "--batch_size", "256", "--device", "cpu"]
-SEED_FOUR = ["--model_heads", "1", "1", "1", "1"]
+THESIS_FOUR = ["--model_heads", "1", "1", "1", "1"]
 
 
 def run_entrypoint(args, tmp_path, launcher=(sys.executable,)):
@@ -291,7 +291,7 @@ def test_train_encoder_cli_bad_input_is_one_line(tmp_path, args, message, capsys
 def test_torchrun_two_processes(tmp_path, har_cache, weighting, port):
     # cagrad combines per-task gradients itself: DDP runs under no_sync and gradients are averaged by hand
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    result = run_entrypoint(["--experiment_name", "ddp", *TINY_FLAGS, *SEED_FOUR, "--batch_size", "128",
+    result = run_entrypoint(["--experiment_name", "ddp", *TINY_FLAGS, *THESIS_FOUR, "--batch_size", "128",
                              "--weighting", weighting],
                             tmp_path, launcher=(torchrun, "--nproc_per_node", "2", "--master_port", port))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,21 +1,21 @@
-"""Regenerate the HAR results: the study (HAR_centralized/study.py: experiments, claims, figures) in
+"""Regenerate the HAR results: the study (studies/har/manifest.py: experiments, choices, claims, figures) in
 resumable units, or the quick main job.
 
 Usage:
-    python HAR_centralized/reproduce.py --quick 1          # the main job (make demo): the default row, one seed
-    python HAR_centralized/reproduce.py --part downstream  # one part: downstream (the default encoder against
+    python studies/har/reproduce.py --quick 1          # the main job (make demo): the default row, one seed
+    python studies/har/reproduce.py --part downstream  # one part: downstream (the default encoder against
                                                            #   the field's baselines), tasks, weighting_loss,
                                                            #   weighting_gradient, data, federated, hapt12,
                                                            #   search (the recipe, on val), tuning
-    python HAR_centralized/reproduce.py --only probes      # the probed units (minutes); then --only networks
-    python HAR_centralized/reproduce.py --report 1 --partial 1   # the report of what has finished so far
-    python HAR_centralized/reproduce.py                    # everything, then the report: resources/ and the
+    python studies/har/reproduce.py --only probes      # the probed units (minutes); then --only networks
+    python studies/har/reproduce.py --report 1 --partial 1   # the report of what has finished so far
+    python studies/har/reproduce.py                    # everything, then the report: resources/ and the
                                                            #   README's results block (days on 2 cores)
 A part, --experiments, --methods or --only reports what it ran under <output_dir>/report; only the whole
 study (run, or --report 1) writes resources/ and the README's block. Every unit not yet finished runs; a
-finished one is reused (study.finished: one rule), a killed pretraining resumes. Scores are macro-F1 on the
+finished one is reused (studies/har/reuse.py: one rule), a killed pretraining resumes. Scores are macro-F1 on the
 test subjects over --pretrain_seeds x --draws label draws, reported with both spreads and nested intervals
-(common/report.py).
+(studies/report.py).
 """
 import dataclasses
 import sys
@@ -23,7 +23,9 @@ import time
 
 from common.config import parse_config
 from ground.errors import exit_on_user_error
-from HAR_centralized.study import Study, StudyConfig, demo_experiments
+from studies.har.config import StudyConfig
+from studies.har.manifest import demo_experiments
+from studies.har.runner import Study
 
 
 def quick(config):

@@ -13,7 +13,7 @@ from scipy import stats
 
 from ground.errors import UserError
 from ground.io import atomic_write_text
-from common.plots import plot_label_efficiency, plot_weighting_study
+from studies.plots import plot_label_efficiency, plot_weighting_study
 
 
 def fraction_key(fraction):
@@ -207,7 +207,7 @@ def draw_figures(table, curves, folder, seconds=None, weighting_path=None, band=
         plot_weighting_study([r for r in table if r["method"] in seconds], seconds, folder / weighting_path)
 
 
-README_BEGIN, README_END = "<!-- study results: begin (written by HAR_centralized/reproduce.py) -->", \
+README_BEGIN, README_END = "<!-- study results: begin (written by studies/har/reproduce.py) -->", \
     "<!-- study results: end -->"
 
 
