@@ -494,7 +494,9 @@ def scored_draws(results, config):
     partial, recorded = results / PARTIAL, results / results.CONFIG
     if not partial.exists():
         return {}
-    if not recorded.exists() or json.loads(recorded.read_text()) != json.loads(json.dumps(config_to_dict(config))):
+    same = recorded.exists() and {k: v for k, v in json.loads(recorded.read_text()).items()
+                                  if k != results.RUNTIME} == json.loads(json.dumps(config_to_dict(config)))
+    if not same:
         partial.unlink()
         return {}
     done = {}

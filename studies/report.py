@@ -209,16 +209,31 @@ def draw_figures(table, curves, folder, seconds=None, weighting_path=None, band=
 
 README_BEGIN, README_END = "<!-- study results: begin (written by studies/har/reproduce.py) -->", \
     "<!-- study results: end -->"
+HEADLINE_BEGIN, HEADLINE_END = "<!-- headline results: begin (written by studies/har/reproduce.py) -->", \
+    "<!-- headline results: end -->"
 
 
-def write_readme_block(path, lines):
-    """Rewrite the block of README `path` between the study's markers with `lines`; an error when the README
+def write_readme_block(path, lines, markers=(README_BEGIN, README_END)):
+    """Rewrite the block of the markdown file `path` between `markers` with `lines`; an error when the file
     lacks the markers (the report does not guess where results go)."""
+    begin, end = markers
     if not path.is_file():
-        raise UserError(f"--readme {path}: no such file")
+        raise UserError(f"{path}: no such file (the report writes its block into it)")
     text = path.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise UserError(f"{path} has no study results block: add the lines {README_BEGIN!r} and {README_END!r}")
-    head, rest = text.split(README_BEGIN, 1)
-    tail = rest.split(README_END, 1)[1]
-    atomic_write_text(path, head + README_BEGIN + "\n" + "\n".join(lines) + "\n" + README_END + tail)
+    if begin not in text or end not in text:
+        raise UserError(f"{path} has no generated block: add the lines {begin!r} and {end!r}")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    atomic_write_text(path, head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
+
+
+def headline_table(table, rows, columns):
+    """The front page's table of an aggregated table: rows [(label, method, mode)] by columns [(title, method
+    prefix, fraction)], each cell the mean macro-F1 over pretraining seeds and draws ("-" where not run)."""
+    means = {(r["method"], r["mode"], fraction_key(r["fraction"])): r["macro_f1_mean"] for r in table}
+    lines = ["| representation, downstream mode | " + " | ".join(title for title, _, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for label, method, mode in rows:
+        cells = [means.get((prefix + method, mode, fraction_key(fraction))) for _, prefix, fraction in columns]
+        lines.append(f"| {label} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells) + " |")
+    return lines

@@ -88,10 +88,12 @@ def test_only_the_whole_study_writes_resources_and_the_readme(tmp_path):
     # whole study's report, figures or README block with its own few rows; its unit records stay the study's
     whole = Study(StudyConfig(output_dir=str(tmp_path)))
     assert whole.readme.name == "README.md" and whole.results.parts[-2:] == ("resources", "study")
+    assert whole.results_page.parts[-2:] == ("docs", "results.md")
     for subset in ({"experiments": ("baselines",)}, {"part": "federated"}, {"methods": ("resnet",)},
                    {"only": "probes"}):
         study = Study(StudyConfig(output_dir=str(tmp_path), **subset))
-        assert study.readme is None and study.results == study.figures == tmp_path / "report"
+        assert study.readme is None and study.results_page is None
+        assert study.results == study.figures == tmp_path / "report"
         assert study.records_dir == whole.records_dir
     assert whole.records_dir.parts[-3:] == ("resources", "study", "units")
     elsewhere = Study(StudyConfig(output_dir=str(tmp_path), results_dir=str(tmp_path / "r")))

@@ -38,8 +38,10 @@ class StudyConfig(Config):
                                  "(--quick 1: <output_dir>/figures)")
     figures_dir: str = field("", "figures, results.md, study_summary.json; empty: resources/ "
                                  "(--quick 1: <output_dir>/figures)")
-    readme: str = field("", "a README whose block between the results markers the report rewrites; empty: "
+    readme: str = field("", "a README whose headline table (between its markers) the report rewrites; empty: "
                             "README.md for the whole study, none for a part or --quick 1")
+    results_page: str = field("", "a page whose results block (between its markers) the report rewrites; empty: "
+                                  "docs/results.md for the whole study, none for a part or --quick 1")
     demo_draws: int = field(3, "--quick 1: label draws per fraction")
     demo_fractions: tuple[float, ...] = field((0.01, 0.1), "--quick 1: the probed methods' label fractions")
     demo_network_fractions: tuple[float, ...] = field((0.01,), "--quick 1: the gradient-trained methods' fractions")

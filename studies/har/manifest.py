@@ -390,3 +390,19 @@ CURVES = {
 }
 WEIGHTING_FIGURE = ("weighting.png", tuple(f"mtl_{w}" if w != DEFAULT_WEIGHTING else THESIS_MTL
                                            for w in WEIGHTINGS))
+
+# the README's headline table (studies/report.py, headline_table): the default encoder in its modes, the hybrid
+# with MiniRocket, and the field's baselines, on UCI HAR and HAPT-12 at 1 / 10 / 100% labels
+HEADLINE = (
+    ("default encoder, linear probe", DEFAULT, "linear"),
+    ("default encoder, LP-FT (the mode chosen on val)", DEFAULT, DOWNSTREAM_MODE),
+    ("default encoder, self-trained probe", DEFAULT, "selftrain"),
+    ("hybrid: encoder + MiniRocket, probe", f"{DEFAULT}+minirocket", "linear"),
+    ("hybrid: encoder + MiniRocket, self-trained", f"{DEFAULT}+minirocket", "selftrain"),
+    ("MiniRocket, probe", "minirocket", "linear"),
+    ("MiniRocket, self-trained", "minirocket", "selftrain"),
+    ("supervised CNN from scratch", "supervised", "finetune"),
+    ("expert features, probe", "expert_features", "linear"),
+)
+HEADLINE_COLUMNS = tuple((f"{name} {100 * f:g}%", prefix, f)
+                         for name, prefix in (("UCI HAR", ""), ("HAPT-12", "hapt12/")) for f in (0.01, 0.1, 1.0))

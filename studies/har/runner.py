@@ -36,11 +36,11 @@ from HAR_federated.config import FederatedConfig
 from HAR_federated.run import run_local
 from har_task import HARTask
 from studies.har.manifest import (CHOICES, CLAIMS, CURVES, DEFAULT, DOWNSTREAM_MODE, DOWNSTREAM_MODES, EXPERIMENTS,
-                                  RECIPE, WEIGHTING_FIGURE)
+                                  HEADLINE, HEADLINE_COLUMNS, RECIPE, WEIGHTING_FIGURE)
 from studies.har.reuse import encoder_fields_unused, finished, matches, scored_this_encoder, uses_encoder
 from studies.plots import plot_architecture, plot_tsne
-from studies.report import (aggregate, claims_table, draw_figures, evaluate_claims, fraction_key, score_table,
-                            time_table, write_readme_block)
+from studies.report import (HEADLINE_BEGIN, HEADLINE_END, aggregate, claims_table, draw_figures, evaluate_claims,
+                            fraction_key, headline_table, score_table, time_table, write_readme_block)
 
 
 def as_flags(words, known=None):
@@ -97,9 +97,9 @@ class Study:
                             and (not config.experiments or e.id in config.experiments)]
         self.out = Path(config.output_dir) if config.output_dir else REPO_ROOT / "HAR_centralized" / "outputs" / (
             "demo" if quick else "study")
-        # the whole study reports into resources/ and the README's block; a subset (a part, --experiments,
-        # --methods, --only) reports what it ran under its output folder and never overwrites them. The unit
-        # records are the study's either way (resources/study/units, or --results_dir's)
+        # the whole study reports into resources/, docs/results.md and the README's table; a subset (a part,
+        # --experiments, --methods, --only) reports what it ran under its output folder and never overwrites
+        # them. The unit records are the study's either way (resources/study/units, or --results_dir's)
         self.whole = (config.part == "all" and not config.experiments and not config.methods
                       and config.only == "all" and not quick)
         subset_report = self.out / "report"
@@ -110,6 +110,8 @@ class Study:
         self.results = Path(config.results_dir) if config.results_dir else (
             self.figures if quick else REPO_ROOT / "resources" / "study" if self.whole else subset_report)
         self.readme = Path(config.readme) if config.readme else (REPO_ROOT / "README.md" if self.whole else None)
+        self.results_page = Path(config.results_page) if config.results_page else (
+            REPO_ROOT / "docs" / "results.md" if self.whole else None)
         self._splits = {}
         self.stale = set()  # records and run folders of settings the study has changed since
 
@@ -400,7 +402,8 @@ class Study:
 
     def report(self, claims=CLAIMS, title="UCI HAR study: the default MTL encoder against the field's baselines"):
         """downstream.json and downstream.md in the results folder; study_summary.json, results.md and the
-        figures in the figures folder; the README's results block. Returns the aggregated table."""
+        figures in the figures folder; docs/results.md's block and the README's headline table. Returns the
+        aggregated table."""
         rows, val_rows, units, seconds = self.rows()
         if not rows and not val_rows:  # a part of choices only (tuning, search) reports their val scores alone
             raise UserError(f"no unit of the study has finished yet under {self.out}: run it first")
@@ -460,8 +463,11 @@ class Study:
         draw_figures(table, CURVES, self.figures, seconds={k: seconds[k] for k in WEIGHTING_FIGURE[1] if k in seconds},
                      weighting_path=WEIGHTING_FIGURE[0],
                      band="macro_f1_sd_draws" if len(self.config.pretrain_seeds) == 1 else "macro_f1_std")
+        if self.results_page is not None:
+            write_readme_block(self.results_page, lines[2:])
         if self.readme is not None:
-            write_readme_block(self.readme, lines[2:])
+            write_readme_block(self.readme, headline_table(table, HEADLINE, HEADLINE_COLUMNS),
+                               (HEADLINE_BEGIN, HEADLINE_END))
         print("\n".join(lines))
         return table
 
