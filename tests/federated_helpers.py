@@ -127,8 +127,8 @@ def with_insider(monkeypatch, client_id, on_train, servers=None):
     """run_module.make_server, with an insider (holding the shared key) joining once two clients are in."""
     original = run_module.make_server
 
-    def make(config, key, log=print):
-        server = original(config, key, log)
+    def make(config, key, log=print, task=None):
+        server = original(config, key, log, task)
         threading.Thread(target=lambda: server.wait_for_clients(2, 60) and insider(server.port, client_id, on_train),
                          daemon=True).start()
         if servers is not None:

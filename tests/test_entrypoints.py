@@ -10,13 +10,13 @@ from common.classification import ClassifierConfig
 from common.config import build_parser
 from common.pretrain_config import PretrainConfig
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
-from studies.har.config import StudyConfig
 from HAR_federated.config import FederatedConfig
 from IR_centralized.config import IRClassifierConfig, IRPretrainConfig
+from studies.har.config import StudyConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRYPOINTS = sorted(str(p.relative_to(REPO)) for folder in ("HAR_centralized", "IR_centralized", "HAR_federated",
-                                                            "data", "benchmarks")
+                                                            "studies/har", "data", "benchmarks")
                      for p in (REPO / folder).glob("*.py")
                      if p.name not in ("__init__.py", "config.py") and "__main__" in p.read_text())
 

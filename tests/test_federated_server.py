@@ -33,8 +33,8 @@ def test_a_client_crashing_mid_round_is_dropped_and_the_round_completes(tmp_path
 
     original = run_module.make_server
 
-    def make_server_with_crasher(config, key, log=print):
-        server = original(config, key, log)
+    def make_server_with_crasher(config, key, log=print, task=None):
+        server = original(config, key, log, task)
         insider(server.port, 2, crash)
         return server
 
@@ -61,8 +61,8 @@ def test_attacks_are_rejected_while_good_clients_complete(tmp_path, monkeypatch)
 
     original = run_module.make_server
 
-    def attack(config, key, log=print):
-        server = original(config, key, log)
+    def attack(config, key, log=print, task=None):
+        server = original(config, key, log, task)
         port = server.port
         raw_bytes(port, hello_bytes(2, b"w" * 32))
         raw_bytes(port, protocol.PREFIX.pack(protocol.MAGIC, protocol.VERSION, 10, 2**40))
@@ -173,8 +173,8 @@ def test_fuzzing_a_running_server_while_an_honest_run_completes(tmp_path, monkey
 
     servers = []
 
-    def attack(config, key, log=print):
-        server = original(config, key, log)
+    def attack(config, key, log=print, task=None):
+        server = original(config, key, log, task)
         servers.append(server)
         threading.Thread(target=flood, args=(server,), daemon=True).start()
         return server

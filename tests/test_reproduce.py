@@ -67,7 +67,7 @@ def test_the_readme_block_is_rewritten_between_its_markers_only(tmp_path):
     write_readme_block(readme, ["| new | table |"])
     assert readme.read_text() == f"# title\n\nbefore\n{README_BEGIN}\n| new | table |\n{README_END}\nafter\n"
     readme.write_text("# no markers\n")
-    with pytest.raises(UserError, match="no study results block"):
+    with pytest.raises(UserError, match="has no generated block"):
         write_readme_block(readme, ["x"])
 
 
