@@ -5,6 +5,7 @@ fields every pretraining shares (common/pretrain_config.py), the HAR data, and t
 federated encoder is evaluated by HAR_centralized/train_classifier.py unchanged. The schedule is counted
 in rounds and local epochs: there is no --epochs here.
 """
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from har_task.config import DEFAULT_RECIPE, HARDataConfig, HARPretrainDataConfig
 
 
 ROLES = ("local", "server", "client", "enrol")
+# the socket server's transport and keys: the flower backend has its own (TLS, node authentication) and refuses these
+SOCKET_ONLY = ("max_round_retries", "port", "server", "client_id", "key_file", "client_keys", "max_connections",
+               "max_handshakes", "max_inflight_mb", "round_grace_s", "keepalive_s", "max_frame_mb", "io_timeout_s")
 
 
 @dataclass
@@ -77,6 +81,13 @@ class FederationConfig(Config):
     connect_wait_s: float = field(60.0, "how long the server waits for min_clients to connect")
 
     def check_values(self):
+        if self.backend == "flower":  # a flag the backend cannot honour is refused, never ignored
+            defaults = {f.name: f.default for f in dataclasses.fields(FederationConfig)}
+            changed = [name for name in SOCKET_ONLY if getattr(self, name) != defaults[name]]
+            if changed or self.role != "local":
+                raise UserError(f"--backend flower cannot honour {', '.join('--' + n for n in changed or ['role'])}: "
+                                f"{'they are' if len(changed) > 1 else 'it is'} the socket server's (Flower's own "
+                                f"SuperLink and SuperNodes have their settings; --role takes local)")
         # the one check across groups: a federated run refuses HARPretrainDataConfig's centralized-only field
         if self.pretrain_extra:
             raise UserError("--pretrain_extra adds recordings to centralized pretraining: federated clients keep "

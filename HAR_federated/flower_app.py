@@ -1,12 +1,15 @@
 """The Flower task code: the same federated pretraining as the socket prototype, as a Flower ServerApp and
 ClientApp (what HAR_federated/flower/pyproject.toml names). The ClientApp trains through
-common.federated.LocalTrainer (the shared loop); the ServerApp runs Flower's FedAvg (or FedProx) strategy,
-checks every update like the socket server and saves the encoder like every other run.
+common.federated.LocalTrainer (the shared loop); the ServerApp runs Flower's FedAvg (or FedProx) strategy with
+the socket server's defence in place of its average (HAR_federated/defence.py: the same transport checks,
+sample-count cap, screening, robust aggregation, clipping and aggregate check) and saves the encoder like
+every other run.
 
 Starting the processes (a SuperLink, SuperNodes, `flwr run`) is HAR_federated/flower_launch.py's. This
 module needs Flower (`pip install -e .[flower]`): only Flower's processes and the tests import it.
 """
 import json
+import math
 import time
 
 import numpy as np
@@ -18,6 +21,7 @@ from common.run_folder import RunFolder
 from HAR_federated.config import FederatedConfig
 from data_processing.federated_minirocket import (STAGES, ClientRocket, RocketPCA, RocketStatisticsError,
                                                   checked_transform, transform_digest)
+from HAR_federated.defence import defend_round
 from HAR_federated.protocol import ProtocolError, check_tensors
 from har_task import HARTask
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -30,43 +34,85 @@ def _config(json_text):
     return config_from_dict(FederatedConfig, json.loads(json_text))
 
 
-def checked_replies(replies, template, rejected, max_abs=None):
-    """The training replies whose update passes the socket server's checks (names, shapes, dtypes, finite
-    values, a positive integer num-examples); the others are logged in `rejected` and left out of the average."""
+def checked_replies(replies, template, rejected, max_abs=None, max_examples=None, max_loss=None):
+    """The training replies whose update passes the socket server's transport checks (names, shapes, dtypes,
+    finite values within max_abs, num-examples an integer in 1..max_examples, losses finite within
+    max_loss); the others are logged in `rejected` and left out. Error replies are logged and left out too."""
     kept = []
     for message in replies:
+        node = message.metadata.src_node_id
         if message.has_error():
-            kept.append(message)  # Flower's strategy logs and drops these itself
+            rejected.append(f"node {node} answered with an error ({str(message.error.reason)[:200]})")
             continue
         try:
             check_tensors(message.content["arrays"].to_torch_state_dict(), template, max_abs)
-            count = message.content["metrics"]["num-examples"]
-            if type(count) is not int or count < 1:
-                raise ProtocolError(f"num-examples {count!r} is not a positive integer")
+            metrics = message.content["metrics"]
+            count = metrics["num-examples"]
+            if type(count) is not int or not 1 <= count <= (max_examples or count):
+                raise ProtocolError(f"num-examples {count!r} is not an integer in 1..{max_examples or 'inf'}")
+            losses = [v for k, v in dict(metrics).items() if str(k).startswith("loss-")]
+            if max_loss is not None and not all(isinstance(v, (int, float)) and math.isfinite(v)
+                                                and abs(v) <= max_loss for v in losses):
+                raise ProtocolError(f"losses must be finite numbers within +-{max_loss:g}")
         except (ProtocolError, KeyError, TypeError, ValueError) as err:
-            rejected.append(f"rejected the update of node {message.metadata.src_node_id}: {err}")
+            rejected.append(f"rejected the update of node {node}: {err}")
             continue
         kept.append(message)
     return kept
 
 
+class DefendedStrategy:
+    """Mixed into a Flower strategy: the round's answers become the global model through the socket server's
+    defence (HAR_federated/defence.py, defend_round: the sample-count cap, screening against the global model,
+    --aggregation, --update_clip and the aggregate's check), not through the strategy's own average. A round
+    that does not commit keeps the global model (Flower's loop then goes on to the next round)."""
 
-class CheckedUpdates:
-    """Mixed into a Flower strategy: each client's update is checked before it is averaged."""
-
-    def __init__(self, template, max_abs, **kwargs):
+    def __init__(self, template, config, **kwargs):
         super().__init__(**kwargs)
-        self.template, self.max_abs, self.rejected = template, max_abs, []
+        self.template, self.config, self.rejected = template, config, []
+        self.global_state = {k: v.detach().cpu().clone() for k, v in template.items()}
+        self.failed_rounds = []
+
+    def configure_train(self, server_round, arrays, config, grid):
+        self.remember_global(arrays)
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def remember_global(self, arrays):
+        """The global model this round's updates answer (what the screening judges them against)."""
+        self.global_state = {k: v.detach().cpu().clone() for k, v in arrays.to_torch_state_dict().items()}
 
     def aggregate_train(self, server_round, replies):
-        return super().aggregate_train(server_round, checked_replies(list(replies), self.template, self.rejected,
-                                                                     self.max_abs))
+        config = self.config
+        kept = checked_replies(list(replies), self.template, self.rejected, config.max_abs_weight,
+                               config.max_examples, config.max_loss)
+        answers = {m.metadata.src_node_id: (m.content["arrays"].to_torch_state_dict(),
+                                            m.content["metrics"]["num-examples"]) for m in kept}
+        outcome = defend_round(self.global_state, answers, config, self.template)
+        for node, reason in sorted(outcome.refused.items()):
+            self.rejected.append(f"refused the update of node {node} in round {server_round}: {reason}")
+        if outcome.state is None:
+            self.failed_rounds.append(server_round)
+            self.rejected.append(f"round {server_round}: {outcome.failure}; the global model is kept")
+            return None, None
+        accepted = [m for m in kept if m.metadata.src_node_id in outcome.accepted]
+        counts = [m.content["metrics"]["num-examples"] for m in accepted]
+        metrics = {"num-examples": int(sum(counts))}
+        for name in sorted({k for m in accepted for k in dict(m.content["metrics"]) if str(k).startswith("loss-")}):
+            values = [(float(m.content["metrics"][name]), c) for m, c in zip(accepted, counts)
+                      if name in dict(m.content["metrics"])]
+            metrics[name] = sum(v * c for v, c in values) / sum(c for _, c in values)
+        template = self.template
+        return (ArrayRecord({k: v.to(template[k].dtype) for k, v in outcome.state.items()}),
+                MetricRecord(metrics))
 
-class CheckedFedAvg(CheckedUpdates, FedAvg):
+
+class DefendedFedAvg(DefendedStrategy, FedAvg):
     pass
 
-class CheckedFedProx(CheckedUpdates, FedProx):
+
+class DefendedFedProx(DefendedStrategy, FedProx):
     pass
+
 
 server_app = ServerApp()
 client_app = ClientApp()
@@ -141,8 +187,8 @@ def server_main(grid: Grid, context: Context) -> None:
     common = dict(fraction_train=config.client_fraction, fraction_evaluate=0.0, min_train_nodes=config.min_clients,
                   min_available_nodes=config.min_clients)
     template = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    strategy = (CheckedFedProx(template, config.max_abs_weight, proximal_mu=config.proximal_mu, **common)
-                if config.proximal_mu > 0 else CheckedFedAvg(template, config.max_abs_weight, **common))
+    strategy = (DefendedFedProx(template, config, proximal_mu=config.proximal_mu, **common)
+                if config.proximal_mu > 0 else DefendedFedAvg(template, config, **common))
     start = time.time()
     train_config = {"config-json": context.run_config["config-json"]}
     rocket_setup = {}
@@ -158,7 +204,8 @@ def server_main(grid: Grid, context: Context) -> None:
     run.save_encoder(model.encoder, task.input_shape, task.encoder_record())
     metrics = {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()}
     run.write_summary({"run": config.run_name(), "backend": "flower", "rounds": config.rounds,
-                       "rejected": strategy.rejected[-20:], **({"rocket_setup": rocket_setup} if rocket_setup else {}),
+                       "rejected": strategy.rejected[-20:], "failed_rounds": strategy.failed_rounds,
+                       **({"rocket_setup": rocket_setup} if rocket_setup else {}),
                        "train_seconds": round(time.time() - start, 2), "train_metrics": metrics})
 
 def _trainer(msg, context):

@@ -18,8 +18,8 @@ import torch
 
 from common.config import config_to_dict
 from ground.errors import UserError
-from common.federated import aggregate, aggregate_integer_buffers, clip_update, screen_updates
 from data_processing.federated_minirocket import STAGES, RocketPCA, RocketStatisticsError, transform_digest
+from HAR_federated.defence import defend_round
 from HAR_federated.protocol import MemoryBudget, ProtocolError, check_tensors, line_log, server_handshake
 
 
@@ -335,31 +335,21 @@ class FederatedServer:
         for thread in threads:
             thread.join()
         answered = sorted(results)
-        for client_id in answered:  # it trained this round, whatever the screening says of its update
-            self.last_answered[client_id] = round_index
-        refused = screen_updates({c: results[c][0] for c in answered}, self.global_state,
-                                 self.config.update_norm_factor, self.config.max_update_norm)
-        for client_id, reason in sorted(refused.items()):
+        outcome = defend_round(self.global_state, {c: results[c][:2] for c in answered}, self.config, self.template)
+        for client_id, reason in sorted(outcome.refused.items()):
             self._reject(f"client {client_id}", f"round {round_index + 1}: {reason}")
-        accepted = [c for c in answered if c not in refused]
         row = {"round": round_index + 1, "asked": len(asked), "answered": len(answered),
-               "dropped": len(asked) - len(answered), "refused": len(refused), "bytes_sent": traffic["sent"],
+               "dropped": len(asked) - len(answered), "refused": len(outcome.refused), "bytes_sent": traffic["sent"],
                "bytes_received": traffic["received"], "seconds": round(time.time() - start, 3)}
-        if len(accepted) < self.config.min_clients:
-            self.log(f"round {round_index + 1}: only {len(accepted)} of {len(asked)} answered with an accepted "
-                     f"update (min_clients {self.config.min_clients})")
+        if outcome.state is None:  # nothing of the round is kept: every client is asked it again
+            self.log(f"round {round_index + 1}: {outcome.failure}, {len(answered)} of {len(asked)} answered; "
+                     f"the round is redone")
             return None
-        states = [clip_update(results[c][0], self.global_state, self.config.update_clip) for c in accepted]
-        counts = [results[c][1] for c in accepted]
-        new_state = aggregate_integer_buffers(states, aggregate(states, counts, self.config.aggregation,
-                                                                self.config.trim_fraction))
-        try:  # the server's own numbers are checked before they become the global model
-            check_tensors(new_state, self.template, self.config.max_abs_weight)
-        except ProtocolError as err:
-            self.log(f"round {round_index + 1}: the aggregate is unusable ({err}); the round is redone")
-            return None
-        self.global_state = new_state
-        losses = [results[c][2] for c in accepted]
+        self.global_state = outcome.state
+        # the round commits: who trained in it (refused or not) is recorded now, never for a round that is redone
+        for client_id in answered:
+            self.last_answered[client_id] = round_index
+        losses = [results[c][2] for c in outcome.accepted]
         row["mean_local_losses"] = {name: float(np.mean([loss[name] for loss in losses]))
                                     for name in sorted(self.task_names)}
         return row

@@ -58,13 +58,14 @@ def aggregate(states, weights, method="fedavg", trim_fraction=0.2):
 
 
 def trimmed_count(trim_fraction, clients):
-    """Clients trimmed at each end by trimmed_mean: trim_fraction of them rounded up (a fraction that trims
-    nobody would silently be a plain mean), so 2k < clients is needed: ValueError otherwise."""
-    k = math.ceil(trim_fraction * clients - 1e-9) if trim_fraction > 0 else 0
-    if k < 1 or 2 * k >= clients:
-        raise ValueError(f"trimmed_mean with --trim_fraction {trim_fraction:g} over {clients} clients trims {k} at "
-                         f"each end, which leaves {'no client' if 2 * k >= clients else 'every client'}: it needs "
-                         f"0 < --trim_fraction and at least {2 * max(k, 1) + 1} answering clients")
+    """Clients trimmed at each end by trimmed_mean over `clients` answers: trim_fraction of them rounded up (a
+    fraction that trims nobody would silently be a plain mean), capped at (clients - 1) // 2 so that one value
+    is always left (2 * ceil(f * n) < n holds at some counts and not at larger ones: the cap keeps every count
+    valid). ValueError when it trims nobody: a zero fraction, or fewer than 3 answers."""
+    k = min(math.ceil(trim_fraction * clients - 1e-9), (clients - 1) // 2) if trim_fraction > 0 else 0
+    if k < 1:
+        raise ValueError(f"trimmed_mean with --trim_fraction {trim_fraction:g} over {clients} clients trims no "
+                         f"client at either end: it needs 0 < --trim_fraction and at least 3 answering clients")
     return k
 
 
@@ -90,39 +91,71 @@ def update_norms(state, reference):
     return math.sqrt(weights), math.sqrt(statistics)
 
 
+# an update whose norm is below this share of the global model's is no step: it never sets the reference
+NORM_FLOOR = 1e-6
+# batch-norm running variances may move by at most this factor from the global's, and never to 0 or below
+MAX_VARIANCE_FACTOR = 1e6
+
+
 def screen_updates(states, reference, norm_factor=10.0, max_update_norm=0.0, max_integer_step=10**9):
     """{client: reason} of the updates to leave out of this round's average, judged against the global state
-    they answer, never against absolute bounds that a moved global would turn against honest clients.
+    they answer, never against absolute bounds that a moved global would turn against honest clients; the same
+    decision whatever the clients' order.
 
-    An update is refused when the norm of its weights' update (or of its batch-norm statistics' update) is
-    more than norm_factor times the median of the other clients' (this round, two or more clients), or above
-    max_update_norm (when set); when an integer buffer (num_batches_tracked) goes back or jumps by more than
-    max_integer_step. With three or more clients one insider cannot hide behind its own norm: the median of
-    the others is honest. states: {client: state dict}."""
-    norms = {c: update_norms(state, reference) for c, state in states.items()}
+    Refused: an integer buffer (num_batches_tracked) that goes back or jumps by more than max_integer_step; a
+    running_var that is not finite and positive or moves by more than MAX_VARIANCE_FACTOR from the global's;
+    an update of the weights above max_update_norm (when set). Then the norms: the reference is the lower
+    median of the remaining updates' norms that are a real step (above NORM_FLOOR x the global's norm), so
+    neither zero updates nor one huge one can set it; an update whose weights moved by more than norm_factor x
+    the reference, or by less than the reference / norm_factor (an echo of the global, a step too small to be
+    training), is refused, and so is one whose batch-norm statistics moved by more than norm_factor x theirs.
+    states: {client: state dict}."""
     refused = {}
     for client, state in states.items():
-        for name, value in state.items():
-            if not value.is_floating_point():
-                step = value.long() - reference[name].long()
-                if step.numel() and (int(step.min()) < 0 or int(step.max()) > max_integer_step):
-                    refused[client] = (f"integer buffer {name} moved by {int(step.min())}..{int(step.max())} from "
-                                       f"the global model (allowed 0..{max_integer_step})")
-        if client in refused:
+        reason = _buffer_problem(state, reference, max_integer_step)
+        norm = update_norms(state, reference)[0]
+        if reason is None and max_update_norm and norm > max_update_norm:
+            reason = f"update of the weights has norm {norm:.4g} > --max_update_norm {max_update_norm:g}"
+        if reason:
+            refused[client] = reason
+    screened = {c: update_norms(states[c], reference) for c in sorted(states) if c not in refused}
+    if len(screened) < 2 or not norm_factor:
+        return refused
+    scale = math.sqrt(sum(float((v.double() ** 2).sum()) for k, v in reference.items()
+                          if v.is_floating_point() and not _is_statistic(k)))
+    floor = NORM_FLOOR * max(scale, 1.0)
+    for index, what in enumerate(("weights", "batch-norm statistics")):
+        steps = sorted(norms[index] for norms in screened.values() if norms[index] > floor)
+        if not steps:
             continue
-        others = [norms[c] for c in states if c != client]
-        for index, what in enumerate(("weights", "batch-norm statistics")):
-            norm = norms[client][index]
-            if max_update_norm and index == 0 and norm > max_update_norm:
-                refused[client] = f"update of the {what} has norm {norm:.4g} > --max_update_norm {max_update_norm:g}"
-            elif others and norm_factor:
-                typical = float(torch.tensor([o[index] for o in others]).median())
-                if norm > norm_factor * typical and norm > 1e-6:
-                    refused[client] = (f"update of the {what} has norm {norm:.4g}, over {norm_factor:g} x the "
-                                       f"median of the other clients' ({typical:.4g})")
+        typical = steps[(len(steps) - 1) // 2]  # the lower median: with two, the smaller real step
+        for client, norms in screened.items():
             if client in refused:
-                break
+                continue
+            if norms[index] > norm_factor * typical:
+                refused[client] = (f"update of the {what} has norm {norms[index]:.4g}, over {norm_factor:g} x the "
+                                   f"median of this round's updates ({typical:.4g})")
+            elif index == 0 and norms[index] < typical / norm_factor:
+                refused[client] = (f"update of the {what} has norm {norms[index]:.4g}, under 1/{norm_factor:g} of "
+                                   f"the median of this round's updates ({typical:.4g}): not a training step")
     return refused
+
+
+def _buffer_problem(state, reference, max_integer_step):
+    """Why a state's integer buffers or running variances cannot be a client's training, or None."""
+    for name, value in state.items():
+        if not value.is_floating_point():
+            step = value.long() - reference[name].long()
+            if step.numel() and (int(step.min()) < 0 or int(step.max()) > max_integer_step):
+                return (f"integer buffer {name} moved by {int(step.min())}..{int(step.max())} from the global model "
+                        f"(allowed 0..{max_integer_step})")
+        elif name.rsplit(".", 1)[-1] == "running_var":
+            var, before = value.double(), reference[name].double().clamp_min(1e-12)
+            if not bool(torch.isfinite(var).all()) or bool((var <= 0).any()) or bool(
+                    (var / before > MAX_VARIANCE_FACTOR).any()) or bool((before / var > MAX_VARIANCE_FACTOR).any()):
+                return (f"{name} is not positive or moved by more than {MAX_VARIANCE_FACTOR:g}x from the global "
+                        f"model's (min {float(var.min()):.3g})")
+    return None
 
 
 def aggregate_integer_buffers(states, aggregated):

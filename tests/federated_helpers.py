@@ -123,14 +123,14 @@ def poison(value):
     return on_train
 
 
-def with_insider(monkeypatch, client_id, on_train, servers=None):
-    """run_module.make_server, with an insider (holding the shared key) joining once two clients are in."""
+def with_insider(monkeypatch, client_id, on_train, servers=None, after=2):
+    """run_module.make_server, with an insider (holding the shared key) joining once `after` clients are in."""
     original = run_module.make_server
 
     def make(config, key, log=print, task=None):
         server = original(config, key, log, task)
-        threading.Thread(target=lambda: server.wait_for_clients(2, 60) and insider(server.port, client_id, on_train),
-                         daemon=True).start()
+        threading.Thread(target=lambda: server.wait_for_clients(after, 60)
+                         and insider(server.port, client_id, on_train), daemon=True).start()
         if servers is not None:
             servers.append(server)
         return server
@@ -143,3 +143,14 @@ def sine_windows(n, seed):
     t = np.linspace(0, 8 * np.pi, 128)
     return (np.sin(rng.uniform(0.5, 3, (n, 1, 1)) * t + rng.uniform(0, 6, (n, 3, 1)))
             + 0.3 * rng.standard_normal((n, 3, 128))).astype(np.float32)
+
+
+def echo(statistics_moved=False):
+    """An insider's update that is no training: the global model sent back (norm 0), or with only its
+    batch-norm running means moved (the weights' update still 0)."""
+    def on_train(channel, header, tensors):
+        update = {k: v + 0.05 if statistics_moved and k.endswith("running_mean") else v for k, v in tensors.items()}
+        channel.send({"type": "update", "round": header["round"], "num_examples": 10,
+                      "losses": {t: 1.0 for t in ("augmentation", "reconstruction", "contrastive", "features")}},
+                     update)
+    return on_train

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from common.federated import (ProximalTerm, aggregate, aggregate_integer_buffers, clip_update, fedavg,
-                              screen_updates)
+from common.federated import (ProximalTerm, aggregate, aggregate_integer_buffers, clip_update, fedavg, screen_updates,
+                              trimmed_count)
 from HAR_federated import protocol
 from HAR_federated.protocol import ProtocolError
 from tests.federated_helpers import cache_in_tmp  # noqa: F401 (autouse: pretext caches in tmp_path)
@@ -85,3 +85,42 @@ def test_updates_are_judged_against_the_global_model_they_answer():
     assert list(screen_updates({0: update(scale=0.5)}, reference, max_update_norm=1.0)) == [0]
     merged = aggregate_integer_buffers([honest[0], honest[1], update(steps=30)], fedavg(list(honest.values()), [1] * 3))
     assert int(merged["bn.num_batches_tracked"]) == 15  # the median count, not a mean an outlier drags
+
+
+def test_an_echo_of_the_global_model_cannot_turn_the_screening_against_honest_clients():
+    torch.manual_seed(1)
+    reference = {"w": torch.randn(200), "bn.running_mean": torch.zeros(4), "bn.running_var": torch.ones(4)}
+
+    def honest():
+        return {"w": reference["w"] + 0.01 * torch.randn(200), "bn.running_mean": 0.1 * torch.randn(4),
+                "bn.running_var": 1 + 0.1 * torch.rand(4)}
+
+    echo = dict(reference)  # norm 0: the global sent back
+    echo_statistics = {**reference, "bn.running_mean": 0.1 * torch.randn(4)}  # weights echoed, statistics moved
+    for insiders, honest_count in ((1, 2), (2, 2), (2, 3), (1, 5)):
+        states = {f"h{i}": honest() for i in range(honest_count)}
+        states.update({f"z{i}": (echo if i % 2 == 0 else echo_statistics) for i in range(insiders)})
+        refused = screen_updates(states, reference)
+        assert sorted(refused) == [f"z{i}" for i in range(insiders)], (insiders, honest_count, refused)
+        assert all("not a training step" in reason for reason in refused.values())
+        # the same decision whatever the order the clients answered in
+        for order in (sorted(states, reverse=True), sorted(states, key=lambda c: c[::-1])):
+            assert screen_updates({c: states[c] for c in order}, reference) == refused
+
+
+def test_impossible_batch_norm_variances_are_refused():
+    reference = {"w": torch.ones(10), "bn.running_var": torch.ones(4)}
+    honest = [{"w": torch.ones(10) + 0.01 * i, "bn.running_var": torch.full((4,), 1.5)} for i in range(1, 3)]
+    for bad in (0.0, -1.0, float("inf"), 1e-9, 1e9):
+        insider = {"w": torch.ones(10) + 0.015, "bn.running_var": torch.tensor([1.0, 1.0, 1.0, bad])}
+        refused = screen_updates({0: honest[0], 1: honest[1], 2: insider}, reference)
+        assert list(refused) == [2] and "running_var" in refused[2], bad
+
+
+def test_trimmed_mean_runs_at_every_number_of_answering_clients():
+    for fraction in (0.1, 0.2, 0.4, 0.49):
+        for clients in range(3, 40):
+            k = trimmed_count(fraction, clients)
+            assert 1 <= k and 2 * k < clients
+            states = [{"w": torch.tensor([float(v)])} for v in range(clients)]
+            assert float(aggregate(states, [1] * clients, "trimmed_mean", fraction)["w"]) == (clients - 1) / 2

@@ -28,8 +28,9 @@ def test_the_federated_config_has_no_flag_it_ignores(tmp_path):
 
 def test_trimmed_mean_trims_at_least_one_client_or_is_refused(tmp_path):
     assert trimmed_count(0.2, 4) == 1 and trimmed_count(0.2, 5) == 1 and trimmed_count(0.25, 8) == 2
-    with pytest.raises(ValueError, match="leaves no client"):
+    with pytest.raises(ValueError, match="trims no client"):
         trimmed_count(0.2, 2)
+    assert trimmed_count(0.4, 8) == 3  # ceil(3.2) = 4 would leave none: capped so that one value is left
     values = [{"w": torch.tensor([float(v)])} for v in (1, 2, 3, 100)]
     assert float(aggregate(values, [1] * 4, "trimmed_mean", 0.2)["w"]) == 2.5  # 1 and 100 trimmed
     with pytest.raises(UserError, match="trimmed_mean .* over 2 clients"):

@@ -16,10 +16,11 @@ from ground.errors import UserError
 from ground.io import strict_json
 from HAR_federated import protocol
 from HAR_federated import run as run_module
+from HAR_federated.client import FederatedClient
 from HAR_federated.protocol import ProtocolError, encode_frame
 from HAR_federated.run import run_local
 from tests.federated_helpers import cache_in_tmp  # noqa: F401 (autouse: pretext caches in tmp_path)
-from tests.federated_helpers import (KEY, authenticated_frame, insider, poison, quiet, raw_bytes, tiny_config,
+from tests.federated_helpers import (KEY, authenticated_frame, echo, insider, poison, quiet, raw_bytes, tiny_config,
                                     tiny_datasets, with_insider)
 
 
@@ -358,3 +359,58 @@ def test_a_silent_insider_costs_a_round_seconds_not_the_round_timeout(tmp_path, 
     held = [r for r in history if r["asked"] == 3]  # the round(s) the insider was asked in
     assert len(history) == 2 and held and all(r["answered"] == 2 and r["seconds"] < 30 for r in held)
     assert any("grace period" in r for r in server.rejected)
+
+
+def test_a_client_killed_mid_round_with_min_clients_at_the_live_count_completes_the_run(tmp_path, monkeypatch):
+    """Killed in round 1 with --min_clients 3 of 3: the round does not commit, so the two clients that answered
+    it accept its retry; the killed client's restart rejoins and the run completes."""
+    config = tiny_config(tmp_path, rounds=3, num_clients=3, min_clients=3, connect_wait_s=60.0)
+    restarted = []
+
+    def crash_then_restart(channel, header, tensors):
+        port = channel.sock.getpeername()[1]
+        channel.sock.close()  # dies after receiving the weights, before answering
+        client = FederatedClient(config, tiny_datasets(3)[2], 2, KEY, f"127.0.0.1:{port}", None, quiet)
+        restarted.append((threading.Thread(target=client.run), client))
+        restarted[-1][0].start()
+        return "stop"
+
+    with_insider(monkeypatch, 2, crash_then_restart)
+    server, history = run_local(config, tiny_datasets(2), KEY, log=quiet)
+    for thread, client in restarted:
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    assert len(history) == 3 and len(restarted) == 1
+    assert [row["answered"] for row in history] == [3, 3, 3]
+    assert not any("malformed" in reason for reason in server.rejected)
+
+
+@pytest.mark.parametrize("insiders, honest", [(1, 2), (2, 3)])
+def test_insiders_echoing_the_global_model_leave_the_honest_run_untouched(tmp_path, monkeypatch, insiders, honest):
+    reference = tiny_config(tmp_path / "honest", rounds=3, num_clients=honest, min_clients=honest)
+    run_local(reference, tiny_datasets(honest), KEY, log=quiet)
+    servers = []
+    for i in range(insiders):  # a plain echo, and one that moves only the batch-norm statistics
+        with_insider(monkeypatch, honest + i, echo(statistics_moved=i == 1), servers, after=honest)
+    attacked = tiny_config(tmp_path / "attacked", rounds=3, num_clients=honest + insiders, min_clients=honest)
+
+    def let_the_insiders_in(round_index):
+        if round_index == 0:
+            servers[0].wait_for_clients(honest + insiders, 60)
+
+    server, history = run_local(attacked, tiny_datasets(honest), KEY, on_round_end=let_the_insiders_in, log=quiet)
+    assert len(history) == 3 and sum(row["refused"] for row in history) >= 2 * insiders
+    assert all("not a training step" in reason for reason in server.rejected if "round" in reason)
+    assert not any(f"client {c}" in reason for c in range(honest) for reason in server.rejected)
+    _, expected = load_pretrained_encoder(reference.run_dir() / "encoder.pt")
+    _, got = load_pretrained_encoder(attacked.run_dir() / "encoder.pt")
+    for key in expected:  # distance 0.0: the encoder is the honest run's, bit for bit
+        assert torch.equal(got[key], expected[key]), key
+
+
+def test_trimmed_mean_runs_when_more_clients_answer_than_the_quorum(tmp_path):
+    # 2 * ceil(0.4 * 7) = 6 < 7 passes at start-up, while 2 * ceil(0.4 * 8) = 8 would trim every one of 8
+    config = tiny_config(tmp_path, rounds=2, num_clients=8, min_clients=7, aggregation="trimmed_mean",
+                         trim_fraction=0.4)
+    _, history = run_local(config, tiny_datasets(8, n=16), KEY, log=quiet)
+    assert len(history) == 2 and history[-1]["answered"] == 8

@@ -5,11 +5,16 @@ import subprocess
 import tomllib
 from types import SimpleNamespace
 
+import pytest
 import torch
 
+
 from common.classification import load_pretrained_encoder
+from common.config import parse_config
+from ground.errors import UserError
 from HAR_federated.config import FederatedConfig
-from HAR_federated.flower_app import checked_replies
+from HAR_federated.defence import defend_round
+from HAR_federated.flower_app import DefendedFedAvg, checked_replies
 from HAR_federated.flower_launch import run_flower, toml_string
 
 TINY = dict(backend="flower", num_clients=2, rounds=1, local_epochs=1, encoder_width=4, embedding_dim=8, n_variants=1,
@@ -45,22 +50,90 @@ def test_flower_over_tls_with_registered_nodes(tmp_path, har_cache):
     assert summary["train_metrics"]["1"]["loss-contrastive"] > 0
 
 
+def reply(arrays, count, node, **losses):
+    """A SuperNode's training reply as the ServerApp sees it."""
+    record = SimpleNamespace(to_torch_state_dict=lambda: arrays)
+    metrics = {"num-examples": count, **{f"loss-{k}": v for k, v in losses.items()}}
+    return SimpleNamespace(has_error=lambda: False, content={"arrays": record, "metrics": metrics},
+                           metadata=SimpleNamespace(src_node_id=node))
+
+
 def test_the_server_app_drops_updates_that_fail_the_checks():
     template = {"w": torch.zeros(2, 3), "n": torch.tensor(0)}
-
-    def reply(arrays, count, node):
-        record = SimpleNamespace(to_torch_state_dict=lambda: arrays)
-        return SimpleNamespace(has_error=lambda: False, content={"arrays": record, "metrics": {"num-examples": count}},
-                               metadata=SimpleNamespace(src_node_id=node))
-
     honest = reply({"w": torch.ones(2, 3), "n": torch.tensor(3)}, 10, 1)
     replies = [honest, reply({"w": torch.full((2, 3), float("nan")), "n": torch.tensor(3)}, 10, 2),
                reply({"w": torch.ones(3, 2), "n": torch.tensor(3)}, 10, 3),
                reply({"w": torch.ones(2, 3), "n": torch.tensor(3)}, 1e300, 4),
-               reply({"w": torch.ones(2, 3)}, 10, 5)]
+               reply({"w": torch.ones(2, 3)}, 10, 5),
+               reply({"w": torch.ones(2, 3), "n": torch.tensor(3)}, 10**12, 6),
+               reply({"w": torch.ones(2, 3), "n": torch.tensor(3)}, 10, 7, contrastive=float("inf"))]
     rejected = []
-    assert checked_replies(replies, template, rejected) == [honest]
-    assert len(rejected) == 4 and "non-finite" in rejected[0] and "num-examples" in rejected[2]
+    assert checked_replies(replies, template, rejected, max_examples=10**6, max_loss=1e6) == [honest]
+    assert len(rejected) == 6 and "non-finite" in rejected[0] and "num-examples" in rejected[2]
+    assert "num-examples 1000000000000" in rejected[4] and "losses" in rejected[5]
+
+
+def defended(config_overrides=None, template=None):
+    config = FederatedConfig(**{**TINY, **(config_overrides or {})})
+    config.validate()
+    template = template or {"w": torch.zeros(50), "bn.running_var": torch.ones(4),
+                            "bn.num_batches_tracked": torch.tensor(0)}
+    return DefendedFedAvg(template, config, min_train_nodes=config.min_clients), template
+
+
+def honest_update(template, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return {"w": template["w"] + 0.01 * torch.randn(50, generator=generator),
+            "bn.running_var": torch.full((4,), 1.2), "bn.num_batches_tracked": torch.tensor(5)}
+
+
+def test_a_poisoned_node_is_refused_and_the_round_is_the_honest_nodes_own():
+    """The node of the attack campaign: every float at 9999 (under --max_abs_weight) with num-examples 10^12,
+    then the same within the count cap: the global model is the honest nodes' average, bit for bit."""
+    strategy, template = defended({"num_clients": 3})
+    honest = [honest_update(template, seed) for seed in (1, 2)]
+    expected, _ = strategy.aggregate_train(1, [reply(honest[0], 100, 1, contrastive=1.0),
+                                               reply(honest[1], 100, 2, contrastive=2.0)])
+    poisoned = {k: torch.full_like(v, 9999.0) if v.is_floating_point() else v for k, v in template.items()}
+    for count in (10**12, 100):
+        strategy, _ = defended({"num_clients": 3})
+        got, metrics = strategy.aggregate_train(1, [reply(honest[0], 100, 1, contrastive=1.0),
+                                                    reply(honest[1], 100, 2, contrastive=2.0),
+                                                    reply(poisoned, count, 3, contrastive=1.0)])
+        assert any("node 3" in reason for reason in strategy.rejected), count
+        for key, value in expected.to_torch_state_dict().items():
+            assert torch.equal(got.to_torch_state_dict()[key], value), (count, key)
+        assert metrics["loss-contrastive"] == 1.5 and metrics["num-examples"] == 200
+
+
+def test_the_flower_server_app_runs_the_socket_servers_defence():
+    template = {"w": torch.zeros(50), "bn.running_var": torch.ones(4), "bn.num_batches_tracked": torch.tensor(0)}
+    honest = [honest_update(template, seed) for seed in range(5)]
+    answers = {node: (state, 10) for node, state in enumerate(honest)}
+    for overrides in ({"aggregation": "median"}, {"aggregation": "trimmed_mean", "min_clients": 3},
+                      {"update_clip": 0.05}, {"update_norm_factor": 3.0}):
+        config = FederatedConfig(**{**TINY, "num_clients": 6, **overrides})
+        config.validate()
+        strategy = DefendedFedAvg(template, config, min_train_nodes=config.min_clients)
+        got, _ = strategy.aggregate_train(1, [reply(state, 10, node) for node, state in enumerate(honest)])
+        want = defend_round(template, answers, config, template).state
+        for key in template:
+            assert torch.equal(got.to_torch_state_dict()[key], want[key]), (overrides, key)
+    # an echo of the global model is no training step; with only one real update left the round keeps the global
+    strategy, _ = defended({"num_clients": 2})
+    got, metrics = strategy.aggregate_train(1, [reply(honest[0], 10, 1), reply(dict(template), 10, 2)])
+    assert got is None and metrics is None and strategy.failed_rounds == [1]
+    assert any("node 2" in r and "not a training step" in r for r in strategy.rejected)
+
+
+def test_flags_the_flower_backend_cannot_honour_are_refused():
+    for flag, value in (("max_round_retries", "5"), ("round_grace_s", "1"), ("client_keys", "keys.json"),
+                        ("max_frame_mb", "8"), ("role", "server")):
+        with pytest.raises(UserError, match="--backend flower cannot honour"):
+            parse_config(FederatedConfig, ["--backend", "flower", f"--{flag}", value])
+    # what the shared defence honours goes through
+    parse_config(FederatedConfig, ["--backend", "flower", "--aggregation", "median", "--update_clip", "1.0",
+                                   "--max_examples", "1200", "--update_norm_factor", "5"])
 
 
 def test_the_run_config_is_written_as_toml_whatever_the_strings_hold():
