@@ -10,7 +10,7 @@ trimmed_mean at any count) and the aggregate is checked like a client's before i
 """
 from dataclasses import dataclass, field
 
-from common.federated import aggregate, aggregate_integer_buffers, clip_update, screen_updates
+from common.federated import aggregate, aggregate_integer_buffers, clip_update, screen_updates, update_norms
 from HAR_federated.protocol import ProtocolError, check_tensors
 
 
@@ -23,6 +23,7 @@ class RoundOutcome:
     accepted: list
     refused: dict = field(default_factory=dict)
     failure: str = ""
+    median_update_norm: float | None = None  # of the accepted updates' weights: what --update_clip is sized by
 
 
 def defend_round(global_state, answers, config, template=None):
@@ -31,14 +32,16 @@ def defend_round(global_state, answers, config, template=None):
     refused = screen_updates({c: state for c, (state, _) in answers.items()}, global_state,
                              config.update_norm_factor, config.max_update_norm)
     accepted = sorted(c for c in answers if c not in refused)
+    norms = sorted(update_norms(answers[c][0], global_state)[0] for c in accepted)
+    median = norms[(len(norms) - 1) // 2] if norms else None
     if len(accepted) < config.min_clients:
         return RoundOutcome(None, accepted, refused, f"only {len(accepted)} accepted updates (min_clients "
-                                                     f"{config.min_clients})")
+                                                     f"{config.min_clients})", median)
     states = [clip_update(answers[c][0], global_state, config.update_clip) for c in accepted]
     counts = [min(answers[c][1], config.max_examples) for c in accepted]
     new_state = aggregate_integer_buffers(states, aggregate(states, counts, config.aggregation, config.trim_fraction))
     try:  # the server's own numbers are checked before they become the global model
         check_tensors(new_state, template if template is not None else global_state, config.max_abs_weight)
     except ProtocolError as err:
-        return RoundOutcome(None, accepted, refused, f"the aggregate is unusable ({err})")
-    return RoundOutcome(new_state, accepted, refused)
+        return RoundOutcome(None, accepted, refused, f"the aggregate is unusable ({err})", median)
+    return RoundOutcome(new_state, accepted, refused, median_update_norm=median)

@@ -340,7 +340,8 @@ class FederatedServer:
             self._reject(f"client {client_id}", f"round {round_index + 1}: {reason}")
         row = {"round": round_index + 1, "asked": len(asked), "answered": len(answered),
                "dropped": len(asked) - len(answered), "refused": len(outcome.refused), "bytes_sent": traffic["sent"],
-               "bytes_received": traffic["received"], "seconds": round(time.time() - start, 3)}
+               "bytes_received": traffic["received"], "seconds": round(time.time() - start, 3),
+               "median_update_norm": outcome.median_update_norm}
         if outcome.state is None:  # nothing of the round is kept: every client is asked it again
             self.log(f"round {round_index + 1}: {outcome.failure}, {len(answered)} of {len(asked)} answered; "
                      f"the round is redone")

@@ -40,9 +40,11 @@ def honest_clients(config, windows):
     return {c: PretrainData(d.x[:windows], d.features[:windows], d.spec, d.info) for c, d in datasets.items()}
 
 
-def update(tensors, header, value=None, examples=10, losses=None, integer=None):
+def update(tensors, header, value=None, examples=10, losses=None, integer=None, variance=None):
     body = {k: (torch.full_like(v, value) if value is not None and v.is_floating_point() else v)
             for k, v in tensors.items()}
+    if variance is not None:
+        body = {k: torch.full_like(v, variance) if k.endswith("running_var") else v for k, v in body.items()}
     if integer is not None:
         body = {k: torch.full_like(v, integer) if not v.is_floating_point() else v for k, v in body.items()}
     return ({"type": "update", "round": header["round"], "num_examples": examples,
@@ -52,6 +54,7 @@ def update(tensors, header, value=None, examples=10, losses=None, integer=None):
 def insider(port, client_id, key, on_train, claimed_examples):
     """A peer holding `key`: a real handshake as client_id, then on_train(header, tensors) -> frame or None."""
     def run():
+        sock = None
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             channel = protocol.client_handshake(sock, key, client_id, claimed_examples, 10)
@@ -67,6 +70,9 @@ def insider(port, client_id, key, on_train, claimed_examples):
                     channel.send(*frame)
         except (OSError, protocol.ProtocolError):
             pass
+        finally:  # a killed process's connection closes
+            if sock is not None:
+                sock.close()
     threading.Thread(target=run, daemon=True).start()
 
 
@@ -98,24 +104,26 @@ def distance(a, b):
 
 
 def attacked_run(config, datasets, on_train=None, key=SHARED_KEY, insider_key=None, insider_id=3,
-                 claimed_examples=100):
+                 claimed_examples=100, insiders=1):
     """(completed?, rounds, seconds of its rounds (the server's clock), rejections, final encoder state, log lines)
-    of a run with the insider.
-    key None: per-client keys (the local role's default), the insider holding client insider_key's."""
+    of a run with the insider (`insiders` of them: ids insider_id, insider_id + 1, ...), joining once the honest
+    clients are in. key None: per-client keys (the local role's default), the insider holding client
+    insider_key's."""
     original, lines, servers = run_module.make_server, [], []
 
-    def make(config, key, log=print):
-        server = original(config, key, log)
+    def make(config, key, log=print, task=None):
+        server = original(config, key, log, task)
         servers.append(server)
         if on_train is not None:
             own = key[insider_key] if isinstance(key, dict) else key
-            threading.Thread(target=lambda: server.wait_for_clients(3, 60) and insider(
-                server.port, insider_id, own, on_train, claimed_examples), daemon=True).start()
+            for offset in range(insiders):
+                threading.Thread(target=lambda i=insider_id + offset: server.wait_for_clients(len(datasets), 60)
+                                 and insider(server.port, i, own, on_train, claimed_examples), daemon=True).start()
         return server
 
     def let_it_in(round_index):
         if round_index == 0 and on_train is not None:
-            servers[0].wait_for_clients(4, 10)
+            servers[0].wait_for_clients(len(datasets) + insiders, 10)
 
     run_module.make_server = make
     start = time.time()
@@ -127,6 +135,43 @@ def attacked_run(config, datasets, on_train=None, key=SHARED_KEY, insider_key=No
         server, completed, history = servers[0], False, []
     finally:
         run_module.make_server = original
+    state = load_pretrained_encoder(config.run_dir() / "encoder.pt")[1] if completed else None
+    seconds = sum(r["seconds"] for r in history) if history else time.time() - start
+    return completed, len(history), seconds, list(server.rejected), state, lines
+
+
+def crash_run(config, datasets):
+    """attacked_run's result for a run whose client 2 dies after receiving the weights of its first round and
+    is restarted (a fresh process, its own data): the round is retried once the restart has rejoined."""
+    original, lines, servers, restarted = run_module.make_server, [], [], []
+
+    def make(config, key, log=print, task=None):
+        server = original(config, key, log, task)
+        servers.append(server)
+
+        def crash_then_restart(header, tensors):
+            client = FederatedClient(config, datasets[2], 2, SHARED_KEY, f"127.0.0.1:{server.port}",
+                                     log=lambda *_: None)
+            restarted.append(threading.Thread(target=client.run, daemon=True))
+            restarted[-1].start()
+            raise OSError("killed")  # the insider's connection closes without an answer
+
+        threading.Thread(target=lambda: server.wait_for_clients(2, 60) and insider(
+            server.port, 2, SHARED_KEY, crash_then_restart, len(datasets[2].x)), daemon=True).start()
+        return server
+
+    run_module.make_server = make
+    start = time.time()
+    try:
+        server, history = run_local(config, {c: datasets[c] for c in (0, 1)}, SHARED_KEY, log=lines.append)
+        completed = len(history) == config.rounds
+    except UserError as err:
+        lines.append(f"run ended: {err}")
+        server, completed, history = servers[0], False, []
+    finally:
+        run_module.make_server = original
+    for thread in restarted:
+        thread.join(timeout=60)
     state = load_pretrained_encoder(config.run_dir() / "encoder.pt")[1] if completed else None
     seconds = sum(r["seconds"] for r in history) if history else time.time() - start
     return completed, len(history), seconds, list(server.rejected), state, lines
@@ -197,6 +242,25 @@ def main(argv=None):
     row("loss name with a newline", "fedavg", result, f"{len(forged)} forged lines; {result[3][-1][:60]}")
     result = attacked_run(config(), datasets, lambda h, t: update(t, h, losses={n: 1.7e308 for n in TASKS}))
     row("losses of 1.7e308", "fedavg", result)
+    # updates that change nothing: the global model echoed (weights' update norm 0), by one and by two insiders
+    result = attacked_run(config(), datasets, lambda h, t: update(t, h))
+    row("the global model echoed (norm 0), one insider, 3 honest", "fedavg", result)
+    result = attacked_run(config(num_clients=5), datasets, lambda h, t: update(t, h), insiders=2)
+    row("the global model echoed, two insiders, 3 honest", "fedavg", result)
+    two = {c: datasets[c] for c in (0, 1)}
+    honest["fedavg, 2 honest"] = attacked_run(config(num_clients=2, min_clients=2), two)[4]
+    for count, extra in ((1, {}), (2, {"min_clients": 2})):
+        result = attacked_run(config(num_clients=2 + count, min_clients=2, **extra), two, lambda h, t: update(t, h),
+                              insider_id=2, insiders=count)
+        row(f"the global model echoed, {count} insider(s), 2 honest", "fedavg, 2 honest", result)
+    result = attacked_run(config(), datasets, lambda h, t: update(t, h, variance=0.0))
+    row("running_var set to 0", "fedavg", result)
+
+    # an honest client killed mid-round with --min_clients at the live count; its restart rejoins
+    honest["fedavg, 3 honest of 3"] = attacked_run(config(num_clients=3, min_clients=3), datasets)[4]
+    result = crash_run(config(num_clients=3, min_clients=3, connect_wait_s=60.0), datasets)
+    row("an honest client killed mid-round, --min_clients 3 of 3, restarted", "fedavg, 3 honest of 3", result)
+
     for integer in (2**63 - 1, -2**62):
         result = attacked_run(config(), datasets, lambda h, t, i=integer: update(t, h, integer=i))
         row(f"num_batches_tracked {integer}", "fedavg", result)
