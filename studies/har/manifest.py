@@ -314,6 +314,10 @@ EXPERIMENTS = (
     # clients join slowly, and a PCA of fewer clients' windows would be a second difference from FedAvg's runs)
     Experiment("federated_median", ("--aggregation", "median", "--connect_wait_s", "600"), LINEAR, "federated",
                federated=True, fractions=(0.1,)),
+    # FedAvg with each update's norm bounded by the honest updates' median norm in the first rounds (the
+    # metrics rows' median_update_norm of federated_median's runs: 3-6)
+    Experiment("federated_clip", ("--update_clip", "4", "--connect_wait_s", "600"), LINEAR, "federated",
+               federated=True, fractions=(0.1,)),
     # HAPT's 12 classes (6 activities + 6 postural transitions) from the same recordings, on the default encoder
     Experiment("hapt12_mtl_default", None, {"encoder": ("linear", "selftrain", "finetune")}, "hapt12",
                encoder_of=DEFAULT, classifier=("--task", "hapt12"), prefix="hapt12/"),
@@ -367,7 +371,8 @@ CLAIMS = (
     {"a": (THESIS_MTL, "linear"), "b": ("mtl_equal", "linear"), "fractions": ALL_FRACTIONS},
     {"a": ("mtl_all_recordings", "linear"), "b": (THESIS_MTL, "linear"), "fractions": ALL_FRACTIONS},
     *({"a": ("federated", mode), "b": (DEFAULT, mode), "fractions": ALL_FRACTIONS} for mode in LINEAR_SELFTRAIN),
-    {"a": ("federated_median", "linear"), "b": ("federated", "linear"), "fractions": (0.1,)},
+    *({"a": (f"federated_{name}", "linear"), "b": ("federated", "linear"), "fractions": (0.1,)}
+      for name in ("median", "clip")),
     *({"a": (f"hapt12/{DEFAULT}", mode), "b": (f"hapt12/{b}", b_mode), "fractions": ALL_FRACTIONS}
       for mode in ("linear", "selftrain", "finetune")
       for b, b_mode in (("minirocket", "linear"), ("minirocket", "selftrain"), ("supervised", "finetune"),
