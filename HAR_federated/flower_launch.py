@@ -65,8 +65,9 @@ def _node_keys(folder, count):
     return keys
 
 
-def run_flower(config, timeout_s=1800):
-    """SuperLink + one SuperNode per client (gRPC), then `flwr run` of the app; blocks.
+def run_flower(config, timeout_s=1800, app_dir=APP_DIR):
+    """SuperLink + one SuperNode per client (gRPC), then `flwr run` of the app (app_dir: a Flower app folder,
+    HAR_federated/flower/ unless a test names another); blocks.
 
     With --tls_cert/--tls_key/--tls_ca every Flower connection is TLS; --flower_node_auth 1 also registers
     each SuperNode's public key with the SuperLink, which then refuses any node it does not know. Without
@@ -127,7 +128,7 @@ def run_flower(config, timeout_s=1800):
                 "flower-supernode", *node_security, *auth, "--superlink", address,
                 "--host", "127.0.0.1", "--port", str(_free_port()),
                 "--node-config", f"partition-id={client_id} num-partitions={config.num_clients}"])
-        result = flwr("run", str(APP_DIR), "loopback", "--run-config", str(run_config), "--stream", timeout=timeout_s)
+        result = flwr("run", str(app_dir), "loopback", "--run-config", str(run_config), "--stream", timeout=timeout_s)
         if result.returncode != 0 or not (config.run_dir() / "encoder.pt").exists():
             raise UserError(f"the Flower run failed; logs in {logs}")
         print(result.stdout[-2000:])

@@ -249,8 +249,8 @@ def main(argv=None):
     row("the global model echoed, two insiders, 3 honest", "fedavg", result)
     two = {c: datasets[c] for c in (0, 1)}
     honest["fedavg, 2 honest"] = attacked_run(config(num_clients=2, min_clients=2), two)[4]
-    for count, extra in ((1, {}), (2, {"min_clients": 2})):
-        result = attacked_run(config(num_clients=2 + count, min_clients=2, **extra), two, lambda h, t: update(t, h),
+    for count in (1, 2):
+        result = attacked_run(config(num_clients=2 + count, min_clients=2), two, lambda h, t: update(t, h),
                               insider_id=2, insiders=count)
         row(f"the global model echoed, {count} insider(s), 2 honest", "fedavg, 2 honest", result)
     result = attacked_run(config(), datasets, lambda h, t: update(t, h, variance=0.0))

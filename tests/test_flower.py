@@ -3,6 +3,7 @@ node authentication; the ServerApp's update checks; the run config written as TO
 import json
 import subprocess
 import tomllib
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,8 @@ from HAR_federated.config import FederatedConfig
 from HAR_federated.defence import defend_round
 from HAR_federated.flower_app import DefendedFedAvg, checked_replies
 from HAR_federated.flower_launch import run_flower, toml_string
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = dict(backend="flower", num_clients=2, rounds=1, local_epochs=1, encoder_width=4, embedding_dim=8, n_variants=1,
             batch_size=256, experiment_name="flwr", pretrain_data="labelled",
@@ -134,6 +137,62 @@ def test_flags_the_flower_backend_cannot_honour_are_refused():
     # what the shared defence honours goes through
     parse_config(FederatedConfig, ["--backend", "flower", "--aggregation", "median", "--update_clip", "1.0",
                                    "--max_examples", "1200", "--update_norm_factor", "5"])
+
+
+POISONED_APP = """
+import torch
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from HAR_federated import flower_app
+
+client_app = ClientApp()
+MODE = {mode!r}
+
+
+@client_app.train()
+def train(msg, context):
+    reply = flower_app.client_train(msg, context)
+    if int(context.node_config["partition-id"]) != 2:
+        return reply
+    if MODE == "absent":
+        raise RuntimeError("this node is down")
+    state = reply.content["arrays"].to_torch_state_dict()
+    poisoned = {{k: torch.full_like(v, 9999.0) if v.is_floating_point() else v for k, v in state.items()}}
+    metrics = MetricRecord({{**dict(reply.content["metrics"]), "num-examples": 10**12 if MODE == "poison" else 100}})
+    return Message(content=RecordDict({{"arrays": ArrayRecord(poisoned), "metrics": metrics}}), reply_to=msg)
+"""
+
+
+def flower_app_folder(folder, mode):
+    """A copy of HAR_federated/flower/ whose ClientApp on node 2 is down (mode "absent") or sends every float
+    at 9999 declaring 10^12 examples ("poison") or 100 ("poison_small_count")."""
+    folder.mkdir()
+    text = (REPO / "HAR_federated" / "flower" / "pyproject.toml").read_text()
+    (folder / "pyproject.toml").write_text(text.replace('clientapp = "HAR_federated.flower_app:client_app"',
+                                                        'clientapp = "poisoned_app:client_app"'))
+    (folder / "poisoned_app.py").write_text(POISONED_APP.format(mode=mode))
+    return folder
+
+
+def test_a_poisoned_flower_node_is_refused_and_the_encoder_is_the_honest_run_s(tmp_path, har_cache):
+    """The campaign's node: every float at 9999 with num-examples 10^12 (within the count cap: the strategy's
+    test above). Its updates are refused every round, honest updates never, and the encoder is the run's
+    without it (node 2 down), bit for bit."""
+    runs = {}
+    for mode in ("absent", "poison"):
+        config = FederatedConfig(**{**TINY, "num_clients": 3, "min_clients": 2, "rounds": 2},
+                                 output_dir=str(tmp_path / mode))
+        config.validate()
+        runs[mode] = run_flower(config, timeout_s=600, app_dir=flower_app_folder(tmp_path / f"app_{mode}", mode))
+    _, expected = load_pretrained_encoder(runs["absent"] / "encoder.pt")
+    for mode in ("poison",):
+        summary = json.loads((runs[mode] / "summary.json").read_text())
+        refused = [r for r in summary["rejected"] if "node" in r]
+        assert len(refused) == 2 and summary["failed_rounds"] == [], (mode, summary["rejected"])
+        _, got = load_pretrained_encoder(runs[mode] / "encoder.pt")
+        for key in expected:
+            assert torch.equal(got[key], expected[key]), (mode, key)
 
 
 def test_the_run_config_is_written_as_toml_whatever_the_strings_hold():
