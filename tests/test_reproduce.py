@@ -159,7 +159,10 @@ def test_the_federated_part_pretrains_through_the_federated_engine(tmp_path, har
              "--figures_dir", str(tmp_path / "figures")]
     reproduce.main(flags)
     record = json.loads((tmp_path / "study" / "downstream.json").read_text())
-    assert [u["method"] for u in record["units"]] == ["federated"] and record["claims"] == []
+    assert [u["method"] for u in record["units"]] == ["federated", "federated_median", "federated_clip"]
+    # the aggregations are compared at 10% labels, which this run's 100% does not reach: their claims wait
+    assert {c["claim"] for c in record["claims"]} <= {f"federated_{name} (linear) - federated (linear)"
+                                                      for name in ("median", "clip")}
     config = json.loads(next((tmp_path / "out" / "runs").glob("federated*/config.json")).read_text())
     assert (config["rounds"], config["num_clients"]) == (1, 2)  # the federated config got its own flags only
     assert (tmp_path / "figures" / "FL.png").exists()
