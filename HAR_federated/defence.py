@@ -29,11 +29,12 @@ class RoundOutcome:
 def defend_round(global_state, answers, config, template=None):
     """answers: {client: (state dict, sample count)} -> RoundOutcome. template: the model's state (names,
     shapes, dtypes) the aggregate must match; the global state by default."""
+    norms = {c: update_norms(state, global_state) for c, (state, _) in answers.items()}  # one pass per update
     refused = screen_updates({c: state for c, (state, _) in answers.items()}, global_state,
-                             config.update_norm_factor, config.max_update_norm)
+                             config.update_norm_factor, config.max_update_norm, norms=norms)
     accepted = sorted(c for c in answers if c not in refused)
-    norms = sorted(update_norms(answers[c][0], global_state)[0] for c in accepted)
-    median = norms[(len(norms) - 1) // 2] if norms else None
+    steps = sorted(norms[c][0] for c in accepted)
+    median = steps[(len(steps) - 1) // 2] if steps else None
     if len(accepted) < config.min_clients:
         return RoundOutcome(None, accepted, refused, f"only {len(accepted)} accepted updates (min_clients "
                                                      f"{config.min_clients})", median)

@@ -95,15 +95,8 @@ class DefendedStrategy:
             self.rejected.append(f"round {server_round}: {outcome.failure}; the global model is kept")
             return None, None
         accepted = [m for m in kept if m.metadata.src_node_id in outcome.accepted]
-        counts = [m.content["metrics"]["num-examples"] for m in accepted]
-        metrics = {"num-examples": int(sum(counts))}
-        for name in sorted({k for m in accepted for k in dict(m.content["metrics"]) if str(k).startswith("loss-")}):
-            values = [(float(m.content["metrics"][name]), c) for m, c in zip(accepted, counts)
-                      if name in dict(m.content["metrics"])]
-            metrics[name] = sum(v * c for v, c in values) / sum(c for _, c in values)
-        template = self.template
-        return (ArrayRecord({k: v.to(template[k].dtype) for k, v in outcome.state.items()}),
-                MetricRecord(metrics))
+        metrics = self.train_metrics_aggr_fn([m.content for m in accepted], self.weighted_by_key)
+        return ArrayRecord({k: v.to(self.template[k].dtype) for k, v in outcome.state.items()}), metrics
 
 
 class DefendedFedAvg(DefendedStrategy, FedAvg):

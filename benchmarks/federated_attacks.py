@@ -103,32 +103,22 @@ def distance(a, b):
     return float(diff / torch.sqrt(sum((b[k].double() ** 2).sum() for k in keys)))
 
 
-def attacked_run(config, datasets, on_train=None, key=SHARED_KEY, insider_key=None, insider_id=3,
-                 claimed_examples=100, insiders=1):
+def run_beside(config, datasets, key, on_server, on_round_end=None):
     """(completed?, rounds, seconds of its rounds (the server's clock), rejections, final encoder state, log lines)
-    of a run with the insider (`insiders` of them: ids insider_id, insider_id + 1, ...), joining once the honest
-    clients are in. key None: per-client keys (the local role's default), the insider holding client
-    insider_key's."""
+    of a local run whose server is handed to on_server(server, key) as soon as it listens (to start insiders)."""
     original, lines, servers = run_module.make_server, [], []
 
     def make(config, key, log=print, task=None):
         server = original(config, key, log, task)
         servers.append(server)
-        if on_train is not None:
-            own = key[insider_key] if isinstance(key, dict) else key
-            for offset in range(insiders):
-                threading.Thread(target=lambda i=insider_id + offset: server.wait_for_clients(len(datasets), 60)
-                                 and insider(server.port, i, own, on_train, claimed_examples), daemon=True).start()
+        on_server(server, key)
         return server
-
-    def let_it_in(round_index):
-        if round_index == 0 and on_train is not None:
-            servers[0].wait_for_clients(len(datasets) + insiders, 10)
 
     run_module.make_server = make
     start = time.time()
     try:
-        server, history = run_local(config, datasets, key, on_round_end=let_it_in, log=lines.append)
+        server, history = run_local(config, datasets, key, on_round_end=lambda r: on_round_end and on_round_end(
+            servers[0], r), log=lines.append)
         completed = len(history) == config.rounds
     except UserError as err:
         lines.append(f"run ended: {err}")
@@ -140,15 +130,31 @@ def attacked_run(config, datasets, on_train=None, key=SHARED_KEY, insider_key=No
     return completed, len(history), seconds, list(server.rejected), state, lines
 
 
+def attacked_run(config, datasets, on_train=None, key=SHARED_KEY, insider_key=None, insider_id=3,
+                 claimed_examples=100, insiders=1):
+    """run_beside's result for a run with the insider (`insiders` of them: ids insider_id, insider_id + 1, ...),
+    joining once the honest clients are in. key None: per-client keys (the local role's default), the insider
+    holding client insider_key's."""
+    def start_insiders(server, key):
+        if on_train is not None:
+            own = key[insider_key] if isinstance(key, dict) else key
+            for offset in range(insiders):
+                threading.Thread(target=lambda i=insider_id + offset: server.wait_for_clients(len(datasets), 60)
+                                 and insider(server.port, i, own, on_train, claimed_examples), daemon=True).start()
+
+    def let_it_in(server, round_index):
+        if round_index == 0 and on_train is not None:
+            server.wait_for_clients(len(datasets) + insiders, 10)
+
+    return run_beside(config, datasets, key, start_insiders, let_it_in)
+
+
 def crash_run(config, datasets):
-    """attacked_run's result for a run whose client 2 dies after receiving the weights of its first round and
-    is restarted (a fresh process, its own data): the round is retried once the restart has rejoined."""
-    original, lines, servers, restarted = run_module.make_server, [], [], []
+    """run_beside's result for a run whose client 2 dies after receiving the weights of its first round and is
+    restarted (a fresh process, its own data): the round is retried once the restart has rejoined."""
+    restarted = []
 
-    def make(config, key, log=print, task=None):
-        server = original(config, key, log, task)
-        servers.append(server)
-
+    def start_the_doomed_client(server, key):
         def crash_then_restart(header, tensors):
             client = FederatedClient(config, datasets[2], 2, SHARED_KEY, f"127.0.0.1:{server.port}",
                                      log=lambda *_: None)
@@ -158,23 +164,11 @@ def crash_run(config, datasets):
 
         threading.Thread(target=lambda: server.wait_for_clients(2, 60) and insider(
             server.port, 2, SHARED_KEY, crash_then_restart, len(datasets[2].x)), daemon=True).start()
-        return server
 
-    run_module.make_server = make
-    start = time.time()
-    try:
-        server, history = run_local(config, {c: datasets[c] for c in (0, 1)}, SHARED_KEY, log=lines.append)
-        completed = len(history) == config.rounds
-    except UserError as err:
-        lines.append(f"run ended: {err}")
-        server, completed, history = servers[0], False, []
-    finally:
-        run_module.make_server = original
+    result = run_beside(config, {c: datasets[c] for c in (0, 1)}, SHARED_KEY, start_the_doomed_client)
     for thread in restarted:
         thread.join(timeout=60)
-    state = load_pretrained_encoder(config.run_dir() / "encoder.pt")[1] if completed else None
-    seconds = sum(r["seconds"] for r in history) if history else time.time() - start
-    return completed, len(history), seconds, list(server.rejected), state, lines
+    return result
 
 
 def main(argv=None):

@@ -97,7 +97,7 @@ NORM_FLOOR = 1e-6
 MAX_VARIANCE_FACTOR = 1e6
 
 
-def screen_updates(states, reference, norm_factor=10.0, max_update_norm=0.0, max_integer_step=10**9):
+def screen_updates(states, reference, norm_factor=10.0, max_update_norm=0.0, max_integer_step=10**9, norms=None):
     """{client: reason} of the updates to leave out of this round's average, judged against the global state
     they answer, never against absolute bounds that a moved global would turn against honest clients; the same
     decision whatever the clients' order.
@@ -109,34 +109,35 @@ def screen_updates(states, reference, norm_factor=10.0, max_update_norm=0.0, max
     neither zero updates nor one huge one can set it; an update whose weights moved by more than norm_factor x
     the reference, or by less than the reference / norm_factor (an echo of the global, a step too small to be
     training), is refused, and so is one whose batch-norm statistics moved by more than norm_factor x theirs.
-    states: {client: state dict}."""
+    states: {client: state dict}; norms: their update_norms when the caller has them."""
+    norms = norms or {c: update_norms(state, reference) for c, state in states.items()}
     refused = {}
     for client, state in states.items():
         reason = _buffer_problem(state, reference, max_integer_step)
-        norm = update_norms(state, reference)[0]
+        norm = norms[client][0]
         if reason is None and max_update_norm and norm > max_update_norm:
             reason = f"update of the weights has norm {norm:.4g} > --max_update_norm {max_update_norm:g}"
         if reason:
             refused[client] = reason
-    screened = {c: update_norms(states[c], reference) for c in sorted(states) if c not in refused}
+    screened = {c: norms[c] for c in sorted(states) if c not in refused}
     if len(screened) < 2 or not norm_factor:
         return refused
     scale = math.sqrt(sum(float((v.double() ** 2).sum()) for k, v in reference.items()
                           if v.is_floating_point() and not _is_statistic(k)))
     floor = NORM_FLOOR * max(scale, 1.0)
     for index, what in enumerate(("weights", "batch-norm statistics")):
-        steps = sorted(norms[index] for norms in screened.values() if norms[index] > floor)
+        steps = sorted(pair[index] for pair in screened.values() if pair[index] > floor)
         if not steps:
             continue
         typical = steps[(len(steps) - 1) // 2]  # the lower median: with two, the smaller real step
-        for client, norms in screened.items():
+        for client, pair in screened.items():
             if client in refused:
                 continue
-            if norms[index] > norm_factor * typical:
-                refused[client] = (f"update of the {what} has norm {norms[index]:.4g}, over {norm_factor:g} x the "
+            if pair[index] > norm_factor * typical:
+                refused[client] = (f"update of the {what} has norm {pair[index]:.4g}, over {norm_factor:g} x the "
                                    f"median of this round's updates ({typical:.4g})")
-            elif index == 0 and norms[index] < typical / norm_factor:
-                refused[client] = (f"update of the {what} has norm {norms[index]:.4g}, under 1/{norm_factor:g} of "
+            elif index == 0 and pair[index] < typical / norm_factor:
+                refused[client] = (f"update of the {what} has norm {pair[index]:.4g}, under 1/{norm_factor:g} of "
                                    f"the median of this round's updates ({typical:.4g}): not a training step")
     return refused
 
