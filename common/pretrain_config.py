@@ -95,6 +95,9 @@ class SSLConfig(Config):
     rocket_dim: int = field(256, "rocket task (--tasks ... rocket): principal components of MiniRocket's features "
                                  "it regresses")
     rocket_kernels: int = field(10_000, "rocket task: MiniRocket features before the PCA (multiples of 84)")
+    rocket_fit_windows: int = field(32_768, "rocket task: MiniRocket and its PCA are fit on this many windows drawn "
+                                            "by --seed (on all when there are fewer); every window's targets are "
+                                            "then computed in chunks into a memory-mapped file")
 
     # the optimiser
     batch_size: int = field(128, "windows per step (per process under torchrun)")
@@ -140,6 +143,8 @@ class SSLConfig(Config):
             if len(self.task_weights) != len(active) or min(self.task_weights, default=0) < 0:
                 raise UserError(f"--weighting static takes {len(active)} non-negative --task_weights "
                                 f"({', '.join(active)}), got {list(self.task_weights)}")
+        if self.rocket_fit_windows < 2:
+            raise UserError(f"--rocket_fit_windows must be at least 2, got {self.rocket_fit_windows}")
         if self.rocket_kernels < 84:
             raise UserError(f"--rocket_kernels must be at least 84 (MiniRocket's kernels), got {self.rocket_kernels}")
         for name in ("famo_lr",):

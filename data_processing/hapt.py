@@ -216,13 +216,15 @@ def rebuild_uci_har(sessions=None, classes=ACTIVITIES):
 def recording_windows(sessions, subjects, step=STEP):
     """Windows over whole sessions of `subjects`, labelled stretches or not (postural transitions, the
     moments between activities): the unlabelled data self-supervised pretraining can use.
-    -> x (N, 9, 128) float32, subject (N,) int64."""
-    xs, owners = [], []
-    for session in sessions:
+    -> x (N, 9, 128) float32, subject (N,) int64, recording (N,) int64 (the session's index in `sessions`)."""
+    xs, owners, recordings = [], [], []
+    for index, session in enumerate(sessions):
         if session.subject not in subjects:
             continue
         channels = preprocess_session(session.sensors)
         for s in range(0, len(channels) - WINDOW + 1, step):
             xs.append(channels[s : s + WINDOW].T)  # (9, 128)
             owners.append(session.subject)
-    return np.stack(xs).astype(np.float32), np.asarray(owners, dtype=np.int64)
+            recordings.append(index)
+    return (np.stack(xs).astype(np.float32), np.asarray(owners, dtype=np.int64),
+            np.asarray(recordings, dtype=np.int64))

@@ -191,7 +191,8 @@ def split_mask(subject, is_test, split, merge_val=False):
 
 def load_har_recordings(subjects, step=hapt.STEP, cache_dir=None):
     """Every window (labelled or not) of the raw HAPT sessions of `subjects`, `step` samples apart, with
-    expert features min-max scaled on these windows: x (N, 9, 128), subject (N,), features (N, 561).
+    expert features min-max scaled on these windows: x (N, 9, 128), subject (N,), recording (N,) (the raw
+    session each window was cut from), features (N, 561).
     Only the HAPT source has whole recordings; test subjects are refused. Cached like load_har_arrays."""
     subjects = sorted(int(s) for s in subjects)
     if set(subjects) & set(OFFICIAL_TEST_SUBJECTS):
@@ -200,12 +201,12 @@ def load_har_recordings(subjects, step=hapt.STEP, cache_dir=None):
     path = Path(cache_dir or CACHE_DIR) / f"hapt_recordings_step{step}_{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in ("x", "subject", "features")}
+            return {k: f[k] for k in ("x", "subject", "recording", "features")}
     except (OSError, ValueError, KeyError):
         pass  # missing or corrupt: build it
-    x, subject = hapt.recording_windows(hapt.read_hapt_sessions(), set(subjects), step)
+    x, subject, recording = hapt.recording_windows(hapt.read_hapt_sessions(), set(subjects), step)
     raw = compute_expert_features_batched(x)
-    arrays = {"x": x, "subject": subject, "features": apply_scaling(raw, *fit_scaling(raw))}
+    arrays = {"x": x, "subject": subject, "recording": recording, "features": apply_scaling(raw, *fit_scaling(raw))}
     with atomic_open(path) as f:
         np.savez(f, **arrays)
     return arrays

@@ -41,8 +41,10 @@ def new_minirocket(n_kernels, seed, n_jobs=None):
 
 
 def _windows_and_cache_path(x, name, settings, suffix, cache_dir=None):
-    """(x as float32 windows, the cache file of `name` for their content and `settings`); one line for non-windows."""
-    x = np.asarray(x, dtype=np.float32)
+    """(x as float32 windows, the cache file of `name` for their content and `settings`); one line for non-windows.
+    A corpus's windows (data_processing/corpus.py) stay on disk: their digest is the corpus's own."""
+    if not hasattr(x, "content_digest"):
+        x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise UserError(f"MiniRocket targets need sensor windows (N, channels, samples), got shape {x.shape}")
     digest = content_digest(x)
@@ -73,22 +75,52 @@ def minirocket_features(fit_x, arrays, n_kernels=10_000, seed=0):
     return out, time.time() - start
 
 
-def minirocket_pca(x, dim, n_kernels=10_000, seed=0, cache_dir=None):
-    """(N, dim) float32: MiniRocket's features of the windows x (the transform fit on x, without labels),
-    projected on their first `dim` principal components (fit on x) and scaled so that the components' mean
-    variance is 1 (their relative sizes kept: the leading ones matter most to an MSE). The rocket pretext
-    task's targets; cached under data/cache by the windows' content and the three settings. Fewer windows than
-    `dim` give fewer components: the remaining columns are 0."""
-    x, path = _windows_and_cache_path(x, "minirocket_pca", {"dim": dim, "kernels": n_kernels, "seed": seed,
-                                                             "version": PCA_VERSION}, "npy", cache_dir)
-    cached = _load_cached(path, lambda p: np.load(p, allow_pickle=False),
-                          lambda c: c.shape == (len(x), dim) and np.isfinite(c).all())
+def fit_sample(n, fit_windows, seed):
+    """The sorted indexes of the windows the teacher is fit on: all n, or fit_windows of them drawn by seed."""
+    if not fit_windows or n <= fit_windows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 0x70C]).choice(n, fit_windows, replace=False))
+
+
+def minirocket_pca(x, dim, n_kernels=10_000, seed=0, cache_dir=None, fit_windows=None, chunk_size=8192):
+    """(N, dim) float32, memory-mapped: MiniRocket's features of the windows x (the transform fit without labels),
+    projected on their first `dim` principal components and scaled so that the components' mean variance is 1
+    (their relative sizes kept: the leading ones matter most to an MSE). The rocket pretext task's targets.
+
+    Memory stays bounded whatever N: the transform and the PCA are fit on `fit_windows` windows drawn by `seed`
+    (all of them when N is no larger: then the targets are exactly the whole-set fit's), and every window's
+    targets are then computed chunk by chunk into a memory-mapped file (written whole, then renamed). Peak
+    memory: the sample's features (fit_windows x 10,000 float32) plus one chunk's; disk: N x dim x 4 bytes.
+    Cached under data/cache by the windows' content and the settings. Fewer windows than `dim` give fewer
+    components: the remaining columns are 0."""
+    settings = {"dim": dim, "kernels": n_kernels, "seed": seed, "version": PCA_VERSION}
+    sample = fit_sample(len(x), fit_windows, seed)
+    if len(sample) < len(x):  # a whole-set fit keeps its cache name: the default's targets are unchanged
+        settings["fit_windows"] = len(sample)
+    x, path = _windows_and_cache_path(x, "minirocket_pca", settings, "npy", cache_dir)
+    cached = _load_cached(path, lambda p: np.load(p, mmap_mode="r", allow_pickle=False),
+                          lambda c: c.shape == (len(x), dim))
     if cached is not None:
         return cached
-    components = _fit_teacher(x, dim, n_kernels, seed).clean
-    with atomic_open(path) as f:
-        np.save(f, components, allow_pickle=False)
-    return components
+    fit_x = np.asarray(x[sample] if len(sample) < len(x) else x[:], dtype=np.float32)
+    teacher = _fit_teacher(fit_x, dim, n_kernels, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(x), dim))
+    if len(sample) == len(x):
+        out[:] = teacher.clean
+    else:
+        del fit_x
+        for start in range(0, len(x), chunk_size):
+            out[start : start + chunk_size] = teacher.project(x[start : start + chunk_size])
+    if not np.isfinite(out).all():
+        tmp.unlink()
+        raise UserError("MiniRocket's features of these windows hold NaN or infinite values: check the data for NaN "
+                        "or infinite values")
+    out.flush()
+    del out
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 class _Teacher:
@@ -106,8 +138,10 @@ class _Teacher:
             print(f"rocket task: {len(x)} windows give {self.available} principal components of MiniRocket's "
                   f"features; the other {dim - self.available} of --rocket_dim {dim} are 0")
         self.dim = dim
-        self.pca = PCA(self.available, svd_solver="randomized", random_state=seed)
+        # copy=False: the features are centred in place (not needed after), one N x 10,000 matrix fewer at the peak
+        self.pca = PCA(self.available, svd_solver="randomized", random_state=seed, copy=False)
         components = self.pca.fit_transform(features)
+        del features
         self.scale = float(np.sqrt(components.var(0).mean()))
         self.clean = self._finish(components)
 

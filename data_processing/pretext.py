@@ -83,7 +83,10 @@ def _from_storage(array, kind, device=None):
 
 
 def content_digest(x, chunk_size=1024):
-    """blake2b of an array's bytes, read chunk by chunk (a memory-mapped dataset is never copied whole)."""
+    """blake2b of an array's bytes, read chunk by chunk (a memory-mapped dataset is never copied whole); a corpus's
+    windows (data_processing/corpus.py) bring their own, made from the shards' digests without reading them."""
+    if hasattr(x, "content_digest"):
+        return x.content_digest()
     digest = hashlib.blake2b(digest_size=16)
     for start in range(0, len(x), chunk_size):
         digest.update(np.ascontiguousarray(x[start : start + chunk_size]).tobytes())
@@ -159,6 +162,13 @@ class PrecomputedViews:
         return sum(a.nbytes for a in self.arrays.values())
 
 
+def _rows(array, index, device):
+    """array[index] as a tensor on device: a numpy array's (a memory map's) rows are read, a tensor's indexed."""
+    if isinstance(array, torch.Tensor):
+        return array[torch.as_tensor(index)].to(device)
+    return torch.from_numpy(np.ascontiguousarray(array[index])).to(device)
+
+
 class PretextBatches:
     """Yields pretext batches (dicts of tensors) for one epoch at a time.
 
@@ -175,8 +185,9 @@ class PretextBatches:
             raise ValueError(f"unknown pretext mode {mode!r}")
         if mode == "precomputed" and views is None:
             raise ValueError("precomputed mode needs PrecomputedViews")
-        self.x, self.features = x, torch.as_tensor(features)
-        self.targets = {key: torch.as_tensor(array) for key, array in (targets or {}).items()}  # (N, D) per input
+        # arrays (memory maps included) are indexed batch by batch: nothing proportional to N is copied
+        self.x, self.features = x, features
+        self.targets = dict(targets or {})  # (N, D) per input
         self.batch_size, self.spec, self.tasks, self.mode, self.views = batch_size, spec, list(tasks), mode, views
         self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
         per_rank = len(self.x) // world_size
@@ -198,8 +209,10 @@ class PretextBatches:
         size = min(self.batch_size, len(shard))
         for b in range(self.batches_per_epoch):
             index = np.sort(shard[b * size : (b + 1) * size])  # sorted: memory-mapped reads stay local
-            batch = {"x": as_float_input(self.x[index], self.device), "features": self.features[index].to(self.device),
-                     **{key: array[index].to(self.device) for key, array in self.targets.items()}}
+            batch = {"x": as_float_input(self.x[index], self.device),
+                     **{key: _rows(array, index, self.device) for key, array in self.targets.items()}}
+            if any(task.reads_features for task in self.tasks):
+                batch["features"] = _rows(self.features, index, self.device)
             if self.mode == "precomputed":
                 variant = variant_rng.integers(self.spec.n_variants, size=len(index))
                 for name, array in self.views.arrays.items():

@@ -67,7 +67,7 @@ def test_batches_have_every_target_and_repeat_per_epoch(data, tmp_path, mode):
 def test_only_the_active_tasks_targets_are_made(data):
     x, f = data
     batch = next(PretextBatches(x, f, 16, PretextSpec(), [TASKS["reconstruction"]], "on_the_fly").epoch(0))
-    assert set(batch) == {"x", "features", "mask", "masked_x"}
+    assert set(batch) == {"x", "mask", "masked_x"}  # features only for a task that reads them
 
 
 def test_a_tasks_targets_do_not_depend_on_the_other_tasks(data):

@@ -43,6 +43,7 @@ class PretextTask(nn.Module):
     # float16 windows, uint8 images) or a numpy dtype}; keys the dataset already has (x, features) are not
     stored = {}
     loss_label = "loss"  # for the architecture figure
+    reads_features = False  # whether batches carry the inputs' expert features (batch["features"]) for this task
     version = 1  # bump when make_targets changes: cached targets are then rebuilt
 
     @classmethod

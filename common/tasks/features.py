@@ -11,6 +11,7 @@ class FeatureRegressionTask(PretextTask):
     name = "features"
     inputs = ("x",)
     loss_label = "MSE"
+    reads_features = True
 
     def __init__(self, context):
         super().__init__(context)

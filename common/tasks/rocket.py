@@ -32,7 +32,7 @@ class RocketRegressionTask(PretextTask):
     @classmethod
     def dataset_targets(cls, data, config):
         return {"rocket": minirocket_pca(data.x, config.rocket_dim, config.rocket_kernels, config.seed,
-                                         data.cache_dir)}
+                                         data.cache_dir, fit_windows=getattr(config, "rocket_fit_windows", None))}
 
     def __init__(self, context):
         super().__init__(context)

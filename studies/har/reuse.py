@@ -39,8 +39,8 @@ BEFORE_THE_FIELD = {"subject_norm": "none", "network_subject_norm": "none"}
 # pretraining fields that only some recipes compute with: a recipe that does not use one is the same recipe
 # whatever it says (the thesis's four tasks recorded the rocket task's default of their day)
 PRETRAIN_USED_ONLY_BY = {
-    **dict.fromkeys(("rocket_dim", "rocket_kernels"), lambda c: "rocket" in c["tasks"]),
-    "pretrain_step": lambda c: c.get("pretrain_data") == "all",
+    **dict.fromkeys(("rocket_dim", "rocket_kernels", "rocket_fit_windows"), lambda c: "rocket" in c["tasks"]),
+    "pretrain_step": lambda c: c.get("pretrain_data") == "all" or bool(c.get("pretrain_corpus")),
 }
 
 
