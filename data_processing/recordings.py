@@ -21,6 +21,7 @@ lie inside one activity), else it is unlabelled and serves pretraining only. Cla
 import dataclasses
 import fractions
 import hashlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,7 @@ def read_npz(path, sample_rate_hz):
             raise UserError(f"{path}: arrays of Python objects (ragged recordings?) are not read: store x as one "
                             f"(N, C, T) float array, or use csv:DIR for recordings of different lengths") from None
         raise UserError(f"{path} is not a readable npz file ({err})") from None
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile) as err:  # a truncated download: not a zip any more
         raise UserError(f"{path} is not a readable npz file ({type(err).__name__})") from None
     if "x" not in arrays:
         raise UserError(f"{path} has no array 'x' (N, C, T); it holds {sorted(arrays) or 'nothing'}")

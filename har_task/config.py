@@ -112,10 +112,17 @@ class HARPretrainDataConfig(Config):
     pretrain_step: int = field(64, "with --pretrain_data all: samples between window starts (64 = UCI HAR's 50%)")
     pretrain_extra: tuple[str, ...] = field((), "more unlabelled recordings for pretraining only (npz:PATH or "
                                                 "csv:DIR, repeatable; the same channels, resampled to the same rate)")
+    pretrain_corpus: str = field("", "a prepared corpus folder (data/prepare_corpus.py) whose windows pretraining "
+                                     "streams from disk instead of reading recordings (the train subjects' when it "
+                                     "was prepared from --dataset; every window of a corpus of other recordings)")
+    pretrain_fraction: float = field(1.0, "share of the train subjects' recordings pretrained on, drawn by --seed "
+                                          "(the unlabelled-data scaling curve); 1: all")
 
     def check_values(self):
         if not 8 <= self.pretrain_step <= 128:
             raise UserError(f"--pretrain_step must be in 8..128 samples, got {self.pretrain_step}")
+        if not 0 < self.pretrain_fraction <= 1:
+            raise UserError(f"--pretrain_fraction must be in (0, 1], got {self.pretrain_fraction}")
         for extra in self.pretrain_extra:
             if parse_dataset(extra)[0] == "uci_har":
                 raise UserError("--pretrain_extra takes npz:PATH or csv:DIR (UCI HAR's own recordings: "

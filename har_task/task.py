@@ -24,7 +24,9 @@ from data_processing.augmentations import HAR_TRANSFORMS, HAR_VIEW_TRANSFORMS, j
 from data_processing.expert_features import apply_scaling, compute_expert_features_batched, fit_scaling
 from data_processing.generic_features import generic_features
 from data_processing.har import CHANNEL_NAMES, load_har, load_har_recordings
+from data_processing.corpus import ComputedFeatures, Corpus
 from data_processing.inputs import LabelledSplits, ProbeSet
+from data_processing.leakage import known_fingerprints, windows_seen
 from data_processing.pretext import PretextSpec, PretrainData
 from data_processing.recordings import (WindowSettings, channel_statistics, dataset_digest, load_recordings,
                                         parse_dataset, split_subjects, standardise)
@@ -57,6 +59,15 @@ def window_settings(config):
 
 def _standardised(x, statistics):
     return standardise(x, statistics) if statistics is not None else x
+
+
+def kept_recordings(recording, fraction, seed):
+    """(N,) bool: the windows of round(fraction x the recordings) recordings drawn by seed (at least one)."""
+    if fraction >= 1:
+        return np.ones(len(recording), dtype=bool)
+    recordings = np.unique(recording)
+    count = max(1, round(fraction * len(recordings)))
+    return np.isin(recording, np.random.default_rng([seed, 0xF4AC]).choice(recordings, count, replace=False))
 
 
 # --------------------------------------------------------------------------- own recordings
@@ -164,6 +175,7 @@ class HARTask:
         config = self.config
         seed = config.seed if seed is None else seed
         centralized = subjects is None  # the monitor's windows and extra recordings go to a centralized run only
+        corpus = getattr(config, "pretrain_corpus", "")
         probe, channels, feature_scaling = None, CHANNEL_NAMES, None
         if self.own is not None:
             data = self.own
@@ -175,34 +187,59 @@ class HARTask:
             if centralized and all(len(np.unique(data.y[m])) > 1 for m in labelled.values()):
                 probe = ProbeSet(data.x[labelled["train"]], data.y[labelled["train"]], data.x[labelled["val"]],
                                  data.y[labelled["val"]])
-            x, features, statistics = np.ascontiguousarray(data.x[mask]), data.features[mask], data.standardisation
-            channels, feature_scaling = data.info["channels"], data.feature_scaling
+            channels, feature_scaling, statistics = data.info["channels"], data.feature_scaling, data.standardisation
+            if corpus:
+                x, features, corpus_info = self.corpus_windows(subjects, seed, statistics)
+                info = {**info, **corpus_info, "windows": len(x)}
+            else:
+                mask &= kept_recordings(data.recording, getattr(config, "pretrain_fraction", 1.0), seed)
+                x, features = np.ascontiguousarray(data.x[mask]), data.features[mask]
         else:
             train = self.uci("train")
             subjects = np.unique(train.subject) if subjects is None else np.asarray(subjects)
             statistics = self.uci_statistics
-            if getattr(config, "pretrain_data", "labelled") == "all":
+            if corpus:
+                x, features, corpus_info = self.corpus_windows(subjects, seed, statistics)
+                split = corpus_info.pop("split")
+            elif getattr(config, "pretrain_data", "labelled") == "all":
                 if train.source != "hapt":
                     raise UserError(f"--pretrain_data all needs the raw HAPT recordings, which data source "
                                     f"{train.source} lacks: use --data_source hapt, or --pretrain_data labelled for "
                                     f"its windows")
                 arrays = load_har_recordings(subjects, config.pretrain_step, self.cache_dir)
                 x, features, split = arrays["x"], arrays["features"], f"all recordings, step {config.pretrain_step}"
+                fraction = getattr(config, "pretrain_fraction", 1.0)
+                if fraction < 1:
+                    kept = kept_recordings(arrays["recording"], fraction, seed)
+                    x, features = x[kept], features[kept]
+                    split += f", {fraction:g} of the recordings ({len(np.unique(arrays['recording'][kept]))})"
             else:
+                if getattr(config, "pretrain_fraction", 1.0) < 1:
+                    raise UserError("--pretrain_fraction draws whole recordings: it needs --pretrain_data all (or "
+                                    "own recordings)")
                 mask = np.isin(train.subject, subjects)
                 x, features, split = np.ascontiguousarray(train.x[mask]), train.features[mask], "train"
             info = {"data_source": train.source, "split": split, "windows": len(x),
-                    "subjects": [int(s) for s in subjects]}
+                    "subjects": [int(s) for s in subjects], **(corpus_info if corpus else {})}
             if centralized:  # federated clients carry no monitor data
                 val = self.uci("val")
                 probe = ProbeSet(_standardised(train.x, statistics), train.y, _standardised(val.x, statistics), val.y)
-            x = _standardised(x, statistics)
+            if not corpus:  # a corpus's windows are standardised as they are read
+                x = _standardised(x, statistics)
         record = self.encoder_record()
+        if info.get("test_windows_seen"):
+            record["transductive"] = {"test_windows_seen": info["test_windows_seen"], "in": info["corpus"]}
         if centralized and getattr(config, "pretrain_extra", ()):
+            if corpus:
+                raise UserError("--pretrain_extra and --pretrain_corpus: prepare the extra recordings into the corpus "
+                                "(data/prepare_corpus.py --datasets ...)")
             extra_x, extra_features, extras = self.extra_windows(channels, statistics, feature_scaling)
             x, features = np.concatenate([x, extra_x]), np.concatenate([features, extra_features])
             info = {**info, "windows": len(x), "extra": extras}
             record["pretrain_extra"] = extras
+            seen = {extra["dataset"]: extra["test_windows_seen"] for extra in extras if extra["test_windows_seen"]}
+            if seen:
+                record["transductive"] = {"test_windows_seen": sum(seen.values()), "in": sorted(seen)}
         return PretrainData(x, features, har_spec(config, seed, x.shape[1]), info, probe, record, self.cache_dir)
 
     def extra_windows(self, channels, statistics, feature_scaling=None):
@@ -225,8 +262,70 @@ class HARTask:
                 raw = compute_expert_features_batched(windows.x)
                 features.append(apply_scaling(raw, *fit_scaling(raw)))
             xs.append(_standardised(windows.x, statistics))
-            records.append({"dataset": extra, "digest": windows.info["digest"], "windows": len(windows.x)})
+            records.append({"dataset": extra, "digest": windows.info["digest"], "windows": len(windows.x),
+                            "test_windows_seen": self.test_windows_seen(windows.x, extra)})
         return np.concatenate(xs), np.concatenate(features), records
+
+    def test_windows_seen(self, raw_windows, where):
+        """How many of these raw (unstandardised) windows repeat stretches of the test subjects' windows
+        (data_processing/leakage.py); said in a line when any do: the encoder is then marked transductive."""
+        if self.own is not None:
+            data = self.own
+            test = data.x[np.isin(data.subject, data.subjects["test"])]
+            if data.standardisation is not None:
+                test = (test * np.asarray(data.standardisation["std"], np.float32)[:, None]
+                        + np.asarray(data.standardisation["mean"], np.float32)[:, None])
+        else:
+            test = self.uci("test").x
+        seen = windows_seen(known_fingerprints(test), raw_windows)
+        if seen:
+            print(f"note: {seen} window(s) of {where} repeat the test subjects' recordings: the encoder is marked "
+                  f"transductive, and a classifier takes it only with --transductive 1")
+        return int(seen)
+
+    def corpus_windows(self, subjects, seed, statistics):
+        """(windows, features, info) of --pretrain_corpus, read from disk as batches ask: the windows of `subjects`
+        when the corpus was prepared from --dataset (its subject ids are the dataset's), every window of a
+        corpus of other recordings (then checked against the test subjects' by content); --pretrain_fraction
+        of its recordings; standardised by `statistics` as they are read. Features are computed on first use
+        (only a task that regresses them reads them)."""
+        config = self.config
+        corpus = Corpus(config.pretrain_corpus)
+        settings = corpus.settings
+        where = f"--pretrain_corpus {config.pretrain_corpus}"
+        if (len(corpus.channels), settings["window"]) != tuple(self.input_shape):
+            raise UserError(f"{where} holds windows of {len(corpus.channels)} channels x {settings['window']} "
+                            f"samples, the pretraining data {self.input_shape[0]} x {self.input_shape[1]}")
+        if self.own is None:
+            same = settings["kind"] == "uci_har"
+            step_flag, step = "--pretrain_step", config.pretrain_step
+            if same and config.pretrain_data != "all":
+                raise UserError(f"{where} holds UCI HAR's whole recordings: it takes --pretrain_data all")
+        else:
+            same = any(source.startswith(f"{config.dataset}#") for source in corpus.index["sources"])
+            step_flag, step = "--window_step", config.window_step
+            if abs(settings["rate_hz"] - config.target_rate_hz) > 1e-6:
+                raise UserError(f"{where} is at {settings['rate_hz']:g} Hz, --target_rate_hz {config.target_rate_hz:g}")
+        if same and settings["step"] != step:
+            raise UserError(f"{where} was cut at a step of {settings['step']} samples, {step_flag} is {step}: pass "
+                            f"{step_flag} {settings['step']}, or prepare a corpus at {step}")
+        keep = np.isin(corpus.subject, subjects) if same else np.ones(len(corpus), dtype=bool)
+        fraction = getattr(config, "pretrain_fraction", 1.0)
+        keep &= kept_recordings(corpus.recording, fraction, seed)
+        if not keep.any():
+            raise UserError(f"{where} has no window of the pretraining subjects {[int(s) for s in subjects]}")
+        raw = corpus.windows(keep)
+        if self.own is None:
+            compute, name = compute_expert_features_batched, "expert561"
+        else:
+            compute, name = functools.partial(generic_features, sample_rate_hz=config.target_rate_hz), "generic"
+        features = ComputedFeatures(raw, self.feature_dim, compute, self.cache_dir, name)
+        info = {"corpus": str(config.pretrain_corpus), "corpus_digest": corpus.digest,
+                "split": f"corpus, step {settings['step']}" + (f", {fraction:g} of the recordings" if fraction < 1
+                                                               else "")}
+        if not same:
+            info["test_windows_seen"] = self.test_windows_seen(raw, where)
+        return corpus.windows(keep, statistics), features, info
 
     def client_datasets(self):
         """{client id: PretrainData}: the train subjects, grouped round-robin into config.num_clients clients."""
@@ -252,6 +351,13 @@ class HARTask:
         config, notes = self.config, {}
         if record is None:
             return self, notes
+        if record.get("transductive"):
+            leak = record["transductive"]
+            if not config.transductive:
+                raise UserError(f"the encoder {encoder} was pretrained on {leak['test_windows_seen']} window(s) that "
+                                f"repeat the test subjects' recordings (in {leak['in']}): pass --transductive 1 for a "
+                                f"transductive study")
+            notes["transductive"] = leak
         statistics = record.get("standardisation")
         if not config.own_data() or record.get("dataset") == "uci_har":
             if config.own_data() != (record.get("dataset") != "uci_har"):

@@ -1,0 +1,430 @@
+"""A corpus of unlabelled windows on disk: written once, in bounded memory, by `prepare`
+(data/prepare_corpus.py), then memory-mapped and streamed by every pretraining run that names it
+(--pretrain_corpus DIR).
+
+A corpus folder:
+    corpus.json          the settings (window, rate, channels), the shards in order (windows, bytes, digest,
+                         per-subject channel sums), the sources already in them, and whether it is complete
+    shards/NNNNN.npy     (n, C, W) float32 windows
+    shards/NNNNN.ids.npy (n, 2) int64: each window's subject and recording
+
+Why plain .npy shards: np.load(mmap_mode="r") maps them with no copy and no dependency; their pages are
+file-backed (the kernel reads them on demand and drops them under pressure, so a corpus larger than memory
+streams), and a window is one contiguous read, so an epoch is shuffled fully by index instead of through a
+shuffle buffer. A chunked, compressed store (zarr) reads and decompresses a whole chunk per random window,
+and sensor windows (float noise) compress poorly: it would buy little and cost the full shuffle.
+
+Memory: a reader holds the windows' subject and recording ids (16 bytes a window) and maps the rest; a writer
+holds one shard (at least --shard_windows windows, ending where a source ends). Disk: N x C x W x 4 bytes (4.6 KB a UCI HAR window).
+
+Written incrementally: each shard is written to a temporary file and renamed, then corpus.json (atomically)
+lists it and the sources whose windows it completes. A killed or failed preparation (a full disk) leaves the
+whole shards listed; a rerun checks them and goes on with the sources not yet in. A reader refuses, in one
+line naming the file, a corpus whose shards, ids or index disagree.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ground.errors import UserError
+from ground.io import atomic_write_json
+from ground.paths import CACHE_DIR
+
+CORPUS_VERSION = 1
+INDEX = "corpus.json"
+SHARD_WINDOWS = 32_768  # ~150 MB shards of UCI HAR windows: few files, a bounded writer (a shard closes at the
+# first source boundary past this many windows)
+
+
+class CorpusWriteError(UserError):
+    """The corpus itself cannot be written (a full disk): the preparation stops, unlike a bad input file."""
+
+
+def _shard_paths(folder, number):
+    return folder / "shards" / f"{number:05d}.npy", folder / "shards" / f"{number:05d}.ids.npy"
+
+
+def _read_index(folder):
+    path = Path(folder) / INDEX
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{folder} is not a prepared corpus (no {INDEX}): prepare it with data/prepare_corpus.py") \
+            from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} is unreadable or not JSON ({err}): prepare the corpus again") from None
+    if not isinstance(index, dict) or index.get("version") != CORPUS_VERSION or "shards" not in index:
+        raise UserError(f"{path} is not a corpus index of version {CORPUS_VERSION}: prepare the corpus again")
+    return index
+
+
+def _write_array(path, array):
+    """Write an .npy whole or not at all; a full disk is one line naming the file."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CorpusWriteError(f"cannot write {path}: {err.strerror or err} (rerun the preparation when there is room: it "
+                        f"goes on after the last whole shard)") from None
+
+
+def _array_digest(array, chunk=4096):
+    digest = hashlib.blake2b(digest_size=16)
+    for start in range(0, len(array), chunk):
+        digest.update(np.ascontiguousarray(array[start : start + chunk]).tobytes())
+    return digest.hexdigest()
+
+
+def _subject_sums(x, subject):
+    """{subject: [count, sum per channel, sum of squares per channel]} in float64."""
+    sums = {}
+    for s in np.unique(subject):
+        part = x[subject == s].astype(np.float64)
+        sums[str(int(s))] = [int(len(part)), part.sum(axis=(0, 2)).tolist(), (part ** 2).sum(axis=(0, 2)).tolist()]
+    return sums
+
+
+class CorpusWriter:
+    """Writes (or resumes) the corpus in `folder`: add() one source's windows at a time, then close().
+
+    settings: {"window", "rate_hz", "channels", ...}: what every window shares; a folder holding a corpus of
+    other settings is refused (a new folder, or delete it). A source is any string naming the input (a file and
+    its digest): one that is already in is skipped (done())."""
+
+    def __init__(self, folder, settings, shard_windows=SHARD_WINDOWS):
+        self.folder, self.settings, self.shard_windows = Path(folder), dict(settings), shard_windows
+        (self.folder / "shards").mkdir(parents=True, exist_ok=True)
+        self.index = {"version": CORPUS_VERSION, "settings": self.settings, "shards": [], "sources": [],
+                      "recordings": 0, "complete": False}
+        if (self.folder / INDEX).exists():
+            previous = _read_index(self.folder)
+            if previous["settings"] != json.loads(json.dumps(self.settings)):
+                raise UserError(f"{self.folder} holds a corpus prepared with other settings "
+                                f"({previous['settings']}): use another folder, or delete it to prepare it anew")
+            self.index = {**previous, "complete": False}
+            self._drop_bad_shards()
+        self.buffer, self.pending = [], []  # windows not yet in a shard, and the sources they complete
+        self.buffered = 0
+        self.added = 0
+
+    def _drop_bad_shards(self):
+        """Keep the listed shards whose files are whole; a bad one and everything after it are prepared again."""
+        for number, shard in enumerate(self.index["shards"]):
+            problem = _shard_problem(self.folder, number, shard, self.settings)
+            if problem:
+                print(f"{problem}: it and the shards after it are prepared again")
+                kept = self.index["shards"][:number]
+                self.index["shards"] = kept
+                self.index["sources"] = [s for shard in kept for s in shard["sources"]]
+                self.index["recordings"] = max([r for shard in kept for r in shard["recording_range"]] or [-1]) + 1
+                break
+
+    def done(self, source):
+        return source in self.index["sources"] or source in self.pending
+
+    def add(self, source, x, subject, recording):
+        """One source's windows: x (n, C, W), subject (n,), recording (n,) ids local to the source (renumbered
+        corpus-wide)."""
+        x = np.asarray(x, dtype=np.float32)
+        expected = (len(self.settings["channels"]), self.settings["window"])
+        if x.ndim != 3 or x.shape[1:] != expected:
+            raise UserError(f"{source}: windows of shape {x.shape[1:]}, the corpus's are {expected}")
+        if not np.isfinite(x).all():
+            raise UserError(f"{source}: NaN or infinite values in its windows")
+        _, local = np.unique(np.asarray(recording), return_inverse=True)
+        ids = np.stack([np.asarray(subject, dtype=np.int64), self.index["recordings"] + local.astype(np.int64)], 1)
+        self.index["recordings"] += int(local.max()) + 1 if len(local) else 0
+        self.buffer.append((x, ids))
+        self.buffered += len(x)
+        self.pending.append(source)
+        if self.buffered >= self.shard_windows:
+            self._flush()
+
+    def _flush(self):
+        """Write the buffered sources as one shard: shards end where sources do, so a shard listed in the index
+        completes its sources, and a rerun never adds a source's windows twice."""
+        if not self.buffer:
+            return
+        x = np.concatenate([b[0] for b in self.buffer])
+        ids = np.concatenate([b[1] for b in self.buffer])
+        self.buffer, self.buffered = [], 0
+        self._write_shard(x, ids, self.pending)
+        self.pending = []
+
+    def _write_shard(self, x, ids, sources):
+        number = len(self.index["shards"])
+        x_path, ids_path = _shard_paths(self.folder, number)
+        _write_array(x_path, x)
+        _write_array(ids_path, ids)
+        shard = {"windows": int(len(x)), "digest": _array_digest(x), "subjects": _subject_sums(x, ids[:, 0]),
+                 "recording_range": [int(ids[:, 1].min()), int(ids[:, 1].max())], "sources": list(sources)}
+        self.index["shards"].append(shard)
+        self.index["sources"].extend(sources)
+        self.added += len(x)
+        self._save()
+
+    def _save(self):
+        try:
+            atomic_write_json(self.folder / INDEX, self.index)
+        except UserError as err:  # atomic_open's one line: a full disk, no permission
+            raise CorpusWriteError(str(err)) from None
+
+    def close(self):
+        """Write what is buffered, and mark the corpus complete (a reader takes only complete corpora)."""
+        self._flush()
+        self.index["complete"] = True
+        self._save()
+        return self.index
+
+
+def _shard_problem(folder, number, shard, settings):
+    """One line naming what is wrong with shard `number` (missing, truncated, of another shape), else None."""
+    x_path, ids_path = _shard_paths(folder, number)
+    expected = (shard["windows"], len(settings["channels"]), settings["window"])
+    try:
+        x = np.load(x_path, mmap_mode="r")
+        ids = np.load(ids_path, mmap_mode="r")
+    except FileNotFoundError:
+        return f"{x_path if not x_path.exists() else ids_path} is missing"
+    except (OSError, ValueError) as err:
+        return f"{x_path} or {ids_path} is truncated or not an array ({err})"
+    if x.shape != expected or x.dtype != np.float32:
+        return f"{x_path} holds {x.dtype} windows of shape {x.shape}, the index says float32 {expected}"
+    if ids.shape != (shard["windows"], 2):
+        return f"{ids_path} holds ids of shape {ids.shape}, the index says ({shard['windows']}, 2)"
+    return None
+
+
+class Corpus:
+    """A prepared corpus, opened memory-mapped: windows(subjects) streams a subset, statistics(subjects) gives
+    the channel mean and std from the shards' sums (no pass over the windows)."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise UserError(f"--pretrain_corpus {folder}: no such folder (prepare it with data/prepare_corpus.py)")
+        self.index = _read_index(self.folder)
+        if not self.index.get("complete"):
+            raise UserError(f"{self.folder / INDEX}: the preparation did not finish: rerun it (it goes on where it "
+                            f"stopped)")
+        self.settings = self.index["settings"]
+        shards, ids = [], []
+        for number, shard in enumerate(self.index["shards"]):
+            problem = _shard_problem(self.folder, number, shard, self.settings)
+            if problem:
+                raise UserError(f"corpus {self.folder}: {problem}: rerun the preparation to rebuild it")
+            x_path, ids_path = _shard_paths(self.folder, number)
+            shards.append(np.load(x_path, mmap_mode="r"))
+            ids.append(np.load(ids_path))
+        if not shards:
+            raise UserError(f"corpus {self.folder} holds no windows")
+        self.shards = shards
+        ids = np.concatenate(ids)
+        self.subject, self.recording = ids[:, 0], ids[:, 1]
+        self.digest = hashlib.blake2b(json.dumps([self.settings, [s["digest"] for s in self.index["shards"]]],
+                                                 sort_keys=True).encode(), digest_size=16).hexdigest()
+
+    def __len__(self):
+        return len(self.subject)
+
+    @property
+    def channels(self):
+        return list(self.settings["channels"])
+
+    def windows(self, keep=None, statistics=None):
+        """ShardedWindows of the windows where the (N,) bool `keep` is true (all: None), standardised by
+        `statistics` ({"mean", "std"}) as they are read."""
+        positions = None if keep is None else np.flatnonzero(keep)
+        return ShardedWindows(self.shards, self.digest, positions, statistics)
+
+    def statistics(self, subjects=None):
+        """{"mean": [C], "std": [C]} of the windows of `subjects` (all: None), from the shards' sums."""
+        wanted = None if subjects is None else {str(int(s)) for s in subjects}
+        count, total, squares = 0, 0.0, 0.0
+        for shard in self.index["shards"]:
+            for subject, (n, s, q) in shard["subjects"].items():
+                if wanted is None or subject in wanted:
+                    count, total, squares = count + n, total + np.asarray(s), squares + np.asarray(q)
+        if not count:
+            raise UserError(f"corpus {self.folder} has no window of subjects {sorted(wanted or ())}")
+        values = count * self.settings["window"]
+        mean = total / values
+        std = np.sqrt(np.maximum(squares / values - mean ** 2, 0.0))
+        return {"mean": mean.tolist(), "std": np.where(std > 1e-8, std, 1.0).tolist()}
+
+
+class ShardedWindows:
+    """The windows of memory-mapped shards as one read-only (N, C, W) float32 array: indexing with an int, a
+    slice or an index array reads only those windows (positions: the corpus windows this view keeps)."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 3
+
+    def __init__(self, shards, digest, positions=None, statistics=None):
+        self.shards, self.corpus_digest, self.positions, self.statistics = shards, digest, positions, statistics
+        self.offsets = np.cumsum([0] + [len(s) for s in shards])
+        n = self.offsets[-1] if positions is None else len(positions)
+        self.shape = (int(n), *shards[0].shape[1:])
+        if statistics is not None:
+            self._mean = np.asarray(statistics["mean"], np.float32)[:, None]
+            self._std = np.asarray(statistics["std"], np.float32)[:, None]
+
+    def __len__(self):
+        return self.shape[0]
+
+    def content_digest(self):
+        """The digest caches are named by (data_processing/pretext.py, content_digest): the corpus's shard digests,
+        the windows kept and the standardisation, without reading the windows."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(self.corpus_digest.encode())
+        if self.positions is not None:
+            digest.update(np.ascontiguousarray(self.positions, dtype=np.int64).tobytes())
+        digest.update(json.dumps(self.statistics, sort_keys=True).encode())
+        return digest
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self[np.asarray([key])][0]
+        if isinstance(key, slice):
+            key = np.arange(len(self))[key]
+        key = np.asarray(key)
+        if key.dtype == bool:
+            key = np.flatnonzero(key)
+        wanted = key if self.positions is None else self.positions[key]
+        out = np.empty((len(wanted), *self.shape[1:]), dtype=np.float32)
+        shard_of = np.searchsorted(self.offsets, wanted, side="right") - 1
+        for s in np.unique(shard_of):
+            rows = np.flatnonzero(shard_of == s)
+            local = wanted[rows] - self.offsets[s]
+            order = np.argsort(local, kind="stable")  # ascending reads stay local in the file
+            out[rows[order]] = self.shards[s][local[order]]
+        if self.statistics is not None:
+            out -= self._mean
+            out /= self._std
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- preparation
+def uci_har_settings(step):
+    """The settings of a corpus of UCI HAR's raw HAPT recordings: 9 channels, 128 samples at 50 Hz."""
+    from data_processing import hapt
+    from data_processing.har import CHANNEL_NAMES, RECIPE_VERSION
+    return {"kind": "uci_har", "window": hapt.WINDOW, "step": int(step), "rate_hz": float(hapt.SAMPLE_RATE_HZ),
+            "channels": list(CHANNEL_NAMES), "recipe_version": RECIPE_VERSION}
+
+
+def uci_har_sources(step):
+    """(source name, x, subject, recording) per raw HAPT session: every window, labelled or not, of every
+    subject (pretraining keeps the train subjects'), cut as --pretrain_data all cuts them."""
+    from data_processing import hapt
+    sessions = hapt.read_hapt_sessions()
+    for index, session in enumerate(sessions):
+        x, subject, recording = hapt.recording_windows([session], {session.subject}, step)
+        yield f"uci_har/session{index:03d}", x, subject, recording
+
+
+def own_settings(dataset, settings, channels):
+    return {"kind": "recordings", "window": settings.window, "step": settings.step,
+            "rate_hz": float(settings.target_rate_hz), "channels": list(channels)}
+
+
+def prepare(folder, datasets, settings, shard_windows=SHARD_WINDOWS, log=print):
+    """Prepare (or resume) the corpus in `folder` from `datasets` ("uci_har", "npz:PATH", "csv:DIR"; the same
+    channels) windowed by `settings` (a WindowSettings; UCI HAR: its step only). A dataset that cannot be read
+    is one line and left out; the others are prepared. Returns (index, failures)."""
+    from data_processing.recordings import dataset_digest, load_recordings
+    writer, failures = None, []
+    for dataset in datasets:
+        try:
+            if dataset == "uci_har":
+                wanted = uci_har_settings(settings.step)
+                writer = writer or CorpusWriter(folder, wanted, shard_windows)
+                if writer.settings != wanted:
+                    raise UserError("uci_har cannot share a corpus with other recordings (other channels)")
+                for name, x, subject, recording in uci_har_sources(settings.step):
+                    if not writer.done(name):
+                        writer.add(name, x, subject, recording)
+                continue
+            name = f"{dataset}#{dataset_digest(dataset)[:16]}"
+            if writer is not None and writer.done(name):
+                continue
+            windows = load_recordings(dataset, settings)
+            wanted = own_settings(dataset, settings, windows.channels)
+            writer = writer or CorpusWriter(folder, wanted, shard_windows)
+            if writer.settings != wanted:
+                raise UserError(f"channels {list(windows.channels)} or settings differ from the corpus's "
+                                f"{writer.settings}")
+            if not writer.done(name):
+                writer.add(name, windows.x, windows.subject, windows.recording)
+            log(f"{dataset}: {len(windows.x)} windows")
+        except CorpusWriteError:
+            raise
+        except UserError as err:
+            message = str(err)
+            failures.append(f"{dataset}: {message}" if not message.startswith(dataset) else message)
+            log(f"left out: {failures[-1]}")
+    if writer is None:
+        raise UserError("no dataset could be read: " + "; ".join(failures))
+    return writer.close(), failures
+
+
+class ComputedFeatures:
+    """(N, dim) features of a corpus's windows, computed chunk by chunk into a memory-mapped file the first time
+    a batch reads them (only a task that regresses features does), min-max scaled to [-1, 1] on all of them as
+    the in-memory path scales them. compute(windows) -> (n, dim); the file is named by the windows' digest."""
+
+    def __init__(self, windows, dim, compute, cache_dir, name, chunk_size=4096):
+        self.windows, self.compute, self.chunk_size = windows, compute, chunk_size
+        self.shape = (len(windows), dim)
+        key = windows.content_digest()
+        key.update(name.encode())
+        self.path = Path(cache_dir or CACHE_DIR) / f"corpus_features_{key.hexdigest()}.npy"
+        self._array = None
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        return self.array()[key]
+
+    def array(self):
+        if self._array is None:
+            if not self._whole():
+                self._build()
+            self._array = np.load(self.path, mmap_mode="r")
+        return self._array
+
+    def _whole(self):
+        try:
+            return np.load(self.path, mmap_mode="r").shape == self.shape
+        except (OSError, ValueError):
+            return False
+
+    def _build(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=self.shape)
+        low = high = None
+        for start in range(0, len(out), self.chunk_size):
+            raw = np.asarray(self.compute(self.windows[start : start + self.chunk_size]), dtype=np.float32)
+            out[start : start + len(raw)] = raw
+            low = raw.min(0) if low is None else np.minimum(low, raw.min(0))
+            high = raw.max(0) if high is None else np.maximum(high, raw.max(0))
+        span = np.where(high - low > 1e-12, high - low, 1.0)
+        for start in range(0, len(out), self.chunk_size):
+            out[start : start + self.chunk_size] = 2.0 * (out[start : start + self.chunk_size] - low) / span - 1.0
+        out.flush()
+        del out
+        os.replace(tmp, self.path)
