@@ -72,6 +72,7 @@ EARLIER_DEFAULTS = ("--pretrain_data", "labelled", "--pretrain_step", "64", "--e
 THESIS_RECIPE = (*THESIS_FOUR, *EARLIER_DEFAULTS)  # the thesis's four tasks on the labelled windows, 30 epochs
 DEFAULT_WEIGHTING = HARPretrainConfig().weighting
 LINEAR = {"encoder": ("linear",)}
+SCALING_FRACTIONS = (0.01, 0.1)  # the label fractions of the unlabelled-data scaling curve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +306,14 @@ EXPERIMENTS = (
     Experiment("mtl_all_recordings_step32", (*THESIS_FOUR, "--pretrain_data", "all", "--pretrain_step", "32",
                                              "--epochs", "30"), LINEAR,
                "data"),
+    # does more unlabelled data help? (issue 40) The default recipe on a share of the train subjects' recordings,
+    # drawn by the pretraining seed (so each seed sees other recordings), and on every recording at a step of 8
+    # samples (4x the windows, overlapping 15/16) for 15 epochs: the default's optimiser steps, 4x the windows each
+    # seen a quarter as often. Probed at 1 / 10% labels on the default's draws, against it and MiniRocket
+    *(Experiment(f"unlabelled_{percent}pct", ("--pretrain_fraction", str(percent / 100)), LINEAR, "scaling",
+                 fractions=SCALING_FRACTIONS) for percent in (25, 50)),
+    Experiment("unlabelled_step8", ("--pretrain_step", "8", "--epochs", "15"), LINEAR, "scaling",
+               fractions=SCALING_FRACTIONS),
     # federated pretraining of the default recipe (HAR_federated/config.py: the rocket task, its MiniRocket PCA fit
     # from the clients' statistics; 30 rounds x 2 local epochs = the default's 60 epochs), against it centralized
     Experiment("federated", (), {"encoder": LINEAR_SELFTRAIN}, "federated", federated=True),
