@@ -15,7 +15,8 @@ shuffle buffer. A chunked, compressed store (zarr) reads and decompresses a whol
 and sensor windows (float noise) compress poorly: it would buy little and cost the full shuffle.
 
 Memory: a reader holds the windows' subject and recording ids (16 bytes a window) and maps the rest; a writer
-holds one shard (at least --shard_windows windows, ending where a source ends). Disk: N x C x W x 4 bytes (4.6 KB a UCI HAR window).
+holds one shard (at least --shard_windows windows, ending where a source ends). Disk: N x C x W x 4 bytes
+(4.6 KB a UCI HAR window).
 
 Written incrementally: each shard is written to a temporary file and renamed, then corpus.json (atomically)
 lists it and the sources whose windows it completes. A killed or failed preparation (a full disk) leaves the
@@ -72,8 +73,8 @@ def _write_array(path, array):
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise CorpusWriteError(f"cannot write {path}: {err.strerror or err} (rerun the preparation when there is room: it "
-                        f"goes on after the last whole shard)") from None
+        raise CorpusWriteError(f"cannot write {path}: {err.strerror or err} (rerun the preparation when there is "
+                               f"room: it goes on after the last whole shard)") from None
 
 
 def _array_digest(array, chunk=4096):

@@ -111,6 +111,7 @@ class PrecomputedViews:
             path = (cache_dir or CACHE_DIR) / f"pretext_{task.name}_{digest.hexdigest()}"
             self.paths[task.name] = path
             if not self._complete(path, task, digest.hexdigest(), len(x)):
+                self._check_room(path, task, x)
                 self._build(path, task, digest.hexdigest(), x, chunk_size, verbose)
                 self.built_now = True
             for key, kind in task.stored.items():
@@ -129,6 +130,21 @@ class PrecomputedViews:
             return json.loads(meta.read_text()).get("key") == key
         except (OSError, ValueError):
             return False
+
+    def _check_room(self, path, task, x):
+        """Refuse, before writing, views the disk cannot hold (n_variants x N x one input's stored targets): at
+        corpus scale they outgrow the corpus itself, and --precompute 0 makes them per batch instead."""
+        sample = task.make_targets(as_float_input(x[:2]), generator_for("size", task.name), self.spec)
+        per_input = sum(_to_storage(v, task.stored[k], self.spec.modality).nbytes / len(v)
+                        for k, v in sample.items() if k in task.stored)
+        need = self.spec.n_variants * len(x) * per_input
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(folder).free
+        if need > free - 2**30:
+            raise UserError(f"the {task.name} task's precomputed views of {len(x)} inputs x {self.spec.n_variants} "
+                            f"variants take {need / 2**30:.1f} GiB, {folder} has {free / 2**30:.1f} GiB free: "
+                            f"--precompute 0 makes them per batch (or fewer --n_variants, or another --cache_dir)")
 
     def _build(self, path, task, key, x, chunk_size, verbose):
         # build in a temporary folder and rename it: a killed build never leaves a half-made cache

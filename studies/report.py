@@ -13,7 +13,7 @@ from scipy import stats
 
 from ground.errors import UserError
 from ground.io import atomic_write_text
-from studies.plots import plot_label_efficiency, plot_weighting_study
+from studies.plots import plot_label_efficiency, plot_scaling, plot_weighting_study
 
 
 def fraction_key(fraction):
@@ -141,6 +141,28 @@ def evaluate_claims(rows, claims, partial=False):
     return results
 
 
+def scaling_table(rows, curve, opponent, fractions):
+    """Markdown rows of the unlabelled-data scaling curve: per pretraining data (curve: (label, method, relative
+    windows)), the linear probe's mean macro-F1 and its paired difference to `opponent` at each fraction."""
+    lines = ["| pretraining data | windows (x default) | " + " | ".join(
+        f"{100 * f:g}%: macro-F1, minus {opponent[0]}" for f in fractions) + " |",
+        "|---|---|" + "---|" * len(fractions)]
+    for label, method, windows in curve:
+        cells = []
+        for fraction in fractions:
+            mean = mean_score(rows, method, "linear", fraction)
+            difference = paired_difference(rows, (method, "linear"), opponent, fraction)
+            if mean == float("-inf") or difference is None:
+                cells.append("pending")
+                continue
+            interval = (f" [{difference['ci95'][0]:+.3f}, {difference['ci95'][1]:+.3f}]" if difference["ci95"]
+                        else "")
+            cells.append(f"{mean:.3f}, {difference['mean']:+.3f}{interval} ({difference['n_pretrain_seeds']}x"
+                         f"{difference['n_label_draws']})")
+        lines.append(f"| {label} | {windows:g} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def label_spec(method, mode):
     return f"{method} ({mode})"
 
@@ -191,6 +213,15 @@ def _claim_cell(c):
     interval = f" [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else " (one seed)"
     holds = " **holds**" if c["holds"] else ""
     return f"{c['mean']:+.3f}{interval}{holds} ({c['n_pretrain_seeds']}x{c['n_label_draws']}){against}"
+
+
+def draw_scaling_figure(rows, curve, opponent, fractions, path):
+    """The scaling curve's figure when every point of it has rows: macro-F1 against the pretraining windows."""
+    points = {fraction: [(windows, mean_score(rows, method, "linear", fraction)) for _, method, windows in curve]
+              for fraction in fractions}
+    if any(score == float("-inf") for line in points.values() for _, score in line):
+        return
+    plot_scaling(points, {f: mean_score(rows, *opponent, f) for f in fractions}, opponent[0], path)
 
 
 def draw_figures(table, curves, folder, seconds=None, weighting_path=None, band="macro_f1_std"):

@@ -26,7 +26,7 @@ from ground.errors import UserError
 from har_task import HARTask
 from har_task.task import kept_recordings
 from HAR_centralized.config import HARClassifierConfig, HARPretrainConfig
-from tests.test_training import REPO, TINY_FLAGS, run_entrypoint
+from tests.test_training import TINY_FLAGS, run_entrypoint
 
 SETTINGS = WindowSettings(0.0, 50.0, 128, 64)
 
@@ -267,3 +267,14 @@ def test_torchrun_two_processes_stream_one_corpus_and_build_its_targets_once(tmp
     assert summary["world_size"] == 2 and summary["corpus"] == str(folder)
     assert len(list((tmp_path / "cache").glob("minirocket_pca_*.npy"))) == 1  # rank 0 built them, rank 1 read them
     assert result.stdout.count("done in") == 1
+
+
+def test_precomputed_views_the_disk_cannot_hold_are_refused_before_writing(tmp_path, monkeypatch):
+    from data_processing import pretext
+    from common.tasks import TASKS
+    x = np.random.default_rng(0).normal(size=(64, 3, 32)).astype(np.float32)
+    monkeypatch.setattr(pretext.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 * 2**30, 0, 2**30 + 1000))
+    with pytest.raises(UserError, match=r"precomputed views of 64 inputs x 8 variants take .* GiB free: "
+                                        r"--precompute 0 makes them per batch"):
+        pretext.PrecomputedViews(x, PretextSpec(), [TASKS["reconstruction"]], cache_dir=tmp_path)
+    assert not list(tmp_path.glob("pretext_*"))

@@ -382,6 +382,8 @@ CLAIMS = (
     *({"a": ("federated", mode), "b": (DEFAULT, mode), "fractions": ALL_FRACTIONS} for mode in LINEAR_SELFTRAIN),
     *({"a": (f"federated_{name}", "linear"), "b": ("federated", "linear"), "fractions": (0.1,)}
       for name in ("median", "clip")),
+    *({"a": (f"unlabelled_{name}", "linear"), "b": b, "fractions": SCALING_FRACTIONS}
+      for name in ("25pct", "50pct", "step8") for b in ((DEFAULT, "linear"), ("minirocket", "linear"))),
     *({"a": (f"hapt12/{DEFAULT}", mode), "b": (f"hapt12/{b}", b_mode), "fractions": ALL_FRACTIONS}
       for mode in ("linear", "selftrain", "finetune")
       for b, b_mode in (("minirocket", "linear"), ("minirocket", "selftrain"), ("supervised", "finetune"),
@@ -409,6 +411,13 @@ CURVES = {
         (DEFAULT, "linear", {"color": "C3", "linewidth": 2}),
         ("federated", "linear", {"color": "C0", "linewidth": 2})]),
 }
+# the unlabelled-data scaling curve (its table in docs/results.md, the figure unlabelled_scaling.png): (what the
+# encoder pretrained on, its row, its windows relative to the default's), and the opponent drawn beside it
+SCALING_CURVE = (("25% of the recordings", "unlabelled_25pct", 0.25),
+                 ("50% of the recordings", "unlabelled_50pct", 0.5),
+                 ("all recordings, step 32 (the default)", DEFAULT, 1.0),
+                 ("all recordings, step 8 (4x the windows, 15 epochs)", "unlabelled_step8", 4.0))
+SCALING_OPPONENT = ("minirocket", "linear")
 WEIGHTING_FIGURE = ("weighting.png", tuple(f"mtl_{w}" if w != DEFAULT_WEIGHTING else THESIS_MTL
                                            for w in WEIGHTINGS))
 

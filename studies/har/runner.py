@@ -36,11 +36,13 @@ from HAR_federated.config import FederatedConfig
 from HAR_federated.run import run_local
 from har_task import HARTask
 from studies.har.manifest import (CHOICES, CLAIMS, CURVES, DEFAULT, DOWNSTREAM_MODE, DOWNSTREAM_MODES, EXPERIMENTS,
-                                  HEADLINE, HEADLINE_COLUMNS, RECIPE, WEIGHTING_FIGURE)
+                                  HEADLINE, HEADLINE_COLUMNS, RECIPE, SCALING_CURVE, SCALING_FRACTIONS,
+                                  SCALING_OPPONENT, WEIGHTING_FIGURE)
 from studies.har.reuse import encoder_fields_unused, finished, matches, scored_this_encoder, uses_encoder
 from studies.plots import plot_architecture, plot_tsne
-from studies.report import (HEADLINE_BEGIN, HEADLINE_END, aggregate, claims_table, draw_figures, evaluate_claims,
-                            fraction_key, headline_table, score_table, time_table, write_readme_block)
+from studies.report import (HEADLINE_BEGIN, HEADLINE_END, aggregate, claims_table, draw_figures, draw_scaling_figure,
+                            evaluate_claims, fraction_key, headline_table, scaling_table, score_table, time_table,
+                            write_readme_block)
 
 
 def as_flags(words, known=None):
@@ -437,6 +439,15 @@ class Study:
         if claims:
             lines += ["", "Claims, paired by seed and draw (per-seed mean difference, 95% t-interval over seeds):", ""]
             lines += claims_table(claims)
+        if any(r["method"] == method for r in rows for _, method, _ in SCALING_CURVE[:1]):
+            lines += ["", "Unlabelled data: the default recipe pretrained on a share of the train subjects' recordings "
+                          "(drawn by the pretraining seed), on all of them (the default) and on 4x their windows (a "
+                          "step of 8 samples, 15 epochs: the default's optimiser steps); linear probe, mean test "
+                          "macro-F1 and its paired difference to MiniRocket's probe on the same draws (figure "
+                          "unlabelled_scaling.png):", ""]
+            lines += scaling_table(rows, SCALING_CURVE, SCALING_OPPONENT, SCALING_FRACTIONS)
+            draw_scaling_figure(rows, SCALING_CURVE, SCALING_OPPONENT, SCALING_FRACTIONS,
+                                self.figures / "unlabelled_scaling.png")
         lines += ["", "Seconds per label draw (one fit and its scoring, median; loaded 2-core CPU):", ""]
         lines += time_table(rows or val_rows, units)
         for choice in choices:
