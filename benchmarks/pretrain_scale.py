@@ -117,7 +117,8 @@ def measure(args):
     watch = MemoryWatch(args.stop_gib)
     watch.start()
     config = parse_config(HARPretrainConfig, ["--pretrain_corpus", str(args.corpus), "--cache_dir", str(args.cache),
-                                              "--output_dir", str(args.cache / "runs"), *RECIPES[args.recipe]])
+                                              "--output_dir", str(args.cache / "runs"), *RECIPES[args.recipe],
+                                              *args.flags.split()])
     torch.manual_seed(config.seed)
     start = time.time()
     data = HARTask(config).pretrain_data()
@@ -131,7 +132,13 @@ def measure(args):
     epoch = Steps(batches, args.steps)
     trainer.train_epoch(Steps(batches, 5), 99, lambda i: config.lr)  # warm-up: allocator, first pages
     means, count, seconds = trainer.train_epoch(epoch, 0, lambda i: config.lr)
+    start = time.time()
+    for _ in Steps(batches, args.steps).epoch(1):  # the batches alone: what reading them from disk costs
+        pass
+    read_ms = 1000 * (time.time() - start) / count
     print(json.dumps({"windows": len(data.x), "targets_s": round(targets_s, 1),
+                      "read_ms_per_batch": round(read_ms, 2),
+                      "step_ms": round(1000 * seconds / count, 2),
                       "windows_per_s": round(count * config.batch_size / seconds, 1), "steps": count,
                       "peak_anon_gib": round(watch.anon, 3), "peak_file_gib": round(watch.file, 3),
                       "threads": torch.get_num_threads()}), flush=True)
@@ -145,6 +152,8 @@ def main():
     parser.add_argument("--work_dir", default="/tmp/pretrain_scale", help="corpora and targets (not in git)")
     parser.add_argument("--steps", type=int, default=300, help="training steps timed per case (after 5 warm-up)")
     parser.add_argument("--stop_gib", type=float, default=12.0, help="a case stops itself past this anonymous memory")
+    parser.add_argument("--flags", default="", help="more train_encoder.py flags for every case (e.g. "
+                                                     "\"--rocket_kernels 840\": a cheaper teacher, the same path)")
     parser.add_argument("--out", default="", help="append each case's JSON row to this file")
     parser.add_argument("--child", nargs=3, metavar=("CORPUS", "CACHE", "RECIPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -153,27 +162,28 @@ def main():
         return measure(args)
     work = Path(args.work_dir)
     print(f"| windows | recipe | corpus prep s | corpus GiB | targets s | targets+views GiB | peak anon GiB | "
-          f"peak file GiB | windows/s ({args.steps} steps) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"peak file GiB | windows/s ({args.steps} steps) | batch read ms / step ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         corpus = work / f"corpus_{size}"
         prep = build_corpus(corpus, size)
         for recipe in args.recipes:
-            cache = work / f"cache_{size}_{recipe}"
+            cache = work / f"cache_{size}_{recipe}{'_' + '_'.join(args.flags.split()) if args.flags else ''}"
             child = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--stop_gib",
-                                    str(args.stop_gib), "--child", str(corpus), str(cache), recipe],
+                                    str(args.stop_gib), "--flags", args.flags, "--child", str(corpus), str(cache),
+                                    recipe],
                                    cwd=REPO, capture_output=True, text=True)
             rows = [json.loads(line) for line in child.stdout.splitlines() if line.startswith("{")]
             if child.returncode != 0 or not rows or "stopped" in rows[-1]:
                 reason = rows[-1].get("stopped") if rows else child.stderr.strip().splitlines()[-1:]
                 print(f"| {size:,} | {recipe} | failed: {reason} |")
                 continue
-            row = {**rows[-1], "size": size, "recipe": recipe, "prep_s": prep, "corpus_gib": disk_gib(corpus),
-                   "cache_gib": disk_gib(cache) if cache.exists() else 0.0}
+            row = {**rows[-1], "size": size, "recipe": recipe, "flags": args.flags, "prep_s": prep,
+                   "corpus_gib": disk_gib(corpus), "cache_gib": disk_gib(cache) if cache.exists() else 0.0}
             prep_text = f"{prep:.0f}" if prep is not None else "(reused)"
             print(f"| {size:,} | {recipe} | {prep_text} | {row['corpus_gib']:.2f} | {row['targets_s']:.0f} | "
                   f"{row['cache_gib']:.2f} | {row['peak_anon_gib']:.2f} | {row['peak_file_gib']:.2f} | "
-                  f"{row['windows_per_s']:,.0f} |", flush=True)
+                  f"{row['windows_per_s']:,.0f} | {row['read_ms_per_batch']:.1f} / {row['step_ms']:.0f} |", flush=True)
             if args.out:
                 with open(args.out, "a") as f:
                     f.write(json.dumps(row) + "\n")
