@@ -60,10 +60,12 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
     flags: train_encoder.py flags of the recipe (empty: the default recipe); epochs: its epochs (None: the
     recipe's); seed; sample_rate_hz: the collection's rate (for the generic features); standardise: per-channel
     standardisation by X's statistics; batch_size: windows per embedding batch; output_dir: where the
-    pretraining run goes (None: a temporary folder, removed after fit); device."""
+    pretraining run goes (None: a temporary folder, removed after fit); device; pretrained: a shipped encoder's
+    name (from_pretrained): fit then loads it and trains nothing."""
 
     def __init__(self, flags=(), epochs=None, seed=42, sample_rate_hz=50.0, standardise=True, batch_size=512,
-                 output_dir=None, device="cpu"):
+                 output_dir=None, device="cpu", pretrained=None):
+        self.pretrained = pretrained
         self.flags = flags
         self.epochs = epochs
         self.seed = seed
@@ -75,12 +77,18 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
 
     @classmethod
     def from_pretrained(cls, name="har_mtl", **params):
-        """The shipped encoder `name` (common/pretrained.py), fitted already: transform needs no fit."""
-        transformer = cls(**params)
-        transformer.encoder_ = load_pretrained(name, device=params.get("device", "cpu"))
-        transformer.input_shape_ = tuple(transformer.encoder_.input_shape)
-        transformer.n_features_out_ = transformer.encoder_.embedding_dim
-        return transformer
+        """The shipped encoder `name` (common/pretrained.py), fitted already: transform needs no fit, and fit (a
+        pipeline's, a clone's) loads it again instead of training."""
+        return cls(pretrained=name, **params)._load_pretrained()
+
+    def _load_pretrained(self):
+        try:
+            self.encoder_ = load_pretrained(self.pretrained, device=self.device)
+        except UserError as err:
+            raise ValueError(str(err)) from None
+        self.input_shape_ = tuple(self.encoder_.input_shape)
+        self.n_features_out_ = self.encoder_.embedding_dim
+        return self
 
     def _config(self, output_dir):
         args = [*self.flags, "--seed", str(self.seed), "--device", self.device, "--output_dir", str(output_dir),
@@ -95,6 +103,10 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         X = as_collection(X)
+        if self.pretrained:  # a shipped encoder: nothing to train, its input shape checked
+            self._load_pretrained()
+            self._check_shape(X)
+            return self
         if len(X) < 2:
             raise ValueError("fit needs at least 2 cases to pretrain on")
         statistics = channel_statistics(X) if self.standardise else None
@@ -122,11 +134,7 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
     def transform(self, X):
         if not hasattr(self, "encoder_"):
             raise ValueError("this EncoderTransformer is not fitted: call fit(X), or use from_pretrained(name)")
-        X = as_collection(X)
-        if tuple(X.shape[1:]) != self.input_shape_:
-            channels, length = self.input_shape_
-            raise ValueError(f"X has {X.shape[1]} channels of {X.shape[2]} time points; the encoder was built for "
-                             f"{channels} channels of {length}")
+        X = self._check_shape(as_collection(X))
         out = np.empty((len(X), self.n_features_out_), dtype=np.float32)
         self.encoder_.to(self.device)
         with torch.no_grad():
@@ -134,6 +142,13 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
                 batch = torch.from_numpy(X[start : start + self.batch_size]).to(self.device)
                 out[start : start + len(batch)] = self.encoder_(batch).cpu().numpy()
         return out
+
+    def _check_shape(self, X):
+        if tuple(X.shape[1:]) != self.input_shape_:
+            channels, length = self.input_shape_
+            raise ValueError(f"X has {X.shape[1]} channels of {X.shape[2]} time points; the encoder was built for "
+                             f"{channels} channels of {length}")
+        return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

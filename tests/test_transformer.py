@@ -39,6 +39,13 @@ def test_a_shipped_encoder_transforms_without_training_and_checks_its_inputs():
     windows = np.random.default_rng(0).normal(size=(5, 9, 128)).astype(np.float32)
     assert encoder.transform(windows).shape == (5, 128)
     assert encoder.transform(list(windows)).shape == (5, 128)  # a list of equal-length cases, as aeon takes
+    # in a pipeline (fit, clone) the shipped encoder is loaded, never trained
+    labels = np.arange(5) % 2
+    pipeline = make_pipeline(EncoderTransformer.from_pretrained("har_mtl"), RidgeClassifierCV()).fit(windows, labels)
+    np.testing.assert_array_equal(clone(pipeline).fit(windows, labels)[0].transform(windows),
+                                  encoder.transform(windows))
+    with pytest.raises(ValueError, match="no shipped encoder 'nope'"):
+        EncoderTransformer.from_pretrained("nope")
     with pytest.raises(ValueError, match="3 channels of 64 time points; the encoder was built for 9 channels of 128"):
         encoder.transform(three_rhythms()[0])
     bad = windows.copy()
