@@ -6,7 +6,7 @@ A corpus folder:
     corpus.json          the settings (window, rate, channels), the shards in order (windows, bytes, digest,
                          per-subject channel sums), the sources already in them, and whether it is complete
     shards/NNNNN.npy     (n, C, W) float32 windows
-    shards/NNNNN.ids.npy (n, 2) int64: each window's subject and recording
+    shards/NNNNN.ids.npy (n, 3) int64: each window's subject, recording and label (-1: unlabelled)
 
 Why plain .npy shards: np.load(mmap_mode="r") maps them with no copy and no dependency; their pages are
 file-backed (the kernel reads them on demand and drops them under pressure, so a corpus larger than memory
@@ -14,7 +14,7 @@ streams), and a window is one contiguous read, so an epoch is shuffled fully by 
 shuffle buffer. A chunked, compressed store (zarr) reads and decompresses a whole chunk per random window,
 and sensor windows (float noise) compress poorly: it would buy little and cost the full shuffle.
 
-Memory: a reader holds the windows' subject and recording ids (16 bytes a window) and maps the rest; a writer
+Memory: a reader holds the windows' subject, recording and label (24 bytes a window) and maps the rest; a writer
 holds one shard (at least --shard_windows windows, ending where a source ends). Disk: N x C x W x 4 bytes
 (4.6 KB a UCI HAR window).
 
@@ -34,7 +34,7 @@ from ground.errors import UserError
 from ground.io import atomic_write_json
 from ground.paths import CACHE_DIR
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: a label per window
 INDEX = "corpus.json"
 SHARD_WINDOWS = 32_768  # ~150 MB shards of UCI HAR windows: few files, a bounded writer (a shard closes at the
 # first source boundary past this many windows)
@@ -131,9 +131,9 @@ class CorpusWriter:
     def done(self, source):
         return source in self.index["sources"] or source in self.pending
 
-    def add(self, source, x, subject, recording):
+    def add(self, source, x, subject, recording, label=None):
         """One source's windows: x (n, C, W), subject (n,), recording (n,) ids local to the source (renumbered
-        corpus-wide)."""
+        corpus-wide), label (n,) class ids or -1 (None: all unlabelled)."""
         x = np.asarray(x, dtype=np.float32)
         expected = (len(self.settings["channels"]), self.settings["window"])
         if x.ndim != 3 or x.shape[1:] != expected:
@@ -141,7 +141,9 @@ class CorpusWriter:
         if not np.isfinite(x).all():
             raise UserError(f"{source}: NaN or infinite values in its windows")
         _, local = np.unique(np.asarray(recording), return_inverse=True)
-        ids = np.stack([np.asarray(subject, dtype=np.int64), self.index["recordings"] + local.astype(np.int64)], 1)
+        label = np.full(len(x), -1, np.int64) if label is None else np.asarray(label, dtype=np.int64)
+        ids = np.stack([np.asarray(subject, dtype=np.int64), self.index["recordings"] + local.astype(np.int64),
+                        label], 1)
         self.index["recordings"] += int(local.max()) + 1 if len(local) else 0
         self.buffer.append((x, ids))
         self.buffered += len(x)
@@ -199,8 +201,8 @@ def _shard_problem(folder, number, shard, settings):
         return f"{x_path} or {ids_path} is truncated or not an array ({err})"
     if x.shape != expected or x.dtype != np.float32:
         return f"{x_path} holds {x.dtype} windows of shape {x.shape}, the index says float32 {expected}"
-    if ids.shape != (shard["windows"], 2):
-        return f"{ids_path} holds ids of shape {ids.shape}, the index says ({shard['windows']}, 2)"
+    if ids.shape != (shard["windows"], 3):
+        return f"{ids_path} holds ids of shape {ids.shape}, the index says ({shard['windows']}, 3)"
     return None
 
 
@@ -229,7 +231,7 @@ class Corpus:
             raise UserError(f"corpus {self.folder} holds no windows")
         self.shards = shards
         ids = np.concatenate(ids)
-        self.subject, self.recording = ids[:, 0], ids[:, 1]
+        self.subject, self.recording, self.label = ids[:, 0], ids[:, 1], ids[:, 2]
         self.digest = hashlib.blake2b(json.dumps([self.settings, [s["digest"] for s in self.index["shards"]]],
                                                  sort_keys=True).encode(), digest_size=16).hexdigest()
 
@@ -368,7 +370,7 @@ def prepare(folder, datasets, settings, shard_windows=SHARD_WINDOWS, log=print):
                 raise UserError(f"channels {list(windows.channels)} or settings differ from the corpus's "
                                 f"{writer.settings}")
             if not writer.done(name):
-                writer.add(name, windows.x, windows.subject, windows.recording)
+                writer.add(name, windows.x, windows.subject, windows.recording, windows.y)
             log(f"{dataset}: {len(windows.x)} windows")
         except CorpusWriteError:
             raise

@@ -53,6 +53,7 @@ def test_a_prepared_corpus_holds_the_recordings_windows_ids_and_statistics(tmp_p
     assert len(index["shards"]) >= 2 and all(s["sources"] for s in index["shards"])  # shards end at sources
     np.testing.assert_array_equal(corpus.windows()[:], x)
     np.testing.assert_array_equal(corpus.subject, np.concatenate([w.subject for w in windows]))
+    np.testing.assert_array_equal(corpus.label, np.concatenate([w.y for w in windows]))
     # recordings are numbered corpus-wide: b's first recording follows a's last
     assert corpus.recording[len(windows[0].x)] == corpus.recording[len(windows[0].x) - 1] + 1
     picked = np.array([len(x) - 1, 3, 150])  # any order, across shards
@@ -97,6 +98,7 @@ def test_a_killed_or_full_disk_preparation_resumes_after_its_last_whole_shard(tm
     (lambda f: f.write_bytes(f.read_bytes()[:1000]), "truncated or not an array"),
     (lambda f: f.unlink(), "is missing"),
     (lambda f: np.save(f, np.zeros((3, 6, 128), np.float32)), "the index says float32"),
+    (lambda f: np.save(f.with_name("00001.ids.npy"), np.zeros((3, 2), np.int64)), r"ids of shape \(3, 2\)"),
 ])
 def test_a_corpus_whose_files_disagree_is_one_line_naming_the_file_and_a_rerun_rebuilds_it(tmp_path, spoil, words,
                                                                                             capsys):
