@@ -1,8 +1,11 @@
-"""Prepare a corpus of unlabelled windows on disk that pretraining streams (--pretrain_corpus DIR).
+r"""Prepare a corpus of unlabelled windows on disk that pretraining streams (--pretrain_corpus DIR).
 
 Usage:
     python data/prepare_corpus.py --out data/corpus/hapt_step32 --datasets uci_har --step 32
     python data/prepare_corpus.py --out data/corpus/mine --datasets npz:a.npz csv:more/ --window 128 --step 32
+    python data/prepare_corpus.py --out data/corpus/c24 --datasets large_csv:capture24/ --sample_rate_hz 100 \
+        --columns x y z --label_column annotation --label_map capture24/annotation-label-dictionary.csv \
+        --label_scheme label:Willetts2018 --subject_pattern "P(\d+)"
 Then: python HAR_centralized/train_encoder.py --pretrain_corpus data/corpus/hapt_step32 ...
 
 The corpus (data_processing/corpus.py): float32 window shards, memory-mapped, with each window's subject and
@@ -12,8 +15,9 @@ datasets not yet in; a dataset that cannot be read is one line, the others are p
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from data_processing.corpus import SHARD_WINDOWS, prepare
+from data_processing.corpus import SHARD_WINDOWS, LargeCsv, prepare
 from data_processing.recordings import WindowSettings
 from ground.errors import UserError, exit_on_user_error
 
@@ -27,20 +31,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="the corpus folder (made, or resumed)")
     parser.add_argument("--datasets", nargs="+", default=["uci_har"],
-                        help="uci_har (the raw HAPT recordings of every subject), npz:PATH, csv:DIR")
+                        help="uci_har (the raw HAPT recordings of every subject), npz:PATH, csv:DIR, large_csv:DIR")
     parser.add_argument("--step", type=int, default=32, help="samples between window starts")
     parser.add_argument("--window", type=int, default=128, help="own recordings: samples per window")
     parser.add_argument("--target_rate_hz", type=float, default=50.0, help="own recordings: resampled to this rate")
     parser.add_argument("--sample_rate_hz", type=float, default=0.0,
                         help="own recordings: their rate; 0: from the file (npz sample_rate_hz, CSV timestamps)")
     parser.add_argument("--shard_windows", type=int, default=SHARD_WINDOWS, help="windows per shard (at least)")
+    large = parser.add_argument_group("large_csv:DIR (one large, possibly gzipped CSV per recording, read in chunks)")
+    large.add_argument("--columns", nargs="+", default=["x", "y", "z"], help="the sensor columns, in channel order")
+    large.add_argument("--time_column", default="time", help="time stamps (date-times) or seconds")
+    large.add_argument("--label_column", default="", help="a column of free-text annotations (empty: none)")
+    large.add_argument("--label_map", default="", help="CSV mapping each annotation (first column) to a class")
+    large.add_argument("--label_scheme", default="", help="the --label_map column of classes (default: its second)")
+    large.add_argument("--subject_pattern", default=r"(\d+)", help="regular expression: the subject in a file name")
+    large.add_argument("--chunk_rows", type=int, default=500_000, help="rows read at a time")
     args = parser.parse_args(argv)
     if not 1 <= args.step <= args.window or args.shard_windows < 1:
         raise UserError("--step must be in 1..--window and --shard_windows positive")
     start = time.time()
     settings = WindowSettings(args.sample_rate_hz, args.target_rate_hz, args.window, args.step)
-    from pathlib import Path
-    index, failures = prepare(Path(args.out), args.datasets, settings, args.shard_windows)
+    large_csv = LargeCsv(tuple(args.columns), args.time_column, args.label_column, args.label_map, args.label_scheme,
+                         args.subject_pattern, args.chunk_rows)
+    index, failures = prepare(Path(args.out), args.datasets, settings, args.shard_windows, large_csv=large_csv)
     windows = sum(s["windows"] for s in index["shards"])
     subjects = sorted({int(k) for s in index["shards"] for k in s["subjects"]})
     print(f"corpus {args.out}: {windows} windows of {len(subjects)} subjects in {len(index['shards'])} shards, "

@@ -23,9 +23,11 @@ lists it and the sources whose windows it completes. A killed or failed preparat
 whole shards listed; a rerun checks them and goes on with the sources not yet in. A reader refuses, in one
 line naming the file, a corpus whose shards, ids or index disagree.
 """
+import dataclasses
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,10 @@ import numpy as np
 from ground.errors import UserError
 from ground.io import atomic_write_json
 from ground.paths import CACHE_DIR
+from data_processing import hapt
+from data_processing.har import CHANNEL_NAMES, RECIPE_VERSION
+from data_processing.large_csv import read_label_map, stream_csv_windows, subject_of
+from data_processing.recordings import dataset_digest, load_recordings
 
 CORPUS_VERSION = 2  # 2: a label per window
 INDEX = "corpus.json"
@@ -114,61 +120,105 @@ class CorpusWriter:
             self._drop_bad_shards()
         self.buffer, self.pending = [], []  # windows not yet in a shard, and the sources they complete
         self.buffered = 0
+        self.open, self.base, self.top = None, 0, 0  # the source being added, its first recording id, its count
         self.added = 0
 
     def _drop_bad_shards(self):
-        """Keep the listed shards whose files are whole; a bad one and everything after it are prepared again."""
-        for number, shard in enumerate(self.index["shards"]):
+        """Keep the listed shards whose files are whole, up to the last that completes its sources: a bad one and
+        everything after it, and the parts of a source a kill interrupted, are prepared again."""
+        shards = self.index["shards"]
+        keep = len(shards)
+        for number, shard in enumerate(shards):
             problem = _shard_problem(self.folder, number, shard, self.settings)
             if problem:
                 print(f"{problem}: it and the shards after it are prepared again")
-                kept = self.index["shards"][:number]
-                self.index["shards"] = kept
-                self.index["sources"] = [s for shard in kept for s in shard["sources"]]
-                self.index["recordings"] = max([r for shard in kept for r in shard["recording_range"]] or [-1]) + 1
+                keep = number
                 break
+        done = {source for shard in shards[:keep] for source in shard["sources"]}
+        while keep and shards[keep - 1].get("open") and shards[keep - 1]["open"] not in done:
+            keep -= 1  # part of a source whose end never came: the source is read again
+        if keep < len(shards):
+            self._truncate(keep)
+
+    def _truncate(self, keep):
+        kept = self.index["shards"][:keep]
+        for number in range(keep, len(self.index["shards"])):
+            for path in _shard_paths(self.folder, number):
+                path.unlink(missing_ok=True)
+        self.index["shards"] = kept
+        self.index["sources"] = [s for shard in kept for s in shard["sources"]]
+        self.index["recordings"] = max([r for shard in kept for r in shard["recording_range"]] or [-1]) + 1
 
     def done(self, source):
         return source in self.index["sources"] or source in self.pending
 
-    def add(self, source, x, subject, recording, label=None):
-        """One source's windows: x (n, C, W), subject (n,), recording (n,) ids local to the source (renumbered
-        corpus-wide), label (n,) class ids or -1 (None: all unlabelled)."""
+    def add(self, source, x, subject, recording, label=None, final=True):
+        """Windows of one source: x (n, C, W), subject (n,), recording (n,) the source's own recording numbers
+        (0, 1, ...; renumbered corpus-wide), label (n,) class ids or -1 (None: all unlabelled). A source read in
+        parts (a large file, chunk by chunk) passes final=False for all but its last part: its parts go to
+        shards of their own, and the source counts as in only once its last part is written (discard() takes
+        the parts of a source that failed half-way back out)."""
         x = np.asarray(x, dtype=np.float32)
         expected = (len(self.settings["channels"]), self.settings["window"])
         if x.ndim != 3 or x.shape[1:] != expected:
             raise UserError(f"{source}: windows of shape {x.shape[1:]}, the corpus's are {expected}")
         if not np.isfinite(x).all():
             raise UserError(f"{source}: NaN or infinite values in its windows")
-        _, local = np.unique(np.asarray(recording), return_inverse=True)
+        if self.open != source:  # a new source: a streamed one starts its own shards
+            if not final:
+                self._flush()
+            self.open, self.base = source, self.index["recordings"]
+        recording = np.asarray(recording, dtype=np.int64)
         label = np.full(len(x), -1, np.int64) if label is None else np.asarray(label, dtype=np.int64)
-        ids = np.stack([np.asarray(subject, dtype=np.int64), self.index["recordings"] + local.astype(np.int64),
-                        label], 1)
-        self.index["recordings"] += int(local.max()) + 1 if len(local) else 0
-        self.buffer.append((x, ids))
-        self.buffered += len(x)
-        self.pending.append(source)
-        if self.buffered >= self.shard_windows:
+        ids = np.stack([np.asarray(subject, dtype=np.int64), self.base + recording, label], 1)
+        if len(x):
+            self.buffer.append((x, ids))
+            self.buffered += len(x)
+            self.top = max(self.top, int(recording.max()) + 1)
+        if final:
+            self.pending.append(source)
+            self.index["recordings"] = self.base + self.top
+            self.open, self.top = None, 0
+        if self.buffered >= self.shard_windows or (final and not self.buffered):
             self._flush()
 
-    def _flush(self):
-        """Write the buffered sources as one shard: shards end where sources do, so a shard listed in the index
-        completes its sources, and a rerun never adds a source's windows twice."""
-        if not self.buffer:
+    def discard(self, source):
+        """Take back the parts of `source` (read in parts, failed before its last): buffered and written."""
+        if self.open != source:
             return
-        x = np.concatenate([b[0] for b in self.buffer])
-        ids = np.concatenate([b[1] for b in self.buffer])
-        self.buffer, self.buffered = [], 0
-        self._write_shard(x, ids, self.pending)
+        self.buffer, self.buffered, self.open, self.top = [], 0, None, 0
+        keep = len(self.index["shards"])
+        while keep and self.index["shards"][keep - 1].get("open") == source:
+            keep -= 1
+        if keep < len(self.index["shards"]):
+            self._truncate(keep)
+            self._save()
+
+    def _flush(self):
+        """Write the buffered windows as one shard. A shard ends where its sources end, or holds only parts of
+        one source being read (`open`): a shard listed in the index never mixes finished sources with an
+        unfinished one, so a rerun never adds a source's windows twice."""
+        if self.buffer:
+            x = np.concatenate([b[0] for b in self.buffer])
+            ids = np.concatenate([b[1] for b in self.buffer])
+            self.buffer, self.buffered = [], 0
+            self._write_shard(x, ids, self.pending, self.open)
+        elif self.pending:  # sources whose windows are all in shards already (or had none): the last shard,
+            # which holds their last windows, completes them
+            if self.index["shards"]:
+                self.index["shards"][-1]["sources"].extend(self.pending)
+            self.index["sources"].extend(self.pending)
+            self._save()
         self.pending = []
 
-    def _write_shard(self, x, ids, sources):
+    def _write_shard(self, x, ids, sources, open_source=None):
         number = len(self.index["shards"])
         x_path, ids_path = _shard_paths(self.folder, number)
         _write_array(x_path, x)
         _write_array(ids_path, ids)
         shard = {"windows": int(len(x)), "digest": _array_digest(x), "subjects": _subject_sums(x, ids[:, 0]),
-                 "recording_range": [int(ids[:, 1].min()), int(ids[:, 1].max())], "sources": list(sources)}
+                 "recording_range": [int(ids[:, 1].min()), int(ids[:, 1].max())], "sources": list(sources),
+                 "open": open_source}
         self.index["shards"].append(shard)
         self.index["sources"].extend(sources)
         self.added += len(x)
@@ -322,8 +372,6 @@ class ShardedWindows:
 # --------------------------------------------------------------------------- preparation
 def uci_har_settings(step):
     """The settings of a corpus of UCI HAR's raw HAPT recordings: 9 channels, 128 samples at 50 Hz."""
-    from data_processing import hapt
-    from data_processing.har import CHANNEL_NAMES, RECIPE_VERSION
     return {"kind": "uci_har", "window": hapt.WINDOW, "step": int(step), "rate_hz": float(hapt.SAMPLE_RATE_HZ),
             "channels": list(CHANNEL_NAMES), "recipe_version": RECIPE_VERSION}
 
@@ -331,7 +379,6 @@ def uci_har_settings(step):
 def uci_har_sources(step):
     """(source name, x, subject, recording) per raw HAPT session: every window, labelled or not, of every
     subject (pretraining keeps the train subjects'), cut as --pretrain_data all cuts them."""
-    from data_processing import hapt
     sessions = hapt.read_hapt_sessions()
     for index, session in enumerate(sessions):
         x, subject, recording = hapt.recording_windows([session], {session.subject}, step)
@@ -343,14 +390,77 @@ def own_settings(dataset, settings, channels):
             "rate_hz": float(settings.target_rate_hz), "channels": list(channels)}
 
 
-def prepare(folder, datasets, settings, shard_windows=SHARD_WINDOWS, log=print):
-    """Prepare (or resume) the corpus in `folder` from `datasets` ("uci_har", "npz:PATH", "csv:DIR"; the same
-    channels) windowed by `settings` (a WindowSettings; UCI HAR: its step only). A dataset that cannot be read
-    is one line and left out; the others are prepared. Returns (index, failures)."""
-    from data_processing.recordings import dataset_digest, load_recordings
+@dataclasses.dataclass(frozen=True)
+class LargeCsv:
+    """How the files of a `large_csv:DIR` dataset are read (data_processing/large_csv.py)."""
+
+    columns: tuple = ("x", "y", "z")
+    time_column: str = "time"
+    label_column: str = ""
+    label_map: str = ""  # a CSV: annotation -> class (its `label_scheme` column, default the second)
+    label_scheme: str = ""
+    subject_pattern: str = r"(\d+)"
+    chunk_rows: int = 500_000
+
+
+def _large_csv_files(folder):
+    files = sorted(p for p in Path(folder).iterdir() if p.name.endswith((".csv", ".csv.gz")))
+    if not files:
+        raise UserError(f"large_csv:{folder}: no .csv or .csv.gz file in that folder")
+    return files
+
+
+def _add_large_csv(writer, folder, settings, options, log, failures):
+    """Each file of the folder, chunk by chunk, as one source; a bad file is one line, taken back out, and the
+    next file goes on."""
+    label_map = read_label_map(options.label_map, options.label_scheme) if options.label_map else None
+    if options.label_column and label_map is None:
+        raise UserError("--label_column needs --label_map (annotation -> class)")
+    classes = sorted(set(label_map.values()) - {""}) if label_map else []
+    for path in _large_csv_files(folder):
+        stat = path.stat()
+        name = f"{path}#{stat.st_size}-{stat.st_mtime_ns}"
+        if writer.done(name):
+            continue
+        start, count = time.time(), 0
+        try:
+            subject = subject_of(path, options.subject_pattern)
+            for windows, label, segment in stream_csv_windows(
+                    path, options.columns, settings, options.time_column, options.label_column, label_map, classes,
+                    options.chunk_rows):
+                writer.add(name, windows, np.full(len(windows), subject), segment, label, final=False)
+                count += len(windows)
+            writer.add(name, np.zeros((0, len(options.columns), settings.window), np.float32), [], [], final=True)
+            log(f"{path.name}: {count} windows, {count / max(time.time() - start, 1e-9):.0f} windows/s")
+        except CorpusWriteError:
+            raise
+        except UserError as err:
+            writer.discard(name)
+            failures.append(str(err))
+            log(f"left out: {err}")
+
+
+def prepare(folder, datasets, settings, shard_windows=SHARD_WINDOWS, log=print, large_csv=LargeCsv()):
+    """Prepare (or resume) the corpus in `folder` from `datasets` ("uci_har", "npz:PATH", "csv:DIR",
+    "large_csv:DIR"; the same channels) windowed by `settings` (a WindowSettings; UCI HAR: its step only). A
+    dataset or file that cannot be read is one line and left out; the others are prepared. Returns (index,
+    failures)."""
     writer, failures = None, []
     for dataset in datasets:
         try:
+            if dataset.startswith("large_csv:"):
+                folder_path = Path(dataset.split(":", 1)[1])
+                if not folder_path.is_dir():
+                    raise UserError(f"{dataset}: {folder_path} is not a folder")
+                wanted = {**own_settings(dataset, settings, large_csv.columns),
+                          "classes": sorted(set(read_label_map(large_csv.label_map, large_csv.label_scheme).values())
+                                            - {""}) if large_csv.label_map else []}
+                writer = writer or CorpusWriter(folder, wanted, shard_windows)
+                if writer.settings != wanted:
+                    raise UserError(f"columns {list(large_csv.columns)} or settings differ from the corpus's "
+                                    f"{writer.settings}")
+                _add_large_csv(writer, folder_path, settings, large_csv, log, failures)
+                continue
             if dataset == "uci_har":
                 wanted = uci_har_settings(settings.step)
                 writer = writer or CorpusWriter(folder, wanted, shard_windows)
