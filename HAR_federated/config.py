@@ -90,10 +90,13 @@ class FederationConfig(Config):
                 raise UserError(f"--backend flower cannot honour {', '.join('--' + n for n in changed or ['role'])}: "
                                 f"{'they are' if len(changed) > 1 else 'it is'} the socket server's (Flower's own "
                                 f"SuperLink and SuperNodes have their settings; --role takes local)")
-        # the one check across groups: a federated run refuses HARPretrainDataConfig's centralized-only field
+        # the checks across groups: a federated run refuses HARPretrainDataConfig's centralized-only fields
         if self.pretrain_extra:
             raise UserError("--pretrain_extra adds recordings to centralized pretraining: federated clients keep "
                             "their own data")
+        if self.pretrain_corpus:
+            raise UserError("--pretrain_corpus streams one corpus to centralized (or torchrun) pretraining: "
+                            "federated clients keep their own data")
         if "rocket_views" in getattr(self, "tasks", ()):  # its targets: the teacher on every client's views
             raise UserError("--tasks rocket_views is centralized only: a federation shares the rocket task's "
                             "MiniRocket PCA, not the teacher's answers on each client's views")

@@ -24,6 +24,9 @@ def test_the_federated_config_has_no_flag_it_ignores(tmp_path):
     # the teacher's answers on each client's own views would differ from client to client: centralized only
     with pytest.raises(UserError, match="rocket_views is centralized only"):
         parse_config(FederatedConfig, ["--tasks", "rocket_views"])
+    # one shared corpus streamed to every process is not a federation's data
+    with pytest.raises(UserError, match="--pretrain_corpus streams one corpus .* federated clients keep"):
+        parse_config(FederatedConfig, ["--pretrain_corpus", str(tmp_path)])
 
 
 def test_trimmed_mean_trims_at_least_one_client_or_is_refused(tmp_path):
