@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from data_processing.corpus import SHARD_WINDOWS, LargeCsv, prepare
+from data_processing.corpus import SHARD_WINDOWS, Corpus, LargeCsv, prepare
 from data_processing.recordings import WindowSettings
 from ground.errors import UserError, exit_on_user_error
 
@@ -38,6 +38,8 @@ def main(argv=None):
     parser.add_argument("--sample_rate_hz", type=float, default=0.0,
                         help="own recordings: their rate; 0: from the file (npz sample_rate_hz, CSV timestamps)")
     parser.add_argument("--shard_windows", type=int, default=SHARD_WINDOWS, help="windows per shard (at least)")
+    parser.add_argument("--verify", type=int, default=0, choices=(0, 1),
+                        help="1: read every shard back and check its digest and statistics against the index")
     large = parser.add_argument_group("large_csv:DIR (one large, possibly gzipped CSV per recording, read in chunks)")
     large.add_argument("--columns", nargs="+", default=["x", "y", "z"], help="the sensor columns, in channel order")
     large.add_argument("--time_column", default="time", help="time stamps (date-times) or seconds")
@@ -54,6 +56,9 @@ def main(argv=None):
     large_csv = LargeCsv(tuple(args.columns), args.time_column, args.label_column, args.label_map, args.label_scheme,
                          args.subject_pattern, args.chunk_rows)
     index, failures = prepare(Path(args.out), args.datasets, settings, args.shard_windows, large_csv=large_csv)
+    if args.verify:
+        Corpus(args.out).verify()
+        print(f"verified: every shard matches {Path(args.out) / 'corpus.json'}")
     windows = sum(s["windows"] for s in index["shards"])
     subjects = sorted({int(k) for s in index["shards"] for k in s["subjects"]})
     print(f"corpus {args.out}: {windows} windows of {len(subjects)} subjects in {len(index['shards'])} shards, "

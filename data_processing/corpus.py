@@ -288,6 +288,23 @@ class Corpus:
     def __len__(self):
         return len(self.subject)
 
+    def verify(self):
+        """Read every shard and check it against the index: its digest and its per-subject channel sums (the
+        statistics runs standardise by). One line naming the first shard that disagrees."""
+        for number, (shard, x) in enumerate(zip(self.index["shards"], self.shards)):
+            path = _shard_paths(self.folder, number)[0]
+            if _array_digest(x) != shard["digest"]:
+                raise UserError(f"corpus {self.folder}: {path} does not hold the windows its index describes (another "
+                                f"digest): rerun the preparation into a new folder")
+            ids = np.load(_shard_paths(self.folder, number)[1])
+            sums = _subject_sums(np.asarray(x), ids[:, 0])
+            recorded = shard["subjects"]
+            if set(sums) != set(recorded) or any(
+                    sums[k][0] != recorded[k][0] or not np.allclose(sums[k][1:], recorded[k][1:], rtol=1e-9)
+                    for k in sums):
+                raise UserError(f"corpus {self.folder}: the channel statistics in {self.folder / INDEX} disagree "
+                                f"with {path}: rerun the preparation into a new folder")
+
     @property
     def channels(self):
         return list(self.settings["channels"])

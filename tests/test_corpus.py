@@ -117,6 +117,18 @@ def test_a_corpus_whose_files_disagree_is_one_line_naming_the_file_and_a_rerun_r
 
 def test_an_index_that_disagrees_with_its_shards_is_refused(tmp_path):
     folder, index = prepared(tmp_path, [example(tmp_path)])
+    Corpus(folder).verify()
+    spoilt = json.loads(json.dumps(index))
+    subject = next(iter(spoilt["shards"][0]["subjects"]))
+    spoilt["shards"][0]["subjects"][subject][1][0] += 1.0
+    (folder / "corpus.json").write_text(json.dumps(spoilt))
+    with pytest.raises(UserError, match=r"channel statistics in .*corpus.json disagree with .*00000.npy"):
+        Corpus(folder).verify()
+    windows = np.load(folder / "shards" / "00000.npy")
+    windows[0, 0, 0] += 1
+    np.save(folder / "shards" / "00000.npy", windows)
+    with pytest.raises(UserError, match=r"00000.npy does not hold the windows its index describes"):
+        Corpus(folder).verify()
     index["shards"][0]["windows"] += 1
     (folder / "corpus.json").write_text(json.dumps(index))
     with pytest.raises(UserError, match=r"00000.npy holds float32 windows of shape .* the index says"):
