@@ -27,6 +27,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from common.config import parse_config
+from common.model import build_model, task_classes
+from common.training import MultiTaskTrainer
+from data_processing.corpus import CorpusWriter, uci_har_settings
+from data_processing.har import load_har, load_har_recordings
+from har_task import HARTask
+from HAR_centralized.config import HARPretrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = {"default": [], "thesis4": ["--model_heads", "1", "1", "1", "1", "--precompute", "0"]}
@@ -62,8 +71,6 @@ class MemoryWatch(threading.Thread):
 def build_corpus(folder, size, seed=0):
     """A corpus of `size` windows: the train subjects' HAPT windows at step 32, tiled with 1% jitter. Returns the
     seconds taken (nothing when it is already there and complete)."""
-    from data_processing.corpus import CorpusWriter, uci_har_settings
-    from data_processing.har import load_har_recordings, load_har
     if (folder / "corpus.json").exists() and json.loads((folder / "corpus.json").read_text()).get("complete"):
         return None
     start = time.time()
@@ -107,12 +114,6 @@ class Steps:
 
 
 def measure(args):
-    import torch
-    from common.config import parse_config
-    from common.model import build_model, task_classes
-    from common.training import MultiTaskTrainer
-    from HAR_centralized.config import HARPretrainConfig
-    from har_task import HARTask
 
     watch = MemoryWatch(args.stop_gib)
     watch.start()

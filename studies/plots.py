@@ -142,18 +142,23 @@ def plot_weighting_study(table, seconds_per_epoch, path, mode="linear"):
 def plot_scaling(points, opponent_scores, opponent, path):
     """The unlabelled-data scaling curve: macro-F1 against the pretraining windows (relative to the default's, log
     x), one line per label fraction ({fraction: [(windows, score)]}), the opponent's score dashed beside each."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 5))
     for i, (fraction, line) in enumerate(sorted(points.items())):
-        x, y = zip(*sorted(line))
-        ax.plot(x, y, marker="o", color=f"C{i}", label=f"encoder, {100 * fraction:g}% labels")
+        # up to 1x: shares of the recordings (new data); above: the same recordings cut denser (overlapping windows)
+        x, y = zip(*sorted(p for p in line if p[0] <= 1))
+        ax.plot(x, y, marker="o", color=f"C{i}", label=f"encoder, {100 * fraction:g}% labels (share of the recordings)")
+        denser = sorted(p for p in line if p[0] > 1)
+        if denser:
+            ax.plot(*zip(*denser), marker="s", linestyle="none", markerfacecolor="none", color=f"C{i}",
+                    label=f"encoder, {100 * fraction:g}% labels (all recordings, denser windows)")
         ax.axhline(opponent_scores[fraction], color=f"C{i}", linestyle="--", linewidth=1,
                    label=f"{opponent}, {100 * fraction:g}% labels")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("unlabelled pretraining windows (x the default's 21k)")
     ax.set_ylabel("macro-F1 on the test subjects (linear probe)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Does more unlabelled data help? The default recipe on UCI HAR")
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
