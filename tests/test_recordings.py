@@ -436,8 +436,12 @@ def test_extra_recordings_join_pretraining_only_and_need_the_same_channels(tmp_p
     assert len(both.x) == len(plain.x) + sum(extra_windows) and min(extra_windows) > 0
     assert both.features.shape == (len(both.x), plain.features.shape[1]) and np.isfinite(both.features).all()
     assert [e["dataset"] for e in both.record["pretrain_extra"]] == [f"csv:{extra_csv}", f"npz:{example_npz}"]
+    # the npz repeats the csv's windows, the test subject's among them: the encoder is transductive
+    assert both.record["transductive"]["in"] == [f"npz:{example_npz}"] and "transductive" not in plain.record
+    with pytest.raises(UserError, match="--transductive 1"):
+        HARTask(parse_config(HARClassifierConfig, base[:2])).labelled_splits(both.record)
     # the classifier's splits know nothing of them
-    classifier_task = HARTask(parse_config(HARClassifierConfig, base[:2]))
+    classifier_task = HARTask(parse_config(HARClassifierConfig, base[:2] + ["--transductive", "1"]))
     splits = classifier_task.labelled_splits(both.record)
     assert sum(len(s["y"]) for s in (splits.train, splits.val, splits.test)) == int((classifier_task.own.y >= 0).sum())
     three = write_npz(tmp_path / "three.npz", x=sine_windows(n=4, channels=3, length=256))
