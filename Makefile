@@ -8,9 +8,10 @@ $(VENV)/.installed: requirements.txt setup.py
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-# Flower (the federated engine for real fleets) and the test oracles are optional extras; the tests use both
+# Flower (the federated engine for real fleets), the test oracles and the device readers are optional extras;
+# the tests use them all
 $(VENV)/.flower: $(VENV)/.installed setup.py
-	$(VENV)/bin/pip install -q -e ".[flower,test,baselines]"
+	$(VENV)/bin/pip install -q -e ".[flower,test,baselines,devices]"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -50,18 +50,22 @@ def main(argv=None):
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--rate_hz", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channels", type=int, choices=(3, 6), default=6,
+                        help="3: the accelerometer only (as wrist devices record: beside a devices: corpus)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     out = Path(args.out)
-    sessions = [(s, i, *recording(s, i, args.rate_hz, rng)) for s in range(1, args.subjects + 1) for i in range(2)]
+    channels = CHANNELS[:args.channels]
+    sessions = [(s, i, samples[:, :args.channels], labels) for s in range(1, args.subjects + 1) for i in range(2)
+                for samples, labels in [recording(s, i, args.rate_hz, rng)]]
     if args.format == "csv":
         out.mkdir(parents=True, exist_ok=True)
         for subject, index, samples, labels in sessions:
             timestamps = np.arange(len(samples)) / args.rate_hz
-            header = ",".join(("timestamp", *CHANNELS, "label", "subject"))
+            header = ",".join(("timestamp", *channels, "label", "subject"))
             rows = np.column_stack([timestamps, samples, labels, np.full(len(labels), subject)])
             np.savetxt(out / f"subject{subject:02d}_session{index}.csv", rows, delimiter=",", header=header,
-                       comments="", fmt=["%.3f"] + ["%.5f"] * len(CHANNELS) + ["%d", "%d"])
+                       comments="", fmt=["%.3f"] + ["%.5f"] * len(channels) + ["%d", "%d"])
         print(f"{len(sessions)} recordings of {args.subjects} subjects at {args.rate_hz} Hz -> {out}/*.csv")
     else:
         # the npz format holds equal-length windows (or recordings): 2.56 s windows of the labelled stretches
@@ -76,7 +80,8 @@ def main(argv=None):
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, x=np.stack(xs).astype(np.float32), y=np.array(ys), subject=np.array(subjects),
                  sample_rate_hz=float(args.rate_hz))
-        print(f"{len(xs)} windows (6 x {window} at {args.rate_hz} Hz) of {args.subjects} subjects -> {out}")
+        print(f"{len(xs)} windows ({len(channels)} x {window} at {args.rate_hz} Hz) of {args.subjects} subjects "
+              f"-> {out}")
 
 
 if __name__ == "__main__":

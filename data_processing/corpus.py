@@ -37,6 +37,7 @@ from ground.io import atomic_write_json
 from ground.paths import CACHE_DIR
 from data_processing import hapt
 from data_processing.har import CHANNEL_NAMES, RECIPE_VERSION
+from data_processing.devices import DeviceOptions, device_files, device_windows, subject_table
 from data_processing.large_csv import read_label_map, stream_csv_windows, subject_of
 from data_processing.recordings import dataset_digest, load_recordings
 
@@ -420,8 +421,10 @@ class LargeCsv:
     chunk_rows: int = 500_000
 
 
-def _large_csv_files(folder):
-    files = sorted(p for p in Path(folder).iterdir() if p.name.endswith((".csv", ".csv.gz")))
+def _large_csv_files(folder, label_map=""):
+    """The folder's CSVs but the label map (Capture-24 ships its dictionary beside the recordings)."""
+    skip = Path(label_map).resolve() if label_map else None
+    files = sorted(p for p in Path(folder).iterdir() if p.name.endswith((".csv", ".csv.gz")) and p.resolve() != skip)
     if not files:
         raise UserError(f"large_csv:{folder}: no .csv or .csv.gz file in that folder")
     return files
@@ -434,7 +437,7 @@ def _add_large_csv(writer, folder, settings, options, log, failures):
     if options.label_column and label_map is None:
         raise UserError("--label_column needs --label_map (annotation -> class)")
     classes = sorted(set(label_map.values()) - {""}) if label_map else []
-    for path in _large_csv_files(folder):
+    for path in _large_csv_files(folder, options.label_map):
         stat = path.stat()
         name = f"{path}#{stat.st_size}-{stat.st_mtime_ns}"
         if writer.done(name):
@@ -457,14 +460,76 @@ def _add_large_csv(writer, folder, settings, options, log, failures):
             log(f"left out: {err}")
 
 
-def prepare(folder, datasets, settings, shard_windows=SHARD_WINDOWS, log=print, large_csv=LargeCsv()):
+def _add_devices(writer, folder, settings, options, log, failures):
+    """Each device file of the folder (data_processing/devices.py) as one source, its wear stretches as its
+    recordings; a bad file is one line, taken back out, and the next file goes on."""
+    table = subject_table(options.subjects_table) if options.subjects_table else None
+    for path in device_files(folder):
+        stat = path.stat()
+        name = f"{path}#{stat.st_size}-{stat.st_mtime_ns}"
+        if writer.done(name):
+            continue
+        start = time.time()
+        try:
+            if table is not None and path.name not in table:
+                raise UserError(f"{path}: not in --subjects_table {options.subjects_table}")
+            subject = table[path.name] if table is not None else subject_of(path, options.subject_pattern)
+            windows = device_windows(path, settings, options)
+            while True:
+                try:
+                    x, stretch = next(windows)
+                except StopIteration as done:
+                    info = done.value
+                    break
+                writer.add(name, x, np.full(len(x), subject), stretch, final=False)
+            writer.add(name, np.zeros((0, 3, settings.window), np.float32), [], [], final=True)
+            log(f"{path.name}: {info['windows']} windows ({info['device']}, {info['rate_hz']:g} Hz, "
+                f"{'calibrated' if info['calibrated'] else 'not calibrated: too few still hours'}, "
+                f"{info['nonwear_s'] / 60:.0f} of {(info['wear_s'] + info['nonwear_s']) / 60:.0f} min non-wear left "
+                f"out), {info['windows'] / max(time.time() - start, 1e-9):.0f} windows/s")
+        except CorpusWriteError:
+            raise
+        except UserError as err:
+            writer.discard(name)
+            failures.append(str(err))
+            log(f"left out: {err}")
+
+
+def _recordings_writer(writer, folder, wanted, shard_windows, what):
+    """The corpus writer for recordings of `wanted` settings: a corpus holds one kind of window, and unlabelled
+    windows (wanted without classes) join a corpus whose other sources name classes."""
+    if writer is None:
+        index = Path(folder) / "corpus.json"
+        try:
+            previous = json.loads(index.read_text()).get("settings") if index.is_file() else None
+        except (OSError, ValueError, AttributeError):
+            previous = None  # the writer names what is wrong with the index
+        if previous and not wanted.get("classes") and {**previous, "classes": []} == {**wanted, "classes": []}:
+            wanted = previous
+        writer = CorpusWriter(folder, wanted, shard_windows)
+    if {**writer.settings, "classes": []} != {**wanted, "classes": []} or (
+            wanted.get("classes") and writer.settings.get("classes") != wanted["classes"]):
+        raise UserError(f"{what} or settings differ from the corpus's {writer.settings}")
+    return writer
+
+
+def prepare(folder, datasets, settings, shard_windows=SHARD_WINDOWS, log=print, large_csv=LargeCsv(),
+            devices=DeviceOptions()):
     """Prepare (or resume) the corpus in `folder` from `datasets` ("uci_har", "npz:PATH", "csv:DIR",
-    "large_csv:DIR"; the same channels) windowed by `settings` (a WindowSettings; UCI HAR: its step only). A
-    dataset or file that cannot be read is one line and left out; the others are prepared. Returns (index,
-    failures)."""
+    "large_csv:DIR", "devices:DIR"; the same channels) windowed by `settings` (a WindowSettings; UCI HAR: its
+    step only). A dataset or file that cannot be read is one line and left out; the others are prepared.
+    Returns (index, failures)."""
     writer, failures = None, []
     for dataset in datasets:
         try:
+            if dataset.startswith("devices:"):
+                folder_path = Path(dataset.split(":", 1)[1])
+                if not folder_path.is_dir():
+                    raise UserError(f"{dataset}: {folder_path} is not a folder")
+                wanted = {**own_settings(dataset, settings, ("x", "y", "z")), "classes": []}
+                writer = _recordings_writer(writer, folder, wanted, shard_windows, "device files' channels x y z")
+                _add_devices(writer, folder_path, settings, devices, log, failures)
+                continue
             if dataset.startswith("large_csv:"):
                 folder_path = Path(dataset.split(":", 1)[1])
                 if not folder_path.is_dir():
@@ -472,10 +537,7 @@ def prepare(folder, datasets, settings, shard_windows=SHARD_WINDOWS, log=print, 
                 wanted = {**own_settings(dataset, settings, large_csv.columns),
                           "classes": sorted(set(read_label_map(large_csv.label_map, large_csv.label_scheme).values())
                                             - {""}) if large_csv.label_map else []}
-                writer = writer or CorpusWriter(folder, wanted, shard_windows)
-                if writer.settings != wanted:
-                    raise UserError(f"columns {list(large_csv.columns)} or settings differ from the corpus's "
-                                    f"{writer.settings}")
+                writer = _recordings_writer(writer, folder, wanted, shard_windows, f"columns {list(large_csv.columns)}")
                 _add_large_csv(writer, folder_path, settings, large_csv, log, failures)
                 continue
             if dataset == "uci_har":
