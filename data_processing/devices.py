@@ -7,8 +7,10 @@ Why these: scikit-digital-health reads .cwa and .bin natively (C readers; no Jav
 needs) and brings the field's calibration (van Hees et al. 2014, on still periods, with the device's temperature
 where it records one) and accelerometer-only non-wear detection (van Hees 2011/2013: thresholds on each
 window's standard deviation and range, then the 2013 rescoring of short wear stretches), so those are the
-published algorithms, not ours. Its 0.17 release dropped .gt3x; pygt3x, ActiGraph's reader, reads it and
-applies the device's own calibration; the same calibration check and non-wear detection then run on it.
+published algorithms, not ours. A non-wear stretch is the union of its still windows (skdh marks each window's
+first quarter only, which would leave three quarters of a window of table-top at a stretch's end in).
+scikit-digital-health 0.17 dropped .gt3x; pygt3x, ActiGraph's reader, reads it and applies the device's own
+calibration; the same calibration check and non-wear detection then run on it.
 
 One file is one recording; its subject is the number its name matches (`subject_pattern`) or a row of a small
 table (`file,subject`). Per file: the reader's samples and the device's time stamps (kept: a gap in them ends a
@@ -122,12 +124,21 @@ def read_device(path, sample_rate_hz=0.0, options=DeviceOptions()):
             time=time, accel=accel, fs=rate, temperature=data.get("temperature"))
     info["calibrated"] = "accel" in calibrated
     accel = np.asarray(calibrated.get("accel", accel))
+    if len(accel) < options.nonwear_window_min * 60 * rate:
+        raise UserError(f"{path}: {len(accel) / rate / 60:.0f} min long, shorter than the non-wear detector's window "
+                        f"(--nonwear_window_min {options.nonwear_window_min})")
+    skip_min = max(1, options.nonwear_window_min // 4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wear = skdh.preprocessing.AccelThresholdWearDetection(
-            window_length=options.nonwear_window_min, window_skip=max(1, options.nonwear_window_min // 4),
+            window_length=options.nonwear_window_min, window_skip=skip_min,
             apply_setup_criteria=bool(options.nonwear_rescore)).predict(time=time, accel=accel, fs=rate)["wear"]
-    wear = [(int(a), int(min(b, len(accel)))) for a, b in np.asarray(wear, np.int64).reshape(-1, 2) if b > a]
+    # skdh gives each window's verdict to its first `skip` minutes; a still window is still all through, so a
+    # non-wear stretch runs to the end of its last window: the wear after it starts that much later
+    tail = int((options.nonwear_window_min - skip_min) * 60 * rate)
+    wear = [(int(a) + (tail if a > 0 else 0), int(min(b, len(accel))))
+            for a, b in np.asarray(wear, np.int64).reshape(-1, 2)]
+    wear = [(a, b) for a, b in wear if b > a]
     info["wear_s"] = round(sum(b - a for a, b in wear) / rate, 1)
     info["nonwear_s"] = round(len(accel) / rate - info["wear_s"], 1)
     return time, accel, rate, wear, info
