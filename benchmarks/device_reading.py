@@ -18,15 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+from data_processing.corpus import Corpus, LargeCsv, prepare
+from data_processing.devices import DeviceOptions
+from data_processing.recordings import WindowSettings
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def child(fmt, folder, corpus):
-    from data_processing.corpus import Corpus, LargeCsv, prepare
-    from data_processing.devices import DeviceOptions
-    from data_processing.recordings import WindowSettings
-
     settings = WindowSettings(100.0, 50.0, 128, 64)
     start = time.time()
     if fmt == "csv":
@@ -51,8 +50,6 @@ def main():
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
-    from data.make_example_devices import write_example
-
     work = Path(args.work_dir)
     print("| format | file MB | write s | prepare s | windows | windows/s | samples/s | peak RSS GiB |")
     print("|---|---|---|---|---|---|---|---|")
@@ -60,8 +57,11 @@ def main():
         folder = work / fmt / "files"
         shutil.rmtree(work / fmt, ignore_errors=True)
         start = time.time()
-        (path,) = write_example(folder, formats=(fmt,), hours=args.hours, rate=100)
+        subprocess.run([sys.executable, str(REPO / "data" / "make_example_devices.py"), "--out", str(folder),
+                        "--formats", fmt, "--hours", str(args.hours), "--rate_hz", "100"], check=True,
+                       capture_output=True)
         written = time.time() - start
+        (path,) = [p for p in folder.iterdir() if p.name.startswith("P")]
         result = subprocess.run([sys.executable, __file__, "--child", fmt, str(folder), str(work / fmt / "corpus")],
                                 capture_output=True, text=True)
         if result.returncode:
