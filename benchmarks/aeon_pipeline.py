@@ -47,7 +47,7 @@ def main(argv=None):
     if args.pretrain_epochs:
         pipelines[f"encoder pretrained in fit ({args.pretrain_epochs} epochs) + ridge"] = lambda seed: make_pipeline(
             EncoderTransformer(epochs=args.pretrain_epochs, seed=seed), RidgeClassifierCV(np.logspace(-3, 3, 10)))
-    print(f"UCI HAR: {len(train.x)} train windows ({args.train_fraction:g} labelled), {len(test.x)} test windows")
+    print(f"UCI HAR: {len(train.x)} train windows ({args.train_fraction:.0%} labelled), {len(test.x)} test windows")
     print("| pipeline | macro-F1 | accuracy | fit s | predict s |")
     print("|---|---|---|---|---|")
     draws = 1 if args.train_fraction >= 1 else args.draws

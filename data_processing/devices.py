@@ -17,8 +17,9 @@ table (`file,subject`). Per file: the reader's samples and the device's time sta
 stretch, and the windows are cut on them); calibration when the file holds enough still periods (the reader's
 minimum, 72 hours: else the values as the device scaled them, said in the log); non-wear stretches found on
 `nonwear_window_min`-minute windows and left out (no window spans one); the wear stretches resampled to the
-target rate and windowed like large CSVs (data_processing/large_csv.py). The readers load a file whole: memory
-is about 40 bytes a sample (2.4 GB for a week at 100 Hz), one file at a time.
+target rate and windowed like large CSVs (data_processing/large_csv.py). The readers load a file whole: peak
+memory is about 130 bytes a sample (1.2 GiB for a day at 100 Hz, benchmarks/device_reading.py), one file at a
+time.
 """
 import dataclasses
 import warnings
