@@ -430,69 +430,71 @@ def _large_csv_files(folder, label_map=""):
     return files
 
 
+def _add_file(writer, path, channels, window, parts, log, failures):
+    """One file as one source, written part by part: parts() yields (windows, subject, recording, label) and
+    returns a note for the log. A bad file is one line, its parts taken back out, and the caller goes on."""
+    stat = path.stat()
+    name = f"{path}#{stat.st_size}-{stat.st_mtime_ns}"
+    if writer.done(name):
+        return
+    start, count = time.time(), 0
+    try:
+        read = parts()  # a generator: reading (and any UserError) starts at the first next()
+        while True:
+            try:
+                x, subject, recording, label = next(read)
+            except StopIteration as done:
+                note = done.value or ""
+                break
+            writer.add(name, x, np.full(len(x), subject), recording, label, final=False)
+            count += len(x)
+        writer.add(name, np.zeros((0, channels, window), np.float32), [], [], final=True)
+        log(f"{path.name}: {count} windows{note}, {count / max(time.time() - start, 1e-9):.0f} windows/s")
+    except CorpusWriteError:
+        raise
+    except UserError as err:
+        writer.discard(name)
+        failures.append(str(err))
+        log(f"left out: {err}")
+
+
 def _add_large_csv(writer, folder, settings, options, log, failures):
-    """Each file of the folder, chunk by chunk, as one source; a bad file is one line, taken back out, and the
-    next file goes on."""
+    """Each file of the folder, chunk by chunk, as one source."""
     label_map = read_label_map(options.label_map, options.label_scheme) if options.label_map else None
     if options.label_column and label_map is None:
         raise UserError("--label_column needs --label_map (annotation -> class)")
     classes = sorted(set(label_map.values()) - {""}) if label_map else []
+
+    def parts(path):
+        subject = subject_of(path, options.subject_pattern)
+        for windows, label, segment in stream_csv_windows(
+                path, options.columns, settings, options.time_column, options.label_column, label_map, classes,
+                options.chunk_rows):
+            yield windows, subject, segment, label
+
     for path in _large_csv_files(folder, options.label_map):
-        stat = path.stat()
-        name = f"{path}#{stat.st_size}-{stat.st_mtime_ns}"
-        if writer.done(name):
-            continue
-        start, count = time.time(), 0
-        try:
-            subject = subject_of(path, options.subject_pattern)
-            for windows, label, segment in stream_csv_windows(
-                    path, options.columns, settings, options.time_column, options.label_column, label_map, classes,
-                    options.chunk_rows):
-                writer.add(name, windows, np.full(len(windows), subject), segment, label, final=False)
-                count += len(windows)
-            writer.add(name, np.zeros((0, len(options.columns), settings.window), np.float32), [], [], final=True)
-            log(f"{path.name}: {count} windows, {count / max(time.time() - start, 1e-9):.0f} windows/s")
-        except CorpusWriteError:
-            raise
-        except UserError as err:
-            writer.discard(name)
-            failures.append(str(err))
-            log(f"left out: {err}")
+        _add_file(writer, path, len(options.columns), settings.window, lambda: parts(path), log, failures)
 
 
 def _add_devices(writer, folder, settings, options, log, failures):
     """Each device file of the folder (data_processing/devices.py) as one source, its wear stretches as its
-    recordings; a bad file is one line, taken back out, and the next file goes on."""
+    recordings."""
     table = subject_table(options.subjects_table) if options.subjects_table else None
-    for path in device_files(folder):
-        stat = path.stat()
-        name = f"{path}#{stat.st_size}-{stat.st_mtime_ns}"
-        if writer.done(name):
-            continue
-        start = time.time()
-        try:
-            if table is not None and path.name not in table:
-                raise UserError(f"{path}: not in --subjects_table {options.subjects_table}")
-            subject = table[path.name] if table is not None else subject_of(path, options.subject_pattern)
-            windows = device_windows(path, settings, options)
-            while True:
-                try:
-                    x, stretch = next(windows)
-                except StopIteration as done:
-                    info = done.value
-                    break
-                writer.add(name, x, np.full(len(x), subject), stretch, final=False)
-            writer.add(name, np.zeros((0, 3, settings.window), np.float32), [], [], final=True)
-            log(f"{path.name}: {info['windows']} windows ({info['device']}, {info['rate_hz']:g} Hz, "
+
+    def parts(path):
+        if table is not None and path.name not in table:
+            raise UserError(f"{path}: not in --subjects_table {options.subjects_table}")
+        subject = table[path.name] if table is not None else subject_of(path, options.subject_pattern)
+        info, windows = device_windows(path, settings, options)
+        for x, stretch in windows:
+            yield x, subject, stretch, None
+        return (f" ({info['device']}, {info['rate_hz']:g} Hz, "
                 f"{'calibrated' if info['calibrated'] else 'not calibrated: too few still hours'}, "
-                f"{info['nonwear_s'] / 60:.0f} of {(info['wear_s'] + info['nonwear_s']) / 60:.0f} min non-wear left "
-                f"out), {info['windows'] / max(time.time() - start, 1e-9):.0f} windows/s")
-        except CorpusWriteError:
-            raise
-        except UserError as err:
-            writer.discard(name)
-            failures.append(str(err))
-            log(f"left out: {err}")
+                f"{info['nonwear_s'] / 60:.0f} of {(info['wear_s'] + info['nonwear_s']) / 60:.0f} min non-wear "
+                f"left out)")
+
+    for path in device_files(folder):
+        _add_file(writer, path, 3, settings.window, lambda: parts(path), log, failures)
 
 
 def _recordings_writer(writer, folder, wanted, shard_windows, what):

@@ -146,22 +146,24 @@ def read_device(path, sample_rate_hz=0.0, options=DeviceOptions()):
 
 
 def device_windows(path, settings, options=DeviceOptions()):
-    """Yields (windows (n, 3, W) float32, stretch (n,)) of a device file's wear stretches (split where the time
-    stamps have a gap), then returns its info."""
+    """(info, windows): the file read at once (read_device), then its wear stretches (split where the time stamps
+    have a gap) as (windows (n, 3, W) float32, stretch (n,)) pairs, made as they are asked for."""
     time, accel, rate, wear, info = read_device(path, settings.sample_rate_hz, options)
     time = time - time[0]  # seconds since the first sample: float64 keeps microseconds
-    count = stretch = 0
-    for start, stop in wear:
-        breaks = np.flatnonzero(np.diff(time[start:stop]) > GAP_S) + 1
-        for piece in np.split(np.arange(start, stop), breaks):
-            if len(piece) < 2:
-                continue
-            resampler = _Resampler(rate, settings.target_rate_hz, 3)
-            unlabelled = np.full(len(piece), -1, np.int64)
-            windows, _ = _Windower(settings.window, settings.step)(*resampler(time[piece], accel[piece], unlabelled))
-            if len(windows):
-                count += len(windows)
-                yield windows, np.full(len(windows), stretch, np.int64)
-            stretch += 1
-    info["windows"] = count
-    return info
+
+    def stretches():
+        stretch = 0
+        for start, stop in wear:
+            breaks = np.flatnonzero(np.diff(time[start:stop]) > GAP_S) + 1
+            for piece in np.split(np.arange(start, stop), breaks):
+                if len(piece) < 2:
+                    continue
+                resampler = _Resampler(rate, settings.target_rate_hz, 3)
+                unlabelled = np.full(len(piece), -1, np.int64)
+                windows, _ = _Windower(settings.window, settings.step)(*resampler(time[piece], accel[piece],
+                                                                                    unlabelled))
+                if len(windows):
+                    yield windows, np.full(len(windows), stretch, np.int64)
+                stretch += 1
+
+    return info, stretches()

@@ -49,8 +49,9 @@ def test_each_format_reads_back_at_the_devices_time_stamps_with_the_table_stretc
         worn[start:stop] = True
     minute = 60 * RATE
     assert worn[:12 * minute - 1].all() and not worn[12 * minute:18 * minute].any() and worn[18 * minute:n - 1].all()
-    windows = device_windows(tmp_path / f"P1.{fmt}", WindowSettings(RATE, 50.0, 128, 64), OPTIONS)
+    info, windows = device_windows(tmp_path / f"P1.{fmt}", WindowSettings(RATE, 50.0, 128, 64), OPTIONS)
     parts = list(windows)
+    assert info["file"] == f"P1.{fmt}" and info["nonwear_s"] >= 6 * 60 - 1
     assert len(parts) == 2 and all(x.shape[1:] == (3, 128) and x.dtype == np.float32 for x, _ in parts)
     assert [int(s[0]) for _, s in parts] == [0, 1]  # the wear stretches are the file's recordings
 
